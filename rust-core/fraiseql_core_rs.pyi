@@ -1,0 +1,315 @@
+"""Type stubs for the compiled module `fraiseql_core_rs` (the Rust core of fraiseql-fastapi).
+
+Every class is available both here and in the submodule `fraiseql_core_rs.subscriptions`.
+Checked against the compiled module by `python -m mypy.stubtest fraiseql_core_rs`.
+"""
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from types import ModuleType
+from typing import Any, ClassVar, Literal, TypedDict, final
+
+__all__ = [
+    "PyEvent",
+    "PyEventBusConfig",
+    "PyGraphQLMessage",
+    "PySubscriptionExecutor",
+    "PySubscriptionPayload",
+    "__version__",
+    "subscriptions",
+]
+
+__version__: str
+
+#: The same classes, as the submodule the original plan names.
+subscriptions: ModuleType
+
+OverflowPolicy = Literal["lag", "drop_oldest"]
+ResolverScope = Literal["global", "tenant", "user", "subscription"]
+FilterOp = Literal["eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "contains"]
+
+class VariableFilter(TypedDict, total=False):
+    """`{"field": "room_id", "op": "eq", "variable": "roomId"}`: compare a field of the event
+    data (a dotted path) with one of the subscription's variables. A variable that is absent or
+    null disables the filter."""
+
+    field: str
+    op: FilterOp
+    variable: str
+
+class ValueFilter(TypedDict, total=False):
+    """`{"field": "price", "op": "gt", "value": 10}`: compare a field with a constant."""
+
+    field: str
+    op: FilterOp
+    value: Any
+
+#: A resolver: `(event, variables, context) -> result | None`, sync or async. The result (a
+#: JSON-compatible value) is the root field's value; None sends nothing.
+Resolver = Callable[["PyEvent", Any, Any], Any]
+
+@final
+class PyEvent:
+    """The event passed to resolvers as their first argument."""
+
+    @property
+    def id(self) -> int:
+        """Sequence number of the event in this executor."""
+    @property
+    def channel(self) -> str: ...
+    @property
+    def event_type(self) -> str: ...
+    @property
+    def data(self) -> Any:
+        """The data given to `publish_event`, as given."""
+    @property
+    def tenant_id(self) -> str | None: ...
+    @property
+    def user_id(self) -> str | None: ...
+    @property
+    def ts(self) -> float:
+        """Publish time, seconds since the Unix epoch."""
+
+class Metrics(TypedDict):
+    """What `PySubscriptionExecutor.get_metrics()` returns."""
+
+    active_connections: int
+    active_subscriptions: int
+    channels: int
+    resolution_groups: int
+    queued_frames: int
+    events_published: int
+    events_delivered: int
+    frames_queued: int
+    frames_sent: int
+    events_filtered_event_type: int
+    events_filtered_tenant: int
+    events_filtered_user: int
+    events_filtered_args: int
+    subscriptions_registered: int
+    subscriptions_refused: int
+    subscriptions_completed: int
+    resolver_calls: int
+    resolver_errors: int
+    resolver_skips: int
+    queue_overflows: int
+    frames_dropped: int
+    pending_resolutions: int
+    bus_type: str
+
+@final
+class PySubscriptionExecutor:
+    """The subscription engine: registry, channel index, filters and security checks, resolver
+    grouping, projection, bounded per-connection queues and metrics.
+
+    Frames are complete graphql-transport-ws messages. Per connection they are queued in order;
+    when a queue is full, `overflow_policy` applies: "lag" (default) ends the overflowing
+    subscription with an `error` whose `extensions.code` is "EVENTS_LAGGED", "drop_oldest"
+    drops the connection's oldest frame.
+    """
+
+    def __new__(
+        cls,
+        config: PyEventBusConfig | None = None,
+        *,
+        max_queue: int = 1000,
+        overflow_policy: OverflowPolicy = "lag",
+    ) -> PySubscriptionExecutor: ...
+    @property
+    def config(self) -> PyEventBusConfig:
+        """The event bus configuration (memory unless given)."""
+    def open_connection(
+        self,
+        connection_id: str,
+        on_frames: Callable[[], object] | None = None,
+        *,
+        max_queue: int | None = None,
+        overflow_policy: OverflowPolicy | None = None,
+    ) -> None:
+        """Opens or reconfigures a connection. `on_frames()` is called when the connection's
+        queue goes from empty to non-empty (once until the next `drain`)."""
+    def register_subscription(
+        self,
+        connection_id: str,
+        subscription_id: str,
+        query: str,
+        operation_name: str | None = None,
+        variables: Mapping[str, Any] | None = None,
+        user_id: str | None = None,
+        tenant_id: str | None = None,
+        *,
+        operation_id: str | None = None,
+        channels: Sequence[str] | None = None,
+        event_types: Sequence[str] | None = None,
+        resolver: Resolver | None = None,
+        resolver_scope: ResolverScope = "user",
+        context: Any = None,
+        filters: Sequence[VariableFilter | ValueFilter] | None = None,
+    ) -> None:
+        """Registers a subscription (ids are unique per executor; `operation_id`, default the
+        subscription id, is the id written in its frames).
+
+        The channel defaults to the root field's name. Without a resolver the event data is the
+        root field's value; a resolver is called once per event for all subscriptions sharing
+        it, its variables and its `resolver_scope`, with `context` (default: a dict of user_id
+        and tenant_id).
+
+        Raises ValueError (invalid document, filter or option; duplicate id), TypeError (wrong
+        types, non-JSON variables), PermissionError (variables naming another user or tenant).
+        """
+    def publish_event(
+        self,
+        event_type: str,
+        channel: str,
+        data: Any,
+        tenant_id: str | None = None,
+        user_id: str | None = None,
+    ) -> int:
+        """Dispatches an event; returns how many subscriptions got a frame now. An event with a
+        tenant_id (user_id) reaches only subscriptions of that tenant (user)."""
+    def publish_event_async(
+        self,
+        event_type: str,
+        channel: str,
+        data: Any,
+        tenant_id: str | None = None,
+        user_id: str | None = None,
+    ) -> Awaitable[int]:
+        """As `publish_event`; the awaitable resolves once async resolvers have delivered too."""
+    def next_event(self, subscription_id: str) -> bytes | None:
+        """The oldest queued frame of the subscription. KeyError if unknown."""
+    def drain(self, connection_id: str) -> list[str]:
+        """Every queued frame of the connection, oldest first, as text. KeyError if unknown."""
+    def complete_subscription(self, subscription_id: str) -> None:
+        """Ends a subscription and drops its queued frames. KeyError if unknown."""
+    def remove_connection(self, connection_id: str) -> int:
+        """Removes a connection and all its subscriptions and frames; returns how many
+        subscriptions were active. KeyError if unknown."""
+    def is_active(self, subscription_id: str) -> bool: ...
+    def connection_subscriptions(self, connection_id: str) -> list[str]:
+        """Ids of the connection's active subscriptions. KeyError if unknown."""
+    def get_metrics(self) -> Metrics: ...
+
+#: The `type` of a graphql-transport-ws message.
+GraphQLMessageType = Literal[
+    "connection_init",
+    "connection_ack",
+    "ping",
+    "pong",
+    "subscribe",
+    "next",
+    "error",
+    "complete",
+]
+
+@final
+class PySubscriptionPayload:
+    """The payload of a `subscribe` message. Every field can be read and set."""
+
+    query: str
+    operation_name: str | None
+    extensions: dict[str, Any] | None
+    def __new__(
+        cls,
+        query: str,
+        operation_name: str | None = None,
+        variables: dict[str, Any] | None = None,
+        extensions: dict[str, Any] | None = None,
+    ) -> PySubscriptionPayload:
+        """`variables` defaults to a new empty dict; the dicts given are kept, not copied."""
+    @property
+    def variables(self) -> dict[str, Any]:
+        """The operation's variables (never None: setting None stores a new empty dict)."""
+    @variables.setter
+    def variables(self, value: dict[str, Any] | None) -> None: ...
+    def to_dict(self) -> dict[str, Any]:
+        """The wire form: `{"query", "operationName", "variables", "extensions"}`, without
+        `extensions` when it is None. `variables` and `extensions` are shallow copies."""
+    def __eq__(self, other: object, /) -> bool: ...
+    __hash__: ClassVar[None]  # type: ignore[assignment]
+
+@final
+class PyGraphQLMessage:
+    """A validated graphql-transport-ws message (immutable).
+
+    The rules are graphql-ws's `validateMessage`: connection_init, connection_ack, ping and pong
+    take an optional object payload and no id; subscribe, next, error and complete need a
+    non-empty string id; subscribe needs a payload object with a string `query` (and
+    `operationName` a string or null, `variables` and `extensions` objects or null, when given);
+    next needs an object payload; error needs a non-empty list of objects, each with a string
+    `message`. Invalid messages raise ValueError naming the property and the JSON type found,
+    e.g. `"subscribe" message expects the 'query' property in the payload to be a string, but
+    got number`. Properties outside the protocol are dropped.
+    """
+
+    def __new__(cls, type: str, id: str | None = None, payload: Any = None) -> PyGraphQLMessage:
+        """Builds and validates a message. ValueError for an invalid message, also for an `id`
+        on a connection-level type or a `payload` on `complete`; TypeError for a payload that is
+        not made of dict (str keys), list, tuple, str, int, float, bool and None."""
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> PyGraphQLMessage:
+        """Validates a message given as a dict, e.g. from `json.loads`. Same errors as the
+        constructor, except that a stray `id` or `payload` is dropped rather than refused."""
+    @staticmethod
+    def parse(text: str | bytes) -> PyGraphQLMessage:
+        """Parses and validates a WebSocket frame: text, or bytes holding UTF-8 JSON. Raises
+        ValueError for anything that is not a valid message (`Message is not valid JSON: ...`
+        for bad JSON) and TypeError for an argument that is neither str nor bytes."""
+    @property
+    def type(self) -> GraphQLMessageType: ...
+    @property
+    def id(self) -> str | None:
+        """The operation id; None for connection_init, connection_ack, ping and pong."""
+    @property
+    def payload(self) -> Any:
+        """The payload as Python objects (a new copy on each access), or None. Integers keep
+        every digit; numbers with a fraction or exponent are floats."""
+    def to_dict(self) -> dict[str, Any]:
+        """`{"type": ...}` plus `"id"` and `"payload"` when present."""
+    def to_json(self) -> str:
+        """The message as compact JSON text, ready to send."""
+    def subscribe_payload(self) -> PySubscriptionPayload:
+        """The payload of a `subscribe` message (missing variables become an empty dict).
+        ValueError for any other message type."""
+    def __eq__(self, other: object, /) -> bool: ...
+    __hash__: ClassVar[None]  # type: ignore[assignment]
+
+# --- event bus configuration (rust-core/src/subscriptions/bus/config.rs) --------------------
+
+#: The kind of event bus.
+EventBusType = Literal["memory", "redis", "postgresql"]
+
+@final
+class PyEventBusConfig:
+    """Which event bus carries subscription events (immutable, hashable).
+
+    Built with `memory()`, `redis(...)` or `postgresql(...)`; the last two validate their
+    input with the same parsers the bus clients use and raise ValueError when it is invalid.
+    Passwords are replaced by `***` in error messages and in `repr()`.
+    """
+
+    @staticmethod
+    def memory() -> PyEventBusConfig:
+        """In-process bus: a single worker."""
+    @staticmethod
+    def redis(url: str, consumer_group: str = "fraiseql-subscriptions") -> PyEventBusConfig:
+        """Redis bus. `url` is a redis://, rediss://, unix:// or redis+unix:// URL (redis:// and
+        rediss:// need a host), e.g. `redis://:password@localhost:6379/0`; `consumer_group`
+        must not be empty."""
+    @staticmethod
+    def postgresql(connection_string: str) -> PyEventBusConfig:
+        """PostgreSQL bus. `connection_string` is a postgresql:// or postgres:// URL or a libpq
+        key=value DSN such as `host=127.0.0.1 dbname=app user=app`, and must name a host."""
+    @property
+    def bus_type(self) -> EventBusType: ...
+    @property
+    def url(self) -> str | None:
+        """The Redis URL as given (password included); None for other buses."""
+    @property
+    def consumer_group(self) -> str | None:
+        """The Redis consumer group; None for other buses."""
+    @property
+    def connection_string(self) -> str | None:
+        """The PostgreSQL connection string as given (password included); None for other
+        buses."""
+    def __eq__(self, other: object, /) -> bool: ...
+    def __hash__(self) -> int: ...

@@ -1,0 +1,803 @@
+//! The Python face of the engine: `PySubscriptionExecutor` and `PyEvent`, plus the module init.
+//!
+//! Locking rule: the registry mutex is never held while calling into Python, and no thread
+//! attaches to Python while holding it, so the GIL and the mutex cannot deadlock. Dispatch runs
+//! detached from Python; resolvers run attached, once per group, without the mutex.
+
+use super::bus::config::{EventBusConfig, PyEventBusConfig};
+use super::event::Event;
+use super::executor::{
+    GroupRef, Pending, QueueDefaults, RegisterError, Registry, Resolution, ResolverScope,
+    ResolverSpec, SubscriptionSpec,
+};
+use super::filter::{FilterOp, FilterSpec, Operand};
+use super::message::{PyGraphQLMessage, PySubscriptionPayload};
+use super::plan::{self, ProjectionPlan};
+use super::py_value::{to_json, to_json_map};
+use super::queue::{FrameBody, OverflowPolicy, SubKey};
+use super::security::SecurityContext;
+use parking_lot::Mutex;
+use pyo3::exceptions::{PyKeyError, PyPermissionError, PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBytes, PyDict, PyList, PyString};
+use rustc_hash::FxHashMap;
+use serde_json::{Map, Value};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Registers the classes of the `subscriptions` module on `m`.
+pub fn init_subscriptions(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PySubscriptionPayload>()?;
+    m.add_class::<PyGraphQLMessage>()?;
+    m.add_class::<PySubscriptionExecutor>()?;
+    m.add_class::<PyEventBusConfig>()?;
+    m.add_class::<PyEvent>()?;
+    Ok(())
+}
+
+/// Most distinct documents whose compiled plans are kept.
+const PLAN_CACHE_CAPACITY: usize = 1024;
+
+/// A resolver with what it is called with: one per resolution group.
+struct PyResolver {
+    func: Py<PyAny>,
+    variables: Py<PyAny>,
+    context: Py<PyAny>,
+    /// The root field name, for error messages.
+    field: String,
+}
+
+type PyRegistry = Registry<Arc<PyResolver>, Py<PyAny>>;
+
+/// query text -> [(operation name, plan)]; only plans that do not depend on variables.
+type PlanCache = FxHashMap<Box<str>, Vec<(Option<Box<str>>, Arc<ProjectionPlan>)>>;
+
+struct Shared {
+    registry: Mutex<PyRegistry>,
+    plans: Mutex<PlanCache>,
+    next_event_id: AtomicU64,
+    /// Async resolutions in flight, held so asyncio cannot collect their tasks early.
+    tasks: Mutex<FxHashMap<u64, Py<PyAny>>>,
+    next_task_id: AtomicU64,
+}
+
+impl Shared {
+    /// Runs `f` on the registry, then (attached) wakes the connections that got frames and drops
+    /// what the registry released, both outside the lock.
+    fn with_registry<T>(&self, py: Python<'_>, f: impl FnOnce(&mut PyRegistry) -> T + Send) -> T
+    where
+        T: Send,
+    {
+        let out = py.detach(|| f(&mut self.registry.lock()));
+        self.wake(py);
+        out
+    }
+
+    fn wake(&self, py: Python<'_>) {
+        let (wakers, released) = {
+            let mut reg = self.registry.lock();
+            let wakers: Vec<Py<PyAny>> = reg
+                .take_wakeups()
+                .into_iter()
+                .map(|w| w.clone_ref(py))
+                .collect();
+            (wakers, reg.take_released())
+        };
+        drop(released);
+        for waker in wakers {
+            if let Err(err) = waker.call0(py) {
+                err.write_unraisable(py, Some(waker.bind(py)));
+            }
+        }
+    }
+
+    fn plan(
+        &self,
+        py: Python<'_>,
+        query: &str,
+        operation_name: Option<&str>,
+        variables: &Map<String, Value>,
+    ) -> PyResult<Arc<ProjectionPlan>> {
+        if let Some(entries) = self.plans.lock().get(query) {
+            if let Some((_, p)) = entries
+                .iter()
+                .find(|(op, _)| op.as_deref() == operation_name)
+            {
+                return Ok(p.clone());
+            }
+        }
+        let compiled = py
+            .detach(|| plan::compile(query, operation_name, variables))
+            .map_err(PyValueError::new_err)?;
+        let compiled = Arc::new(compiled);
+        if !compiled.depends_on_variables {
+            let mut plans = self.plans.lock();
+            if plans.len() >= PLAN_CACHE_CAPACITY {
+                plans.clear();
+            }
+            plans
+                .entry(query.into())
+                .or_default()
+                .push((operation_name.map(Into::into), compiled.clone()));
+        }
+        Ok(compiled)
+    }
+}
+
+/// The event handed to resolvers as their first argument.
+#[pyclass(name = "PyEvent", module = "fraiseql_core_rs", frozen)]
+pub struct PyEvent {
+    #[pyo3(get)]
+    id: u64,
+    #[pyo3(get)]
+    channel: String,
+    #[pyo3(get)]
+    event_type: String,
+    #[pyo3(get)]
+    data: Py<PyAny>,
+    #[pyo3(get)]
+    tenant_id: Option<String>,
+    #[pyo3(get)]
+    user_id: Option<String>,
+    /// Publish time, seconds since the Unix epoch.
+    #[pyo3(get)]
+    ts: f64,
+}
+
+#[pymethods]
+impl PyEvent {
+    fn __repr__(&self) -> String {
+        format!(
+            "PyEvent(id={}, channel={:?}, event_type={:?})",
+            self.id, self.channel, self.event_type
+        )
+    }
+}
+
+/// The subscription engine: registry, dispatch, projection, queues and metrics.
+#[pyclass(name = "PySubscriptionExecutor", module = "fraiseql_core_rs", frozen)]
+pub struct PySubscriptionExecutor {
+    shared: Arc<Shared>,
+    config: EventBusConfig,
+}
+
+fn policy_arg(name: Option<&str>, default: OverflowPolicy) -> PyResult<OverflowPolicy> {
+    name.map_or(Ok(default), |n| {
+        OverflowPolicy::parse(n).map_err(PyValueError::new_err)
+    })
+}
+
+fn capacity_arg(value: Option<usize>, default: usize) -> PyResult<usize> {
+    match value {
+        Some(0) => Err(PyValueError::new_err("max_queue must be at least 1")),
+        Some(v) => Ok(v),
+        None => Ok(default),
+    }
+}
+
+fn strings_arg(obj: Option<&Bound<'_, PyAny>>, what: &str) -> PyResult<Option<Vec<String>>> {
+    let Some(obj) = obj.filter(|o| !o.is_none()) else {
+        return Ok(None);
+    };
+    if obj.is_instance_of::<PyString>() {
+        return Err(PyTypeError::new_err(format!(
+            "{what} must be a list of str, not a single str"
+        )));
+    }
+    let mut out = Vec::new();
+    for item in obj.try_iter()? {
+        out.push(
+            item?
+                .extract::<String>()
+                .map_err(|_| PyTypeError::new_err(format!("{what} must contain only str")))?,
+        );
+    }
+    Ok(Some(out))
+}
+
+fn filters_arg(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<FilterSpec>> {
+    let Some(obj) = obj.filter(|o| !o.is_none()) else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for item in obj.try_iter()? {
+        let item = item?;
+        let dict = item.cast::<PyDict>().map_err(|_| {
+            PyTypeError::new_err(
+                "each filter must be a dict {\"field\": str, \"op\": str, \"variable\": str} or with \"value\"",
+            )
+        })?;
+        let field: String = dict
+            .get_item("field")?
+            .ok_or_else(|| PyValueError::new_err("filter is missing \"field\""))?
+            .extract()?;
+        let op = match dict.get_item("op")? {
+            Some(op) => FilterOp::parse(&op.extract::<String>()?).map_err(PyValueError::new_err)?,
+            None => FilterOp::Eq,
+        };
+        let operand = match (dict.get_item("variable")?, dict.get_item("value")?) {
+            (Some(v), None) => Operand::Variable(v.extract()?),
+            (None, Some(v)) => Operand::Value(to_json(&v, "filter value")?),
+            _ => {
+                return Err(PyValueError::new_err(format!(
+                    "filter on \"{field}\" needs exactly one of \"variable\" or \"value\""
+                )))
+            }
+        };
+        out.push(FilterSpec { field, op, operand });
+    }
+    Ok(out)
+}
+
+fn now_seconds() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+fn exception_message(py: Python<'_>, err: &PyErr) -> String {
+    let text = err
+        .value(py)
+        .str()
+        .map(|s| s.to_string())
+        .unwrap_or_default();
+    if text.is_empty() {
+        err.get_type(py)
+            .name()
+            .map(|n| n.to_string())
+            .unwrap_or_else(|_| "Resolver error".into())
+    } else {
+        text
+    }
+}
+
+/// Turns what a resolver returned (not an awaitable) into a resolution.
+fn resolution_of(result: &Bound<'_, PyAny>, field: &str) -> Resolution {
+    if result.is_none() {
+        return Resolution::Skip;
+    }
+    match to_json(result, &format!("result of the resolver of \"{field}\"")) {
+        Ok(v) => Resolution::Value(v),
+        Err(e) => Resolution::Error(exception_message(result.py(), &e)),
+    }
+}
+
+static GET_RUNNING_LOOP: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static ENSURE_FUTURE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+fn running_loop(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    GET_RUNNING_LOOP
+        .import(py, "asyncio", "get_running_loop")?
+        .call0()
+}
+
+/// Completion of one publish that involved async resolvers: the future resolves to the number
+/// of subscriptions that got a frame once every group is delivered.
+struct PublishWaiter {
+    future: Py<PyAny>,
+    remaining: AtomicUsize,
+    delivered: AtomicUsize,
+}
+
+impl PublishWaiter {
+    fn finish_one(&self, py: Python<'_>, delivered: usize) {
+        self.delivered.fetch_add(delivered, Ordering::SeqCst);
+        if self.remaining.fetch_sub(1, Ordering::SeqCst) == 1 {
+            set_future_result(
+                py,
+                self.future.bind(py),
+                self.delivered.load(Ordering::SeqCst),
+            );
+        }
+    }
+}
+
+fn set_future_result(py: Python<'_>, future: &Bound<'_, PyAny>, value: usize) {
+    let done = future
+        .call_method0("done")
+        .and_then(|d| d.is_truthy())
+        .unwrap_or(true);
+    if !done {
+        if let Err(e) = future.call_method1("set_result", (value,)) {
+            e.write_unraisable(py, Some(future));
+        }
+    }
+}
+
+/// Done-callback of an async resolver's task: delivers the group's result in order.
+#[pyclass(module = "fraiseql_core_rs", frozen)]
+struct ResolverDone {
+    shared: Arc<Shared>,
+    task_id: u64,
+    group: GroupRef,
+    seq: u64,
+    subs: Mutex<Vec<SubKey>>,
+    field: String,
+    waiter: Option<Arc<PublishWaiter>>,
+}
+
+#[pymethods]
+impl ResolverDone {
+    fn __call__(&self, py: Python<'_>, task: &Bound<'_, PyAny>) {
+        let task_ref = self.shared.tasks.lock().remove(&self.task_id);
+        drop(task_ref);
+        let cancelled = task
+            .call_method0("cancelled")
+            .and_then(|c| c.is_truthy())
+            .unwrap_or(false);
+        let resolution = if cancelled {
+            Resolution::Skip
+        } else {
+            match task.call_method0("result") {
+                Ok(result) => resolution_of(&result, &self.field),
+                Err(err) => Resolution::Error(exception_message(py, &err)),
+            }
+        };
+        let subs = std::mem::take(&mut *self.subs.lock());
+        let (group, seq) = (self.group, self.seq);
+        let delivered = self
+            .shared
+            .with_registry(py, move |reg| reg.resolve(group, seq, subs, resolution));
+        if let Some(w) = &self.waiter {
+            w.finish_one(py, delivered);
+        }
+    }
+}
+
+impl PySubscriptionExecutor {
+    fn registry_op<T: Send>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&mut PyRegistry) -> T + Send,
+    ) -> T {
+        self.shared.with_registry(py, f)
+    }
+
+    fn make_event(
+        &self,
+        event_type: String,
+        channel: String,
+        data: &Bound<'_, PyAny>,
+        tenant_id: Option<String>,
+        user_id: Option<String>,
+    ) -> PyResult<Event> {
+        Ok(Event {
+            id: self.shared.next_event_id.fetch_add(1, Ordering::Relaxed) + 1,
+            channel,
+            event_type,
+            data: to_json(data, "data")?,
+            tenant_id,
+            user_id,
+            ts: now_seconds(),
+        })
+    }
+
+    /// Dispatches `event` (whose Python form is `data`) and calls the resolvers of its groups.
+    /// With `want_future`, also returns a future resolved once async resolvers have delivered.
+    fn publish(
+        &self,
+        py: Python<'_>,
+        event: Event,
+        data: &Bound<'_, PyAny>,
+        want_future: bool,
+    ) -> PyResult<(usize, Option<Py<PyAny>>)> {
+        let (event, (mut delivered, pending)) = py.detach(|| {
+            let out = self.shared.registry.lock().dispatch(&event);
+            (event, out)
+        });
+        let future = if want_future {
+            Some(running_loop(py)?.call_method0("create_future")?)
+        } else {
+            None
+        };
+        let mut async_groups = Vec::new();
+        if !pending.is_empty() {
+            let (resolved, scheduled) = self.call_resolvers(py, &event, data, pending)?;
+            delivered += self.registry_op(py, move |reg| {
+                resolved
+                    .into_iter()
+                    .map(|(p, r)| reg.resolve(p.group, p.seq, p.subs, r))
+                    .sum::<usize>()
+            });
+            async_groups = scheduled;
+        } else {
+            self.shared.wake(py);
+        }
+        let waiter = match &future {
+            Some(f) if !async_groups.is_empty() => Some(Arc::new(PublishWaiter {
+                future: f.clone().unbind(),
+                remaining: AtomicUsize::new(async_groups.len()),
+                delivered: AtomicUsize::new(delivered),
+            })),
+            Some(f) => {
+                set_future_result(py, f, delivered);
+                None
+            }
+            None => None,
+        };
+        for (pending, task, field) in async_groups {
+            self.watch_task(py, pending, task, field, waiter.clone())?;
+        }
+        Ok((delivered, future.map(Bound::unbind)))
+    }
+
+    /// Calls each pending group's resolver once. Returns the finished resolutions and the
+    /// groups whose resolver returned an awaitable (now a scheduled task).
+    #[allow(clippy::type_complexity)]
+    fn call_resolvers<'py>(
+        &self,
+        py: Python<'py>,
+        event: &Event,
+        data: &Bound<'py, PyAny>,
+        pending: Vec<Pending<Arc<PyResolver>>>,
+    ) -> PyResult<(
+        Vec<(Pending<Arc<PyResolver>>, Resolution)>,
+        Vec<(Pending<Arc<PyResolver>>, Bound<'py, PyAny>, String)>,
+    )> {
+        let py_event = Py::new(
+            py,
+            PyEvent {
+                id: event.id,
+                channel: event.channel.clone(),
+                event_type: event.event_type.clone(),
+                data: data.clone().unbind(),
+                tenant_id: event.tenant_id.clone(),
+                user_id: event.user_id.clone(),
+                ts: event.ts,
+            },
+        )?;
+        let mut resolved = Vec::with_capacity(pending.len());
+        let mut scheduled = Vec::new();
+        for p in pending {
+            let r = p.resolver.clone();
+            let result = r.func.bind(py).call1((
+                py_event.clone_ref(py),
+                r.variables.clone_ref(py),
+                r.context.clone_ref(py),
+            ));
+            let resolution = match result {
+                Err(err) => Resolution::Error(exception_message(py, &err)),
+                Ok(value) if value.hasattr("__await__").unwrap_or(false) => {
+                    match ENSURE_FUTURE
+                        .import(py, "asyncio", "ensure_future")
+                        .and_then(|ensure| {
+                            running_loop(py)?;
+                            ensure.call1((&value,))
+                        }) {
+                        Ok(task) => {
+                            scheduled.push((p, task, r.field.clone()));
+                            continue;
+                        }
+                        Err(_) => {
+                            if value.hasattr("close").unwrap_or(false) {
+                                let _ = value.call_method0("close");
+                            }
+                            Resolution::Error(format!(
+                                "The resolver of \"{}\" is async and needs a running asyncio event loop: publish from a coroutine",
+                                r.field
+                            ))
+                        }
+                    }
+                }
+                Ok(value) => resolution_of(&value, &r.field),
+            };
+            resolved.push((p, resolution));
+        }
+        Ok((resolved, scheduled))
+    }
+
+    fn watch_task(
+        &self,
+        py: Python<'_>,
+        pending: Pending<Arc<PyResolver>>,
+        task: Bound<'_, PyAny>,
+        field: String,
+        waiter: Option<Arc<PublishWaiter>>,
+    ) -> PyResult<()> {
+        let task_id = self.shared.next_task_id.fetch_add(1, Ordering::Relaxed);
+        self.shared
+            .tasks
+            .lock()
+            .insert(task_id, task.clone().unbind());
+        let callback = ResolverDone {
+            shared: self.shared.clone(),
+            task_id,
+            group: pending.group,
+            seq: pending.seq,
+            subs: Mutex::new(pending.subs),
+            field,
+            waiter,
+        };
+        task.call_method1("add_done_callback", (Py::new(py, callback)?,))?;
+        Ok(())
+    }
+}
+
+#[pymethods]
+impl PySubscriptionExecutor {
+    #[new]
+    #[pyo3(signature = (config=None, *, max_queue=1000, overflow_policy="lag"))]
+    fn new(
+        config: Option<&Bound<'_, PyEventBusConfig>>,
+        max_queue: usize,
+        overflow_policy: &str,
+    ) -> PyResult<Self> {
+        let defaults = QueueDefaults {
+            capacity: capacity_arg(Some(max_queue), 1000)?,
+            policy: policy_arg(Some(overflow_policy), OverflowPolicy::Lag)?,
+        };
+        Ok(Self {
+            shared: Arc::new(Shared {
+                registry: Mutex::new(Registry::new(defaults)),
+                plans: Mutex::new(FxHashMap::default()),
+                next_event_id: AtomicU64::new(0),
+                tasks: Mutex::new(FxHashMap::default()),
+                next_task_id: AtomicU64::new(0),
+            }),
+            config: config.map_or(EventBusConfig::Memory, |c| c.get().config.clone()),
+        })
+    }
+
+    /// The event bus configuration this executor was created with.
+    #[getter]
+    fn config(&self) -> PyEventBusConfig {
+        PyEventBusConfig {
+            config: self.config.clone(),
+        }
+    }
+
+    /// Opens a connection (or reconfigures it). `on_frames()` is called, on the thread that
+    /// queued them, when the connection's queue goes from empty to non-empty; call `drain`.
+    #[pyo3(signature = (connection_id, on_frames=None, *, max_queue=None, overflow_policy=None))]
+    fn open_connection(
+        &self,
+        py: Python<'_>,
+        connection_id: &str,
+        on_frames: Option<Bound<'_, PyAny>>,
+        max_queue: Option<usize>,
+        overflow_policy: Option<&str>,
+    ) -> PyResult<()> {
+        if let Some(cb) = &on_frames {
+            if !cb.is_callable() {
+                return Err(PyTypeError::new_err("on_frames must be callable"));
+            }
+        }
+        let defaults = self.shared.registry.lock().defaults();
+        let capacity = capacity_arg(max_queue, defaults.capacity)?;
+        let policy = policy_arg(overflow_policy, defaults.policy)?;
+        let waker = on_frames.map(Bound::unbind);
+        let previous = self.registry_op(py, move |reg| {
+            reg.open_connection(connection_id, waker, capacity, policy)
+        });
+        drop(previous);
+        Ok(())
+    }
+
+    #[pyo3(signature = (
+        connection_id, subscription_id, query, operation_name=None, variables=None,
+        user_id=None, tenant_id=None, *, operation_id=None, channels=None, event_types=None,
+        resolver=None, resolver_scope="user", context=None, filters=None
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn register_subscription(
+        &self,
+        py: Python<'_>,
+        connection_id: String,
+        subscription_id: String,
+        query: &str,
+        operation_name: Option<&str>,
+        variables: Option<&Bound<'_, PyAny>>,
+        user_id: Option<String>,
+        tenant_id: Option<String>,
+        operation_id: Option<String>,
+        channels: Option<&Bound<'_, PyAny>>,
+        event_types: Option<&Bound<'_, PyAny>>,
+        resolver: Option<&Bound<'_, PyAny>>,
+        resolver_scope: &str,
+        context: Option<&Bound<'_, PyAny>>,
+        filters: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let vars = to_json_map(variables, "variables")?;
+        let plan = self.shared.plan(py, query, operation_name, &vars)?;
+        let channels = strings_arg(channels, "channels")?.unwrap_or_default();
+        if channels.iter().any(String::is_empty) {
+            return Err(PyValueError::new_err("channel names must not be empty"));
+        }
+        let resolver = match resolver.filter(|r| !r.is_none()) {
+            None => None,
+            Some(func) => {
+                if !func.is_callable() {
+                    return Err(PyTypeError::new_err("resolver must be callable"));
+                }
+                let scope = ResolverScope::parse(resolver_scope).map_err(PyValueError::new_err)?;
+                let context = match context {
+                    Some(c) => c.clone().unbind(),
+                    None => {
+                        let d = PyDict::new(py);
+                        d.set_item("user_id", &user_id)?;
+                        d.set_item("tenant_id", &tenant_id)?;
+                        d.into_any().unbind()
+                    }
+                };
+                let variables = match variables {
+                    Some(v) if !v.is_none() => v.clone().unbind(),
+                    _ => PyDict::new(py).into_any().unbind(),
+                };
+                Some(ResolverSpec {
+                    identity: func.as_ptr() as usize as u64,
+                    handle: Arc::new(PyResolver {
+                        func: func.clone().unbind(),
+                        variables,
+                        context,
+                        field: plan.root.response_key.clone(),
+                    }),
+                    scope,
+                })
+            }
+        };
+        let spec = SubscriptionSpec {
+            connection_id,
+            subscription_id,
+            operation_id,
+            plan,
+            variables: vars,
+            security: SecurityContext {
+                user_id: user_id.map(Into::into),
+                tenant_id: tenant_id.map(Into::into),
+            },
+            channels,
+            event_types: strings_arg(event_types, "event_types")?,
+            filters: filters_arg(filters)?,
+            resolver,
+        };
+        let result = self.registry_op(py, move |reg| reg.register(spec).map(|_| ()));
+        result.map_err(|e| match e {
+            RegisterError::Refused(m) => PyPermissionError::new_err(m),
+            RegisterError::Duplicate(m) | RegisterError::Invalid(m) => PyValueError::new_err(m),
+        })
+    }
+
+    /// Publishes an event to the subscriptions on `channel`; returns how many got a frame now.
+    /// Async resolvers are scheduled on the running loop and deliver when they finish.
+    #[pyo3(signature = (event_type, channel, data, tenant_id=None, user_id=None))]
+    fn publish_event(
+        &self,
+        py: Python<'_>,
+        event_type: String,
+        channel: String,
+        data: &Bound<'_, PyAny>,
+        tenant_id: Option<String>,
+        user_id: Option<String>,
+    ) -> PyResult<usize> {
+        let event = self.make_event(event_type, channel, data, tenant_id, user_id)?;
+        self.publish(py, event, data, false).map(|(n, _)| n)
+    }
+
+    /// Like `publish_event`, but returns an awaitable that resolves, once async resolvers have
+    /// finished too, to the number of subscriptions that got a frame. Needs a running loop.
+    #[pyo3(signature = (event_type, channel, data, tenant_id=None, user_id=None))]
+    fn publish_event_async(
+        &self,
+        py: Python<'_>,
+        event_type: String,
+        channel: String,
+        data: &Bound<'_, PyAny>,
+        tenant_id: Option<String>,
+        user_id: Option<String>,
+    ) -> PyResult<Py<PyAny>> {
+        running_loop(py).map_err(|_| {
+            PyRuntimeError::new_err("publish_event_async needs a running asyncio event loop")
+        })?;
+        let event = self.make_event(event_type, channel, data, tenant_id, user_id)?;
+        let (_, future) = self.publish(py, event, data, true)?;
+        future.ok_or_else(|| PyRuntimeError::new_err("no future was created"))
+    }
+
+    /// The oldest queued frame of a subscription, as bytes, or None.
+    fn next_event<'py>(
+        &self,
+        py: Python<'py>,
+        subscription_id: &str,
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let frame = self.registry_op(py, |reg| reg.next_frame(subscription_id));
+        match frame {
+            None => Err(unknown_subscription(subscription_id)),
+            Some(f) => Ok(f.map(|body| PyBytes::new(py, &body.to_vec()))),
+        }
+    }
+
+    /// Takes every queued frame of a connection, oldest first, as text ready to send.
+    fn drain<'py>(&self, py: Python<'py>, connection_id: &str) -> PyResult<Bound<'py, PyList>> {
+        let frames = self
+            .registry_op(py, |reg| reg.drain(connection_id))
+            .ok_or_else(|| unknown_connection(connection_id))?;
+        frames_to_list(py, &frames)
+    }
+
+    /// Ends a subscription at the client's request; its queued frames are dropped.
+    fn complete_subscription(&self, py: Python<'_>, subscription_id: &str) -> PyResult<()> {
+        self.registry_op(py, |reg| reg.complete(subscription_id))
+            .ok_or_else(|| unknown_subscription(subscription_id))
+    }
+
+    /// Removes a connection with all its subscriptions and frames; returns how many
+    /// subscriptions were active on it.
+    fn remove_connection(&self, py: Python<'_>, connection_id: &str) -> PyResult<usize> {
+        self.registry_op(py, |reg| reg.remove_connection(connection_id))
+            .ok_or_else(|| unknown_connection(connection_id))
+    }
+
+    /// True when the subscription is registered and has not ended.
+    fn is_active(&self, subscription_id: &str) -> bool {
+        self.shared.registry.lock().is_active(subscription_id)
+    }
+
+    /// Ids of the active subscriptions of a connection.
+    fn connection_subscriptions(&self, connection_id: &str) -> PyResult<Vec<String>> {
+        self.shared
+            .registry
+            .lock()
+            .connection_subscriptions(connection_id)
+            .ok_or_else(|| unknown_connection(connection_id))
+    }
+
+    /// Counters and gauges of the engine.
+    fn get_metrics<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let (counters, gauges) = {
+            let reg = self.shared.registry.lock();
+            (
+                reg.metrics.counters(),
+                [
+                    ("active_connections", reg.active_connections()),
+                    ("active_subscriptions", reg.active_subscriptions()),
+                    ("channels", reg.channel_count()),
+                    ("resolution_groups", reg.group_count()),
+                    ("queued_frames", reg.queued_frames()),
+                ],
+            )
+        };
+        let dict = PyDict::new(py);
+        for (name, value) in gauges {
+            dict.set_item(name, value)?;
+        }
+        for (name, value) in counters {
+            dict.set_item(name, value)?;
+        }
+        dict.set_item("pending_resolutions", self.shared.tasks.lock().len())?;
+        dict.set_item("bus_type", self.config.bus_type())?;
+        Ok(dict)
+    }
+
+    fn __repr__(&self) -> String {
+        let reg = self.shared.registry.lock();
+        format!(
+            "PySubscriptionExecutor(bus={:?}, connections={}, subscriptions={})",
+            self.config.bus_type(),
+            reg.active_connections(),
+            reg.active_subscriptions()
+        )
+    }
+}
+
+fn frames_to_list<'py>(py: Python<'py>, frames: &[FrameBody]) -> PyResult<Bound<'py, PyList>> {
+    let mut buf = Vec::new();
+    let list = PyList::empty(py);
+    for frame in frames {
+        buf.clear();
+        frame.write_to(&mut buf);
+        let text = std::str::from_utf8(&buf)
+            .map_err(|e| PyRuntimeError::new_err(format!("frame is not UTF-8: {e}")))?;
+        list.append(PyString::new(py, text))?;
+    }
+    Ok(list)
+}
+
+fn unknown_subscription(id: &str) -> PyErr {
+    PyKeyError::new_err(format!("Unknown subscription \"{id}\""))
+}
+
+fn unknown_connection(id: &str) -> PyErr {
+    PyKeyError::new_err(format!("Unknown connection \"{id}\""))
+}

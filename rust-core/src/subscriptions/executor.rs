@@ -1,0 +1,891 @@
+//! The registry and dispatch: subscriptions, the channel index, resolution groups, connections
+//! and their queues. Generic over the resolver handle `R` and the connection waker `W`, so the
+//! logic is tested without Python; the bindings instantiate it with Python objects.
+//!
+//! Dispatch of one event: the channel index gives the candidates; event type, tenant, user and
+//! argument filters drop some (each drop counted); the survivors are bucketed by resolution
+//! group. Groups without a resolver are delivered at once from the event data; groups with one
+//! come back as `Pending` for the caller to resolve (once per group) and hand to `resolve`.
+
+use super::event::Event;
+use super::filter::{ArgFilter, FilterSpec};
+use super::metrics::Metrics;
+use super::plan::{write_json_str, ProjectionPlan};
+use super::projection;
+use super::queue::{FrameBody, FrameQueue, OverflowPolicy, QueuedFrame, SubKey};
+use super::security::{Refusal, SecurityContext};
+use indexmap::IndexSet;
+use rustc_hash::{FxBuildHasher, FxHashMap};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Which subscriptions may share one resolver call: those with the same resolver and variables
+/// and, depending on the scope, the same tenant, user, or nobody else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResolverScope {
+    Global,
+    Tenant,
+    User,
+    Subscription,
+}
+
+impl ResolverScope {
+    pub fn parse(name: &str) -> Result<Self, String> {
+        match name {
+            "global" => Ok(Self::Global),
+            "tenant" => Ok(Self::Tenant),
+            "user" => Ok(Self::User),
+            "subscription" => Ok(Self::Subscription),
+            other => Err(format!(
+                "Unknown resolver scope \"{other}\" (expected global, tenant, user or subscription)"
+            )),
+        }
+    }
+}
+
+/// A resolver as registered: the handle, an identity for grouping, and its sharing scope.
+pub struct ResolverSpec<R> {
+    pub handle: R,
+    pub identity: u64,
+    pub scope: ResolverScope,
+}
+
+/// Everything needed to register one subscription.
+pub struct SubscriptionSpec<R> {
+    pub connection_id: String,
+    pub subscription_id: String,
+    /// The id written in frames (the client's operation id); defaults to `subscription_id`.
+    pub operation_id: Option<String>,
+    pub plan: Arc<ProjectionPlan>,
+    pub variables: Map<String, Value>,
+    pub security: SecurityContext,
+    /// Empty: the root field name.
+    pub channels: Vec<String>,
+    pub event_types: Option<Vec<String>>,
+    pub filters: Vec<FilterSpec>,
+    pub resolver: Option<ResolverSpec<R>>,
+}
+
+/// Why a registration failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegisterError {
+    /// The security check refused it (counted in `subscriptions_refused`).
+    Refused(String),
+    /// The subscription id is already active.
+    Duplicate(String),
+    Invalid(String),
+}
+
+/// What a resolver call produced for its group.
+pub enum Resolution {
+    Value(Value),
+    /// `None` from the resolver: nothing is sent.
+    Skip,
+    /// The resolver raised: the group's subscriptions get an `error` and end.
+    Error(String),
+}
+
+/// A group that needs its resolver called for one event.
+pub struct Pending<R> {
+    pub group: GroupRef,
+    pub resolver: R,
+    pub seq: u64,
+    pub subs: Vec<SubKey>,
+}
+
+/// A generation-checked reference to a resolution group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupRef {
+    idx: u32,
+    gen: u32,
+}
+
+struct Subscription {
+    id: Box<str>,
+    conn: u32,
+    channels: Box<[Box<str>]>,
+    event_types: Option<Box<[Box<str>]>>,
+    security: SecurityContext,
+    filters: Box<[ArgFilter]>,
+    plan: Arc<ProjectionPlan>,
+    group: u32,
+    next_prefix: Arc<[u8]>,
+    operation_id: Box<str>,
+    /// Frames of this subscription still in its connection's queue.
+    queued: u32,
+    /// Ended by the server (error, overflow): kept only until its last frames are taken.
+    ended: bool,
+}
+
+struct Connection<W> {
+    id: Box<str>,
+    queue: FrameQueue,
+    waker: Option<W>,
+    /// A wake-up is outstanding: no other is sent until the queue is drained.
+    notified: bool,
+    subs: Vec<SubKey>,
+}
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct GroupKey {
+    resolver: u64,
+    variables: String,
+    scope: String,
+}
+
+struct Group<R> {
+    key: GroupKey,
+    refs: u32,
+    resolver: Option<R>,
+    next_seq: u64,
+    deliver_seq: u64,
+    /// Results that finished before an earlier event's result of the same group.
+    parked: BTreeMap<u64, (Vec<SubKey>, Resolution)>,
+}
+
+/// A slot arena with generations: indices are reused, stale keys are detected.
+struct Arena<T> {
+    slots: Vec<(u32, Option<T>)>,
+    free: Vec<u32>,
+    len: usize,
+}
+
+impl<T> Arena<T> {
+    fn new() -> Self {
+        Self {
+            slots: Vec::new(),
+            free: Vec::new(),
+            len: 0,
+        }
+    }
+
+    fn insert(&mut self, value: T) -> (u32, u32) {
+        self.len += 1;
+        if let Some(idx) = self.free.pop() {
+            let slot = &mut self.slots[idx as usize];
+            slot.1 = Some(value);
+            (idx, slot.0)
+        } else {
+            self.slots.push((0, Some(value)));
+            ((self.slots.len() - 1) as u32, 0)
+        }
+    }
+
+    fn get(&self, idx: u32, gen: u32) -> Option<&T> {
+        match self.slots.get(idx as usize) {
+            Some((g, Some(v))) if *g == gen => Some(v),
+            _ => None,
+        }
+    }
+
+    fn get_mut(&mut self, idx: u32, gen: u32) -> Option<&mut T> {
+        match self.slots.get_mut(idx as usize) {
+            Some((g, Some(v))) if *g == gen => Some(v),
+            _ => None,
+        }
+    }
+
+    fn at(&self, idx: u32) -> Option<&T> {
+        self.slots.get(idx as usize).and_then(|s| s.1.as_ref())
+    }
+
+    fn at_mut(&mut self, idx: u32) -> Option<&mut T> {
+        self.slots.get_mut(idx as usize).and_then(|s| s.1.as_mut())
+    }
+
+    fn gen_of(&self, idx: u32) -> u32 {
+        self.slots.get(idx as usize).map_or(0, |s| s.0)
+    }
+
+    fn remove(&mut self, idx: u32) -> Option<T> {
+        let slot = self.slots.get_mut(idx as usize)?;
+        let value = slot.1.take()?;
+        slot.0 = slot.0.wrapping_add(1);
+        self.free.push(idx);
+        self.len -= 1;
+        Some(value)
+    }
+}
+
+/// Defaults applied to connections created implicitly by a registration.
+#[derive(Debug, Clone, Copy)]
+pub struct QueueDefaults {
+    pub capacity: usize,
+    pub policy: OverflowPolicy,
+}
+
+impl Default for QueueDefaults {
+    fn default() -> Self {
+        Self {
+            capacity: 1000,
+            policy: OverflowPolicy::Lag,
+        }
+    }
+}
+
+/// The whole engine state. Not thread-safe by itself: the bindings keep it behind one mutex.
+pub struct Registry<R, W> {
+    subs: Arena<Subscription>,
+    sub_ids: FxHashMap<Box<str>, SubKey>,
+    channels: FxHashMap<Box<str>, IndexSet<SubKey, FxBuildHasher>>,
+    conns: Arena<Connection<W>>,
+    conn_ids: FxHashMap<Box<str>, u32>,
+    groups: Arena<Group<R>>,
+    group_ids: FxHashMap<GroupKey, u32>,
+    active: usize,
+    defaults: QueueDefaults,
+    to_wake: Vec<u32>,
+    /// Handles released while the lock was held; dropped by the caller after unlocking, so a
+    /// Python destructor never runs under the lock.
+    graveyard: Vec<Released<R, W>>,
+    pub metrics: Metrics,
+}
+
+/// A resolver or waker no longer referenced by the registry.
+pub enum Released<R, W> {
+    Resolver(R),
+    Waker(W),
+}
+
+impl<R: Clone, W> Default for Registry<R, W> {
+    fn default() -> Self {
+        Self::new(QueueDefaults::default())
+    }
+}
+
+impl<R: Clone, W> Registry<R, W> {
+    pub fn new(defaults: QueueDefaults) -> Self {
+        Self {
+            subs: Arena::new(),
+            sub_ids: FxHashMap::default(),
+            channels: FxHashMap::default(),
+            conns: Arena::new(),
+            conn_ids: FxHashMap::default(),
+            groups: Arena::new(),
+            group_ids: FxHashMap::default(),
+            active: 0,
+            defaults,
+            to_wake: Vec::new(),
+            graveyard: Vec::new(),
+            metrics: Metrics::default(),
+        }
+    }
+
+    pub fn defaults(&self) -> QueueDefaults {
+        self.defaults
+    }
+
+    // ----- connections -----
+
+    /// Opens (or reconfigures) a connection. Returns the previous waker, if replaced.
+    pub fn open_connection(
+        &mut self,
+        id: &str,
+        waker: Option<W>,
+        capacity: usize,
+        policy: OverflowPolicy,
+    ) -> Option<W> {
+        let idx = self.connection_index(id);
+        let conn = self.conns.at_mut(idx)?;
+        conn.queue.capacity = capacity;
+        conn.queue.policy = policy;
+        std::mem::replace(&mut conn.waker, waker)
+    }
+
+    fn connection_index(&mut self, id: &str) -> u32 {
+        if let Some(&idx) = self.conn_ids.get(id) {
+            return idx;
+        }
+        let (idx, _) = self.conns.insert(Connection {
+            id: id.into(),
+            queue: FrameQueue::new(self.defaults.capacity, self.defaults.policy),
+            waker: None,
+            notified: false,
+            subs: Vec::new(),
+        });
+        self.conn_ids.insert(id.into(), idx);
+        idx
+    }
+
+    /// Removes a connection and everything about it. Returns how many subscriptions it had, or
+    /// `None` when the connection is unknown.
+    pub fn remove_connection(&mut self, id: &str) -> Option<usize> {
+        let idx = self.conn_ids.remove(id)?;
+        let conn = self.conns.remove(idx)?;
+        let mut count = 0;
+        for key in &conn.subs {
+            if let Some(sub) = self.subs.get(key.idx, key.gen) {
+                if !sub.ended {
+                    count += 1;
+                    self.metrics.subscriptions_completed += 1;
+                }
+                self.unindex(*key);
+                self.free_sub(*key, false);
+            }
+        }
+        if let Some(w) = conn.waker {
+            self.graveyard.push(Released::Waker(w));
+        }
+        Some(count)
+    }
+
+    pub fn connection_exists(&self, id: &str) -> bool {
+        self.conn_ids.contains_key(id)
+    }
+
+    /// Takes every queued frame of a connection (oldest first) and re-arms its wake-up.
+    pub fn drain(&mut self, id: &str) -> Option<Vec<FrameBody>> {
+        let idx = *self.conn_ids.get(id)?;
+        let conn = self.conns.at_mut(idx)?;
+        conn.notified = false;
+        let frames: Vec<QueuedFrame> = conn.queue.drain_all().collect();
+        self.metrics.frames_sent += frames.len() as u64;
+        let mut out = Vec::with_capacity(frames.len());
+        for f in frames {
+            self.frame_taken(f.sub);
+            out.push(f.body);
+        }
+        Some(out)
+    }
+
+    /// Number of frames waiting on a connection.
+    pub fn queued(&self, id: &str) -> Option<usize> {
+        let idx = *self.conn_ids.get(id)?;
+        self.conns.at(idx).map(|c| c.queue.len())
+    }
+
+    /// Connections that got frames since they were last drained, with their wakers.
+    pub fn take_wakeups(&mut self) -> Vec<&W> {
+        let wake = std::mem::take(&mut self.to_wake);
+        let conns = &self.conns;
+        wake.into_iter()
+            .filter_map(|idx| conns.at(idx).and_then(|c| c.waker.as_ref()))
+            .collect()
+    }
+
+    pub fn take_released(&mut self) -> Vec<Released<R, W>> {
+        std::mem::take(&mut self.graveyard)
+    }
+
+    // ----- subscriptions -----
+
+    pub fn register(&mut self, spec: SubscriptionSpec<R>) -> Result<SubKey, RegisterError> {
+        if let Err(msg) = spec.security.check_variables(&spec.variables) {
+            self.metrics.subscriptions_refused += 1;
+            return Err(RegisterError::Refused(msg));
+        }
+        if let Some(&old) = self.sub_ids.get(spec.subscription_id.as_str()) {
+            let ended = self.subs.get(old.idx, old.gen).is_none_or(|s| s.ended);
+            if !ended {
+                return Err(RegisterError::Duplicate(format!(
+                    "Subscription \"{}\" is already registered",
+                    spec.subscription_id
+                )));
+            }
+            self.free_sub(old, false);
+        }
+        let mut filters = Vec::with_capacity(spec.filters.len());
+        for f in &spec.filters {
+            if let Some(bound) = f.bind(&spec.variables).map_err(RegisterError::Invalid)? {
+                filters.push(bound);
+            }
+        }
+        let channels: Box<[Box<str>]> = if spec.channels.is_empty() {
+            Box::new([spec.plan.root_field_name().into()])
+        } else {
+            spec.channels.iter().map(|c| c.as_str().into()).collect()
+        };
+        let group = self.group_for(&spec)?;
+        let conn_idx = self.connection_index(&spec.connection_id);
+        let operation_id: Box<str> = spec
+            .operation_id
+            .as_deref()
+            .unwrap_or(&spec.subscription_id)
+            .into();
+        let sub = Subscription {
+            id: spec.subscription_id.as_str().into(),
+            conn: conn_idx,
+            next_prefix: frame_prefix(&operation_id, "next").into(),
+            operation_id,
+            channels,
+            event_types: spec
+                .event_types
+                .map(|t| t.iter().map(|s| s.as_str().into()).collect()),
+            security: spec.security,
+            filters: filters.into_boxed_slice(),
+            plan: spec.plan,
+            group,
+            queued: 0,
+            ended: false,
+        };
+        let (idx, gen) = self.subs.insert(sub);
+        let key = SubKey { idx, gen };
+        if let Some(sub) = self.subs.at(idx) {
+            for channel in sub.channels.iter() {
+                self.channels
+                    .entry(channel.clone())
+                    .or_default()
+                    .insert(key);
+            }
+        }
+        if let Some(conn) = self.conns.at_mut(conn_idx) {
+            conn.subs.push(key);
+        }
+        self.sub_ids.insert(spec.subscription_id.into(), key);
+        self.active += 1;
+        self.metrics.subscriptions_registered += 1;
+        Ok(key)
+    }
+
+    fn group_for(&mut self, spec: &SubscriptionSpec<R>) -> Result<u32, RegisterError> {
+        let key = match &spec.resolver {
+            None => GroupKey {
+                resolver: 0,
+                variables: String::new(),
+                scope: String::new(),
+            },
+            Some(r) => {
+                let s = &spec.security;
+                let scope = match r.scope {
+                    ResolverScope::Global => String::new(),
+                    ResolverScope::Tenant => format!("t:{}", s.tenant_id.as_deref().unwrap_or("")),
+                    ResolverScope::User => format!(
+                        "t:{}\u{0}u:{}",
+                        s.tenant_id.as_deref().unwrap_or(""),
+                        s.user_id.as_deref().unwrap_or("")
+                    ),
+                    ResolverScope::Subscription => {
+                        format!("s:{}\u{0}{}", spec.connection_id, spec.subscription_id)
+                    }
+                };
+                GroupKey {
+                    resolver: r.identity,
+                    // serde_json's Map is ordered by key, so equal variables give equal text.
+                    variables: serde_json::to_string(&spec.variables)
+                        .map_err(|e| RegisterError::Invalid(e.to_string()))?,
+                    scope,
+                }
+            }
+        };
+        if let Some(&idx) = self.group_ids.get(&key) {
+            if let Some(g) = self.groups.at_mut(idx) {
+                g.refs += 1;
+                return Ok(idx);
+            }
+        }
+        let (idx, _) = self.groups.insert(Group {
+            key: key.clone(),
+            refs: 1,
+            resolver: spec.resolver.as_ref().map(|r| r.handle.clone()),
+            next_seq: 0,
+            deliver_seq: 0,
+            parked: BTreeMap::new(),
+        });
+        self.group_ids.insert(key, idx);
+        Ok(idx)
+    }
+
+    /// The key of an active or ended subscription.
+    pub fn key_of(&self, subscription_id: &str) -> Option<SubKey> {
+        self.sub_ids.get(subscription_id).copied()
+    }
+
+    /// True when the subscription exists and has not ended.
+    pub fn is_active(&self, subscription_id: &str) -> bool {
+        self.key_of(subscription_id)
+            .and_then(|k| self.subs.get(k.idx, k.gen))
+            .is_some_and(|s| !s.ended)
+    }
+
+    /// Ends a subscription on the client's request: its queued frames are dropped too, since
+    /// nothing may be sent for an operation after `complete`. `None` when unknown.
+    pub fn complete(&mut self, subscription_id: &str) -> Option<()> {
+        let key = *self.sub_ids.get(subscription_id)?;
+        let sub = self.subs.get(key.idx, key.gen)?;
+        let (conn, ended) = (sub.conn, sub.ended);
+        if let Some(c) = self.conns.at_mut(conn) {
+            c.queue.purge(key);
+        }
+        if !ended {
+            self.metrics.subscriptions_completed += 1;
+        }
+        self.unindex(key);
+        self.free_sub(key, true);
+        Some(())
+    }
+
+    /// Takes the oldest queued frame of one subscription.
+    pub fn next_frame(&mut self, subscription_id: &str) -> Option<Option<FrameBody>> {
+        let key = *self.sub_ids.get(subscription_id)?;
+        let conn = self.subs.get(key.idx, key.gen)?.conn;
+        let frame = self
+            .conns
+            .at_mut(conn)
+            .and_then(|c| c.queue.take_first_of(key));
+        if frame.is_some() {
+            self.metrics.frames_sent += 1;
+            self.frame_taken(key);
+        }
+        Some(frame.map(|f| f.body))
+    }
+
+    fn frame_taken(&mut self, key: SubKey) {
+        if let Some(sub) = self.subs.get_mut(key.idx, key.gen) {
+            sub.queued = sub.queued.saturating_sub(1);
+            if sub.ended && sub.queued == 0 {
+                self.free_sub(key, true);
+            }
+        }
+    }
+
+    /// Takes a subscription out of the channel index and its group (it receives nothing more).
+    fn unindex(&mut self, key: SubKey) {
+        let Some(sub) = self.subs.get_mut(key.idx, key.gen) else {
+            return;
+        };
+        if sub.ended {
+            return;
+        }
+        sub.ended = true;
+        self.active -= 1;
+        let group = sub.group;
+        for channel in sub.channels.iter() {
+            if let Some(set) = self.channels.get_mut(channel) {
+                set.swap_remove(&key);
+                if set.is_empty() {
+                    self.channels.remove(channel);
+                }
+            }
+        }
+        self.release_group(group);
+    }
+
+    fn release_group(&mut self, idx: u32) {
+        let Some(group) = self.groups.at_mut(idx) else {
+            return;
+        };
+        group.refs -= 1;
+        if group.refs == 0 {
+            if let Some(g) = self.groups.remove(idx) {
+                self.group_ids.remove(&g.key);
+                if let Some(r) = g.resolver {
+                    self.graveyard.push(Released::Resolver(r));
+                }
+            }
+        }
+    }
+
+    /// Forgets an (already unindexed) subscription. `detach` also removes it from its
+    /// connection's list (not needed when the connection itself is going away).
+    fn free_sub(&mut self, key: SubKey, detach: bool) {
+        self.unindex(key);
+        let Some(sub) = self.subs.remove(key.idx) else {
+            return;
+        };
+        if self.sub_ids.get(&sub.id) == Some(&key) {
+            self.sub_ids.remove(&sub.id);
+        }
+        if detach {
+            if let Some(conn) = self.conns.at_mut(sub.conn) {
+                if let Some(pos) = conn.subs.iter().position(|k| *k == key) {
+                    conn.subs.swap_remove(pos);
+                }
+            }
+        }
+    }
+
+    // ----- dispatch -----
+
+    /// Dispatches an event: delivers the groups without a resolver and returns the others, each
+    /// to be resolved once and handed to [`Registry::resolve`]. Returns the frames queued now.
+    pub fn dispatch(&mut self, event: &Event) -> (usize, Vec<Pending<R>>) {
+        self.metrics.events_published += 1;
+        let Some(candidates) = self.channels.get(event.channel.as_str()) else {
+            return (0, Vec::new());
+        };
+        let tenant = event.tenant_id.as_deref();
+        let user = event.user_id.as_deref();
+        // Buckets in first-seen order; most events touch one group, so remember the last.
+        let mut buckets: Vec<(u32, Vec<SubKey>)> = Vec::new();
+        let mut bucket_of: FxHashMap<u32, usize> = FxHashMap::default();
+        let mut last: usize = usize::MAX;
+        let m = &mut self.metrics;
+        for key in candidates {
+            let Some(sub) = self.subs.at(key.idx) else {
+                continue;
+            };
+            if let Some(types) = &sub.event_types {
+                if !types.iter().any(|t| **t == *event.event_type) {
+                    m.events_filtered_event_type += 1;
+                    continue;
+                }
+            }
+            match sub.security.admits(tenant, user) {
+                Ok(()) => {}
+                Err(Refusal::Tenant) => {
+                    m.events_filtered_tenant += 1;
+                    continue;
+                }
+                Err(Refusal::User) => {
+                    m.events_filtered_user += 1;
+                    continue;
+                }
+            }
+            if !sub.filters.iter().all(|f| f.matches(&event.data)) {
+                m.events_filtered_args += 1;
+                continue;
+            }
+            if last == usize::MAX || buckets[last].0 != sub.group {
+                last = *bucket_of.entry(sub.group).or_insert_with(|| {
+                    // Only the first bucket is sized for everyone: with many groups, each
+                    // holds few subscriptions.
+                    let cap = if buckets.is_empty() {
+                        candidates.len()
+                    } else {
+                        4
+                    };
+                    buckets.push((sub.group, Vec::with_capacity(cap)));
+                    buckets.len() - 1
+                });
+            }
+            buckets[last].1.push(*key);
+        }
+        let mut delivered = 0;
+        let mut pending = Vec::new();
+        for (group_idx, subs) in buckets {
+            let gen = self.groups.gen_of(group_idx);
+            let Some(group) = self.groups.at_mut(group_idx) else {
+                continue;
+            };
+            match &group.resolver {
+                None => delivered += self.deliver_value(&subs, &event.data),
+                Some(r) => {
+                    let seq = group.next_seq;
+                    group.next_seq += 1;
+                    self.metrics.resolver_calls += 1;
+                    pending.push(Pending {
+                        group: GroupRef {
+                            idx: group_idx,
+                            gen,
+                        },
+                        resolver: r.clone(),
+                        seq,
+                        subs,
+                    });
+                }
+            }
+        }
+        (delivered, pending)
+    }
+
+    /// Delivers a group's resolution, keeping each group's results in event order: a result
+    /// that finishes before an earlier one of the same group waits for it.
+    pub fn resolve(
+        &mut self,
+        group: GroupRef,
+        seq: u64,
+        subs: Vec<SubKey>,
+        resolution: Resolution,
+    ) -> usize {
+        let Some(g) = self.groups.get_mut(group.idx, group.gen) else {
+            return 0;
+        };
+        if seq != g.deliver_seq {
+            g.parked.insert(seq, (subs, resolution));
+            return 0;
+        }
+        let mut delivered = self.apply(&subs, resolution);
+        while let Some(g) = self.groups.get_mut(group.idx, group.gen) {
+            g.deliver_seq += 1;
+            let next = g.deliver_seq;
+            match g.parked.remove(&next) {
+                Some((subs, resolution)) => delivered += self.apply(&subs, resolution),
+                None => break,
+            }
+        }
+        delivered
+    }
+
+    fn apply(&mut self, subs: &[SubKey], resolution: Resolution) -> usize {
+        match resolution {
+            Resolution::Value(v) => self.deliver_value(subs, &v),
+            Resolution::Skip => {
+                self.metrics.resolver_skips += 1;
+                0
+            }
+            Resolution::Error(message) => {
+                self.metrics.resolver_errors += 1;
+                for key in subs {
+                    self.end_with_error(*key, &message, "RESOLVER_ERROR");
+                }
+                0
+            }
+        }
+    }
+
+    /// Projects `value` for each subscription (once per distinct plan) and queues the frames.
+    fn deliver_value(&mut self, subs: &[SubKey], value: &Value) -> usize {
+        // One payload per distinct plan; consecutive subscriptions usually share the last one.
+        let mut payloads: FxHashMap<*const ProjectionPlan, Arc<[u8]>> = FxHashMap::default();
+        let mut last: Option<(*const ProjectionPlan, Arc<[u8]>)> = None;
+        let mut delivered = 0;
+        for &key in subs {
+            let Some(sub) = self.subs.get(key.idx, key.gen) else {
+                continue;
+            };
+            if sub.ended {
+                continue;
+            }
+            let plan_ptr = Arc::as_ptr(&sub.plan);
+            let payload = match &last {
+                Some((p, bytes)) if *p == plan_ptr => bytes.clone(),
+                _ => {
+                    let bytes = payloads
+                        .entry(plan_ptr)
+                        .or_insert_with(|| projection::payload(&sub.plan, value).into())
+                        .clone();
+                    last = Some((plan_ptr, bytes.clone()));
+                    bytes
+                }
+            };
+            let body = FrameBody::Next {
+                prefix: sub.next_prefix.clone(),
+                payload,
+            };
+            if self.push_frame(key, body) {
+                delivered += 1;
+            }
+        }
+        self.metrics.events_delivered += delivered as u64;
+        delivered
+    }
+
+    /// Queues a frame for `key`, applying its connection's overflow policy. False when the
+    /// frame was not queued (the subscription lagged and ended).
+    fn push_frame(&mut self, key: SubKey, body: FrameBody) -> bool {
+        let Some(sub) = self.subs.get(key.idx, key.gen) else {
+            return false;
+        };
+        let conn_idx = sub.conn;
+        let Some(conn) = self.conns.at_mut(conn_idx) else {
+            return false;
+        };
+        if conn.queue.is_full() {
+            self.metrics.queue_overflows += 1;
+            match conn.queue.policy {
+                OverflowPolicy::Lag => {
+                    self.end_with_error(
+                        key,
+                        "The subscription fell too far behind and was ended; resubscribe to resync",
+                        "EVENTS_LAGGED",
+                    );
+                    return false;
+                }
+                OverflowPolicy::DropOldest => {
+                    if let Some(old) = conn.queue.pop_front() {
+                        self.metrics.frames_dropped += 1;
+                        self.frame_taken(old.sub);
+                    }
+                }
+            }
+        }
+        self.enqueue(key, conn_idx, body);
+        true
+    }
+
+    fn enqueue(&mut self, key: SubKey, conn_idx: u32, body: FrameBody) {
+        if let Some(sub) = self.subs.get_mut(key.idx, key.gen) {
+            sub.queued += 1;
+        }
+        if let Some(conn) = self.conns.at_mut(conn_idx) {
+            conn.queue.push(QueuedFrame { sub: key, body });
+            self.metrics.frames_queued += 1;
+            if !conn.notified {
+                conn.notified = true;
+                self.to_wake.push(conn_idx);
+            }
+        }
+    }
+
+    /// Sends an `error` message for the subscription (past the queue bound: the client must
+    /// learn why its stream stopped) and ends it.
+    fn end_with_error(&mut self, key: SubKey, message: &str, code: &str) {
+        let Some(sub) = self.subs.get(key.idx, key.gen) else {
+            return;
+        };
+        if sub.ended {
+            return;
+        }
+        let mut frame = frame_prefix(&sub.operation_id, "error");
+        frame.extend_from_slice(b"[{\"message\":");
+        write_json_str(&mut frame, message);
+        frame.extend_from_slice(b",\"path\":[");
+        write_json_str(&mut frame, &sub.plan.root.response_key);
+        frame.extend_from_slice(b"],\"extensions\":{\"code\":");
+        write_json_str(&mut frame, code);
+        frame.extend_from_slice(b"}}]}");
+        let conn = sub.conn;
+        self.unindex(key);
+        self.enqueue(key, conn, FrameBody::Whole(frame.into_boxed_slice()));
+    }
+
+    // ----- gauges -----
+
+    pub fn active_subscriptions(&self) -> usize {
+        self.active
+    }
+
+    pub fn active_connections(&self) -> usize {
+        self.conns.len
+    }
+
+    pub fn channel_count(&self) -> usize {
+        self.channels.len()
+    }
+
+    pub fn group_count(&self) -> usize {
+        self.groups.len
+    }
+
+    pub fn queued_frames(&self) -> usize {
+        self.conns
+            .slots
+            .iter()
+            .filter_map(|s| s.1.as_ref())
+            .map(|c| c.queue.len())
+            .sum()
+    }
+
+    /// Subscriptions ids of a connection (active and ended-but-undrained).
+    pub fn connection_subscriptions(&self, id: &str) -> Option<Vec<String>> {
+        let idx = *self.conn_ids.get(id)?;
+        let conn = self.conns.at(idx)?;
+        Some(
+            conn.subs
+                .iter()
+                .filter_map(|k| self.subs.get(k.idx, k.gen))
+                .filter(|s| !s.ended)
+                .map(|s| s.id.to_string())
+                .collect(),
+        )
+    }
+
+    pub fn connection_id_of(&self, idx: u32) -> Option<&str> {
+        self.conns.at(idx).map(|c| &*c.id)
+    }
+}
+
+/// `{"id":<id>,"type":"<kind>","payload":` — the part of a frame before its payload.
+fn frame_prefix(id: &str, kind: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(id.len() + kind.len() + 32);
+    out.extend_from_slice(b"{\"id\":");
+    write_json_str(&mut out, id);
+    out.extend_from_slice(b",\"type\":\"");
+    out.extend_from_slice(kind.as_bytes());
+    out.extend_from_slice(b"\",\"payload\":");
+    out
+}
+
+#[cfg(test)]
+mod tests;

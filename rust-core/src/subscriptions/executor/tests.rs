@@ -1,0 +1,319 @@
+use super::*;
+use crate::subscriptions::filter::{FilterOp, Operand};
+use crate::subscriptions::plan::compile;
+use serde_json::json;
+
+type Reg = Registry<u32, &'static str>;
+
+fn plan(q: &str) -> Arc<ProjectionPlan> {
+    match compile(q, None, &Map::new()) {
+        Ok(p) => Arc::new(p),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn spec(conn: &str, id: &str, user: Option<&str>, tenant: Option<&str>) -> SubscriptionSpec<u32> {
+    SubscriptionSpec {
+        connection_id: conn.into(),
+        subscription_id: id.into(),
+        operation_id: None,
+        plan: plan("subscription { users { id } }"),
+        variables: Map::new(),
+        security: SecurityContext {
+            user_id: user.map(Into::into),
+            tenant_id: tenant.map(Into::into),
+        },
+        channels: Vec::new(),
+        event_types: None,
+        filters: Vec::new(),
+        resolver: None,
+    }
+}
+
+fn event(channel: &str, data: Value, tenant: Option<&str>, user: Option<&str>) -> Event {
+    Event {
+        id: 1,
+        channel: channel.into(),
+        event_type: "userCreated".into(),
+        data,
+        tenant_id: tenant.map(Into::into),
+        user_id: user.map(Into::into),
+        ts: 0.0,
+    }
+}
+
+fn next_json(reg: &mut Reg, id: &str) -> Option<Value> {
+    let frame = reg.next_frame(id)??;
+    serde_json::from_slice(&frame.to_vec()).ok()
+}
+
+fn register(reg: &mut Reg, s: SubscriptionSpec<u32>) -> SubKey {
+    match reg.register(s) {
+        Ok(k) => k,
+        Err(e) => panic!("{e:?}"),
+    }
+}
+
+#[test]
+fn phase_one_criterion() {
+    let mut reg = Reg::default();
+    register(
+        &mut reg,
+        spec("conn1", "sub1", Some("user1"), Some("tenant1")),
+    );
+    let (n, pending) = reg.dispatch(&event(
+        "users",
+        json!({"id": "123", "name": "Alice"}),
+        None,
+        None,
+    ));
+    assert_eq!((n, pending.len()), (1, 0));
+    assert_eq!(
+        next_json(&mut reg, "sub1"),
+        Some(json!({"id": "sub1", "type": "next", "payload": {"data": {"users": {"id": "123"}}}}))
+    );
+    assert_eq!(reg.next_frame("sub1").map(|f| f.is_none()), Some(true));
+}
+
+#[test]
+fn channel_index_touches_only_its_channel() {
+    let mut reg = Reg::default();
+    let mut a = spec("c", "a", None, None);
+    a.channels = vec!["room:1".into()];
+    let mut b = spec("c", "b", None, None);
+    b.channels = vec!["room:2".into(), "room:3".into()];
+    register(&mut reg, a);
+    register(&mut reg, b);
+    assert_eq!(reg.dispatch(&event("room:2", json!({}), None, None)).0, 1);
+    assert_eq!(reg.dispatch(&event("room:3", json!({}), None, None)).0, 1);
+    assert_eq!(reg.dispatch(&event("users", json!({}), None, None)).0, 0);
+    assert_eq!(reg.channel_count(), 3);
+    assert_eq!(reg.complete("b"), Some(()));
+    assert_eq!(reg.channel_count(), 1);
+    assert_eq!(reg.dispatch(&event("room:2", json!({}), None, None)).0, 0);
+}
+
+#[test]
+fn tenant_and_user_isolation_is_counted() {
+    let mut reg = Reg::default();
+    register(&mut reg, spec("c1", "s1", Some("u1"), Some("t1")));
+    register(&mut reg, spec("c2", "s2", Some("u2"), Some("t2")));
+    register(&mut reg, spec("c3", "s3", None, None));
+    assert_eq!(
+        reg.dispatch(&event("users", json!({}), Some("t1"), None)).0,
+        1
+    );
+    assert_eq!(reg.metrics.events_filtered_tenant, 2);
+    assert_eq!(
+        reg.dispatch(&event("users", json!({}), None, Some("u2"))).0,
+        1
+    );
+    assert_eq!(reg.metrics.events_filtered_user, 2);
+    assert_eq!(reg.dispatch(&event("users", json!({}), None, None)).0, 3);
+    let mut bad = spec("c4", "s4", Some("u1"), Some("t1"));
+    bad.variables = json!({"userId": "u2"})
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    assert!(matches!(reg.register(bad), Err(RegisterError::Refused(_))));
+    assert_eq!(reg.metrics.subscriptions_refused, 1);
+}
+
+#[test]
+fn event_types_and_argument_filters() {
+    let mut reg = Reg::default();
+    let mut s = spec("c", "s", None, None);
+    s.event_types = Some(vec!["userCreated".into()]);
+    s.variables = json!({"minAge": 18})
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    s.filters = vec![FilterSpec {
+        field: "age".into(),
+        op: FilterOp::Gte,
+        operand: Operand::Variable("minAge".into()),
+    }];
+    register(&mut reg, s);
+    assert_eq!(
+        reg.dispatch(&event("users", json!({"age": 20}), None, None))
+            .0,
+        1
+    );
+    assert_eq!(
+        reg.dispatch(&event("users", json!({"age": 10}), None, None))
+            .0,
+        0
+    );
+    let mut other = event("users", json!({"age": 30}), None, None);
+    other.event_type = "userDeleted".into();
+    assert_eq!(reg.dispatch(&other).0, 0);
+    assert_eq!(reg.metrics.events_filtered_args, 1);
+    assert_eq!(reg.metrics.events_filtered_event_type, 1);
+}
+
+#[test]
+fn resolver_groups_share_one_call_and_keep_order() {
+    let mut reg = Reg::default();
+    for (i, user) in ["u1", "u1", "u2"].iter().enumerate() {
+        let mut s = spec("c", &format!("s{i}"), Some(user), None);
+        s.resolver = Some(ResolverSpec {
+            handle: 7,
+            identity: 7,
+            scope: ResolverScope::User,
+        });
+        register(&mut reg, s);
+    }
+    assert_eq!(reg.group_count(), 2);
+    let (n, pending) = reg.dispatch(&event("users", json!({"id": 1}), None, None));
+    assert_eq!((n, pending.len()), (0, 2));
+    let (_, later) = reg.dispatch(&event("users", json!({"id": 2}), None, None));
+    // The second event's result for the first group arrives first: it must wait.
+    let mut later = later.into_iter();
+    let mut pending = pending.into_iter();
+    let (l1, p1) = (later.next(), pending.next());
+    if let (Some(l1), Some(p1)) = (l1, p1) {
+        assert_eq!(
+            reg.resolve(
+                l1.group,
+                l1.seq,
+                l1.subs,
+                Resolution::Value(json!({"id": "second"}))
+            ),
+            0
+        );
+        assert_eq!(
+            reg.resolve(
+                p1.group,
+                p1.seq,
+                p1.subs,
+                Resolution::Value(json!({"id": "first"}))
+            ),
+            4
+        );
+    } else {
+        panic!("missing pending groups");
+    }
+    let ids: Vec<Value> = std::iter::from_fn(|| next_json(&mut reg, "s0"))
+        .map(|v| v["payload"]["data"]["users"]["id"].clone())
+        .collect();
+    assert_eq!(ids, vec![json!("first"), json!("second")]);
+}
+
+#[test]
+fn resolver_error_ends_the_group_with_an_error_frame() {
+    let mut reg = Reg::default();
+    let mut s = spec("c", "s", None, None);
+    s.resolver = Some(ResolverSpec {
+        handle: 1,
+        identity: 1,
+        scope: ResolverScope::Global,
+    });
+    register(&mut reg, s);
+    let (_, pending) = reg.dispatch(&event("users", json!({}), None, None));
+    for p in pending {
+        reg.resolve(p.group, p.seq, p.subs, Resolution::Error("boom".into()));
+    }
+    assert_eq!(
+        next_json(&mut reg, "s"),
+        Some(
+            json!({"id": "s", "type": "error", "payload": [{"message": "boom", "path": ["users"], "extensions": {"code": "RESOLVER_ERROR"}}]})
+        )
+    );
+    assert_eq!(reg.active_subscriptions(), 0);
+    assert!(
+        reg.key_of("s").is_none(),
+        "freed once its last frame was taken"
+    );
+    assert_eq!(reg.group_count(), 0);
+}
+
+#[test]
+fn overflow_lags_the_subscription_but_not_others() {
+    let mut reg = Reg::new(QueueDefaults {
+        capacity: 2,
+        policy: OverflowPolicy::Lag,
+    });
+    register(&mut reg, spec("slow", "s", None, None));
+    register(&mut reg, spec("fast", "f", None, None));
+    for i in 0..3 {
+        reg.dispatch(&event("users", json!({"id": i}), None, None));
+        let _ = reg.drain("fast");
+    }
+    assert_eq!(reg.metrics.queue_overflows, 1);
+    let frames: Vec<Value> = std::iter::from_fn(|| next_json(&mut reg, "s")).collect();
+    assert_eq!(frames.len(), 3);
+    assert_eq!(frames[2]["type"], json!("error"));
+    assert_eq!(
+        frames[2]["payload"][0]["extensions"]["code"],
+        json!("EVENTS_LAGGED")
+    );
+    assert!(reg.is_active("f"));
+    assert!(!reg.is_active("s"));
+    assert_eq!(reg.metrics.frames_sent, 3 + 3);
+}
+
+#[test]
+fn drop_oldest_keeps_the_newest() {
+    let mut reg = Reg::new(QueueDefaults {
+        capacity: 2,
+        policy: OverflowPolicy::DropOldest,
+    });
+    register(&mut reg, spec("c", "s", None, None));
+    for i in 0..5 {
+        reg.dispatch(&event("users", json!({"id": i}), None, None));
+    }
+    let ids: Vec<Value> = std::iter::from_fn(|| next_json(&mut reg, "s"))
+        .map(|v| v["payload"]["data"]["users"]["id"].clone())
+        .collect();
+    assert_eq!(ids, vec![json!(3), json!(4)]);
+    assert_eq!(reg.metrics.frames_dropped, 3);
+}
+
+#[test]
+fn wakeups_once_per_drain_and_cleanup_is_complete() {
+    let mut reg = Reg::default();
+    reg.open_connection("c", Some("waker"), 10, OverflowPolicy::Lag);
+    register(&mut reg, spec("c", "a", None, None));
+    register(&mut reg, spec("c", "b", None, None));
+    reg.dispatch(&event("users", json!({}), None, None));
+    reg.dispatch(&event("users", json!({}), None, None));
+    assert_eq!(reg.take_wakeups(), vec![&"waker"]);
+    assert!(reg.take_wakeups().is_empty());
+    assert_eq!(reg.drain("c").map(|f| f.len()), Some(4));
+    reg.dispatch(&event("users", json!({}), None, None));
+    assert_eq!(reg.take_wakeups().len(), 1);
+    assert_eq!(reg.remove_connection("c"), Some(2));
+    assert_eq!(
+        (
+            reg.active_subscriptions(),
+            reg.active_connections(),
+            reg.channel_count(),
+            reg.group_count(),
+            reg.queued_frames()
+        ),
+        (0, 0, 0, 0, 0)
+    );
+    assert!(matches!(
+        reg.take_released().as_slice(),
+        [Released::Waker("waker")]
+    ));
+}
+
+#[test]
+fn duplicate_ids_are_refused_until_completed() {
+    let mut reg = Reg::default();
+    register(&mut reg, spec("c", "s", None, None));
+    assert!(matches!(
+        reg.register(spec("c", "s", None, None)),
+        Err(RegisterError::Duplicate(_))
+    ));
+    reg.dispatch(&event("users", json!({}), None, None));
+    assert_eq!(reg.complete("s"), Some(()));
+    assert_eq!(
+        reg.queued("c"),
+        Some(0),
+        "complete drops the operation's queued frames"
+    );
+    register(&mut reg, spec("c", "s", None, None));
+    assert!(reg.complete("nope").is_none());
+}

@@ -1,0 +1,15 @@
+//! The subscription engine. Pure-Rust modules (no Python) hold the logic and are unit-tested with
+//! `cargo test`; `bindings` and the `py_*` modules are the only ones that touch Python objects.
+
+pub mod bindings;
+pub mod bus;
+pub mod event;
+pub mod executor;
+pub mod filter;
+pub mod message;
+pub mod metrics;
+pub mod plan;
+pub mod projection;
+pub mod py_value;
+pub mod queue;
+pub mod security;
