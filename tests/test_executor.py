@@ -177,6 +177,19 @@ def test_invalid_documents(query: str, match: str) -> None:
         register(PySubscriptionExecutor(), "s", query=query)
 
 
+@pytest.mark.parametrize(
+    "query",
+    [
+        "subscription { a " + "{ a " * 100_000 + "}" * 100_001,
+        "subscription { a(x: " + "[" * 100_000 + "]" * 100_000 + ") }",
+        "subscription { a { " + "... on T { " * 100_000 + "b" + "}" * 100_001 + " }",
+    ],
+)
+def test_hostile_nesting_is_an_error_not_a_crash(query: str) -> None:
+    with pytest.raises(ValueError, match=r"Syntax error|nested deeper"):
+        register(PySubscriptionExecutor(), "s", query=query)
+
+
 def test_bad_arguments_raise_precise_errors() -> None:
     executor = PySubscriptionExecutor()
     with pytest.raises(TypeError, match="variables must be a dict"):
