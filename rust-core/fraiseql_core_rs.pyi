@@ -113,7 +113,21 @@ class PySubscriptionExecutor:
         *,
         max_queue: int = 1000,
         overflow_policy: OverflowPolicy = "lag",
-    ) -> PySubscriptionExecutor: ...
+        schema: Mapping[str, Any] | None = None,
+    ) -> PySubscriptionExecutor:
+        """`schema` describes the GraphQL schema so that responses follow it (static
+        `__typename`, scalar coercion, null bubbling with `errors`, fields read from their source
+        keys)::
+
+            {"subscription_type": "Subscription",
+             "types": {"Message": {"kind": "OBJECT",
+                                   "fields": {"roomId": {"type": "String!", "source": "room_id"}}},
+                       "Node": {"kind": "INTERFACE", "fields": {...}, "possible_types": ["Message"]},
+                       "Color": {"kind": "ENUM", "values": ["RED"]},
+                       "DateTime": {"kind": "SCALAR"}}}
+
+        Without it, data is projected by field name and sent as it is. ValueError if invalid.
+        """
     @property
     def config(self) -> PyEventBusConfig:
         """The event bus configuration (memory unless given)."""

@@ -534,3 +534,78 @@ def test_remove_connection_releases_everything() -> None:
     assert {k: metrics[k] for k in gauges} == dict.fromkeys(gauges, 0)
     assert sys.getrefcount(resolver) < before
     assert metrics["subscriptions_completed"] == 100
+
+
+# --- schema-aware projection ----------------------------------------------------------------
+
+SCHEMA = {
+    "subscription_type": "Subscription",
+    "types": {
+        "Subscription": {
+            "kind": "OBJECT",
+            "fields": {"messagePosted": {"type": "Message!", "source": "message_posted"}},
+        },
+        "Message": {
+            "kind": "OBJECT",
+            "fields": {
+                "id": {"type": "ID!", "source": "id"},
+                "roomId": {"type": "String!", "source": "room_id"},
+                "likes": {"type": "Int", "source": "likes"},
+            },
+        },
+    },
+}
+
+
+def test_schema_shapes_responses() -> None:
+    executor = PySubscriptionExecutor(schema=SCHEMA)
+    register(executor, "s", query="subscription { messagePosted { __typename id roomId likes } }")
+    executor.publish_event("e", "messagePosted", {"id": 1, "room_id": "42", "likes": "x"})
+    executor.publish_event("e", "messagePosted", {"id": 2})
+    first, second = frames(executor, "s")
+    assert first["payload"] == {
+        "errors": [
+            {
+                "message": 'Int cannot represent non-integer value: "x"',
+                "path": ["messagePosted", "likes"],
+            }
+        ],
+        "data": {
+            "messagePosted": {"__typename": "Message", "id": "1", "roomId": "42", "likes": None}
+        },
+    }
+    assert second["payload"] == {
+        "errors": [
+            {
+                "message": "Cannot return null for non-nullable field Message.roomId.",
+                "path": ["messagePosted", "roomId"],
+            }
+        ],
+        "data": None,
+    }
+
+
+@pytest.mark.parametrize(
+    ("schema", "match"),
+    [
+        ({"types": {}}, "subscription_type"),
+        ({"subscription_type": "S", "types": {"S": {"kind": "THING"}}}, "unknown kind"),
+        (
+            {
+                "subscription_type": "S",
+                "types": {"S": {"kind": "OBJECT", "fields": {"a": {"type": "Nope"}}}},
+            },
+            'undescribed type "Nope"',
+        ),
+        (
+            {
+                "subscription_type": "S",
+                "types": {"S": {"kind": "OBJECT", "fields": {"a": {"type": "[Int"}}}},
+            },
+            "Invalid type reference",
+        ),
+    ],
+)
+def test_invalid_schema_descriptions(schema: dict[str, Any], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        PySubscriptionExecutor(schema=schema)

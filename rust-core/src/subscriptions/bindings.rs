@@ -15,6 +15,7 @@ use super::message::{PyGraphQLMessage, PySubscriptionPayload};
 use super::plan::{self, ProjectionPlan};
 use super::py_value::{to_json, to_json_map};
 use super::queue::{FrameBody, OverflowPolicy, SubKey};
+use super::schema::SchemaInfo;
 use super::security::SecurityContext;
 use parking_lot::Mutex;
 use pyo3::exceptions::{PyKeyError, PyPermissionError, PyRuntimeError, PyTypeError, PyValueError};
@@ -57,6 +58,8 @@ type PlanCache = FxHashMap<Box<str>, Vec<(Option<Box<str>>, Arc<ProjectionPlan>)
 struct Shared {
     registry: Mutex<PyRegistry>,
     plans: Mutex<PlanCache>,
+    /// The schema plans are compiled against, when the Python layer gave one.
+    schema: Option<Arc<SchemaInfo>>,
     next_event_id: AtomicU64,
     /// Async resolutions in flight, held so asyncio cannot collect their tasks early.
     tasks: Mutex<FxHashMap<u64, Py<PyAny>>>,
@@ -109,7 +112,7 @@ impl Shared {
             }
         }
         let compiled = py
-            .detach(|| plan::compile(query, operation_name, variables))
+            .detach(|| plan::compile(query, operation_name, variables, self.schema.as_deref()))
             .map_err(PyValueError::new_err)?;
         let compiled = Arc::new(compiled);
         if !compiled.depends_on_variables {
@@ -518,12 +521,21 @@ impl PySubscriptionExecutor {
 #[pymethods]
 impl PySubscriptionExecutor {
     #[new]
-    #[pyo3(signature = (config=None, *, max_queue=1000, overflow_policy="lag"))]
+    #[pyo3(signature = (config=None, *, max_queue=1000, overflow_policy="lag", schema=None))]
     fn new(
         config: Option<&Bound<'_, PyEventBusConfig>>,
         max_queue: usize,
         overflow_policy: &str,
+        schema: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
+        let schema = match schema.filter(|s| !s.is_none()) {
+            Some(s) => Some(Arc::new(
+                SchemaInfo::from_json(&to_json(s, "schema")?).map_err(|e| {
+                    PyValueError::new_err(format!("Invalid schema description: {e}"))
+                })?,
+            )),
+            None => None,
+        };
         let defaults = QueueDefaults {
             capacity: capacity_arg(Some(max_queue), 1000)?,
             policy: policy_arg(Some(overflow_policy), OverflowPolicy::Lag)?,
@@ -532,6 +544,7 @@ impl PySubscriptionExecutor {
             shared: Arc::new(Shared {
                 registry: Mutex::new(Registry::new(defaults)),
                 plans: Mutex::new(FxHashMap::default()),
+                schema,
                 next_event_id: AtomicU64::new(0),
                 tasks: Mutex::new(FxHashMap::default()),
                 next_task_id: AtomicU64::new(0),

@@ -12,4 +12,5 @@ pub mod plan;
 pub mod projection;
 pub mod py_value;
 pub mod queue;
+pub mod schema;
 pub mod security;

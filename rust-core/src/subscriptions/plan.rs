@@ -2,6 +2,7 @@
 //! every object below it, the fields to send, already merged by response key and with fragments
 //! resolved, so projecting an event is a walk over plain vectors with no per-event analysis.
 
+use super::schema::{SchemaInfo, TypeKind, TypeRef};
 use graphql_parser::query::{
     self as ast, Definition, Directive, Document, OperationDefinition, Selection, TypeCondition,
 };
@@ -35,8 +36,105 @@ pub struct Field {
     pub response_key: String,
     pub name: String,
     pub key_json: Box<[u8]>,
-    /// `None` for a leaf: its value is sent as it is.
+    /// The key the value is read from (the field name unless the schema maps it).
+    pub source: String,
+    /// `Type.field`, for error messages.
+    pub coordinate: String,
+    pub output: Output,
+    /// `None` for a leaf: its value is written according to `output.leaf`.
     pub selection: Option<SelectionSet>,
+}
+
+/// How a value is written: its type's wrappers, outermost first, around what sits inside.
+#[derive(Debug, Clone)]
+pub struct Output {
+    pub wrappers: Box<[Wrapper]>,
+    pub leaf: Leaf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wrapper {
+    NonNull,
+    List,
+}
+
+/// The named type inside a field's wrappers, as far as the plan knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Leaf {
+    /// No schema: sent as it is.
+    Any,
+    Int,
+    Float,
+    String,
+    Boolean,
+    Id,
+    /// An enum's values (empty: not checked).
+    Enum(Box<[String]>),
+    /// A custom scalar: sent as it is.
+    Custom,
+    /// No schema, but a selection: objects are projected (lists element by element), other
+    /// values become null.
+    Selection,
+    /// `__typename`.
+    Typename,
+    /// An object, interface or union; `typename` is known statically for object types.
+    Composite {
+        typename: Option<String>,
+    },
+}
+
+impl Output {
+    fn untyped(composite: bool) -> Self {
+        Self {
+            wrappers: Box::new([]),
+            leaf: if composite {
+                Leaf::Selection
+            } else {
+                Leaf::Any
+            },
+        }
+    }
+
+    fn from_type(ty: &TypeRef, schema: &SchemaInfo) -> Self {
+        let mut wrappers = Vec::new();
+        let mut current = ty;
+        let name = loop {
+            match current {
+                TypeRef::NonNull(inner) => {
+                    wrappers.push(Wrapper::NonNull);
+                    current = inner;
+                }
+                TypeRef::List(inner) => {
+                    wrappers.push(Wrapper::List);
+                    current = inner;
+                }
+                TypeRef::Named(name) => break name.as_str(),
+            }
+        };
+        let leaf = match (name, schema.kind(name)) {
+            ("Int", _) => Leaf::Int,
+            ("Float", _) => Leaf::Float,
+            ("String", _) => Leaf::String,
+            ("Boolean", _) => Leaf::Boolean,
+            ("ID", _) => Leaf::Id,
+            (_, Some(TypeKind::Enum)) => Leaf::Enum(
+                schema
+                    .types
+                    .get(name)
+                    .map(|t| t.enum_values.clone().into_boxed_slice())
+                    .unwrap_or_default(),
+            ),
+            (_, Some(TypeKind::Object)) => Leaf::Composite {
+                typename: Some(name.to_owned()),
+            },
+            (_, Some(TypeKind::Interface | TypeKind::Union)) => Leaf::Composite { typename: None },
+            _ => Leaf::Custom,
+        };
+        Self {
+            wrappers: wrappers.into_boxed_slice(),
+            leaf,
+        }
+    }
 }
 
 /// The fields of an object, precomputed for each way its runtime type can decide fragments.
@@ -72,18 +170,20 @@ impl SelectionSet {
 #[derive(Clone)]
 struct RawItem<'d> {
     /// `None`: unconditional. `Some(names)`: applies when the runtime type is one of `names`.
-    condition: Option<Vec<&'d str>>,
+    condition: Option<Vec<String>>,
     field: &'d ast::Field<'d, &'d str>,
 }
 
 type Doc<'d> = Document<'d, &'d str>;
 
 /// Parses and compiles `query`, selecting `operation_name` (required when the document holds
-/// several operations). `variables` decide `@skip`/`@include`.
+/// several operations). `variables` decide `@skip`/`@include`; with a `schema`, the plan knows
+/// every field's type and source key.
 pub fn compile(
     query: &str,
     operation_name: Option<&str>,
     variables: &Map<String, Value>,
+    schema: Option<&SchemaInfo>,
 ) -> Result<ProjectionPlan, String> {
     let doc: Doc<'_> = ast::parse_query::<&str>(query).map_err(|e| {
         let msg = e.to_string();
@@ -105,6 +205,7 @@ pub fn compile(
         var_defs,
         depends_on_variables: false,
         fields: 0,
+        schema,
     };
     let mut items = Vec::new();
     ctx.expand(selection_set, None, &mut items, &mut Vec::new(), 0)?;
@@ -125,7 +226,8 @@ pub fn compile(
         return Err("A subscription's top-level field cannot be an introspection field".into());
     }
     // The subscription root type is always known, so every fragment on it applies.
-    let root = ctx.merge_field(&items, 1)?;
+    let root_type = schema.map(|s| s.subscription_type.as_str());
+    let root = ctx.merge_field(&items, 1, root_type)?;
     Ok(ProjectionPlan {
         root,
         depends_on_variables: ctx.depends_on_variables,
@@ -176,6 +278,7 @@ struct Compiler<'a, 'd> {
     var_defs: &'a [ast::VariableDefinition<'d, &'d str>],
     depends_on_variables: bool,
     fields: usize,
+    schema: Option<&'a SchemaInfo>,
 }
 
 impl<'a, 'd> Compiler<'a, 'd>
@@ -186,7 +289,7 @@ where
     fn expand(
         &mut self,
         set: &'d ast::SelectionSet<'d, &'d str>,
-        condition: Option<&[&'d str]>,
+        condition: Option<&[String]>,
         out: &mut Vec<RawItem<'d>>,
         visiting: &mut Vec<&'d str>,
         depth: usize,
@@ -201,7 +304,7 @@ where
                 Selection::Field(field) => {
                     if self.included(&field.directives)? {
                         out.push(RawItem {
-                            condition: condition.map(<[&str]>::to_vec),
+                            condition: condition.map(<[String]>::to_vec),
                             field,
                         });
                     }
@@ -210,7 +313,7 @@ where
                     if !self.included(&frag.directives)? {
                         continue;
                     }
-                    let cond = narrow(condition, frag.type_condition.as_ref());
+                    let cond = self.narrow(condition, frag.type_condition.as_ref());
                     self.expand(
                         &frag.selection_set,
                         cond.as_deref(),
@@ -236,7 +339,7 @@ where
                             _ => None,
                         })
                         .ok_or_else(|| format!("Unknown fragment \"{name}\""))?;
-                    let cond = narrow(condition, Some(&frag.type_condition));
+                    let cond = self.narrow(condition, Some(&frag.type_condition));
                     visiting.push(name);
                     self.expand(
                         &frag.selection_set,
@@ -307,8 +410,13 @@ where
         }
     }
 
-    /// Merges the items that share one response key into one `Field`.
-    fn merge_field(&mut self, items: &[RawItem<'d>], depth: usize) -> Result<Field, String> {
+    /// Merges the items that share one response key into one `Field` of `parent_type`.
+    fn merge_field(
+        &mut self,
+        items: &[RawItem<'d>],
+        depth: usize,
+        parent_type: Option<&str>,
+    ) -> Result<Field, String> {
         self.fields += 1;
         if self.fields > MAX_PLAN_FIELDS {
             return Err(format!(
@@ -317,7 +425,23 @@ where
         }
         let first = items[0].field;
         let key = response_key(first);
+        let info = match (self.schema, parent_type) {
+            (Some(schema), Some(parent)) => schema.field(parent, first.name).map(|f| (schema, f)),
+            _ => None,
+        };
         let leaf = first.selection_set.items.is_empty();
+        let (source, output) = match info {
+            _ if first.name == "__typename" => (
+                first.name.to_owned(),
+                Output {
+                    wrappers: Box::new([Wrapper::NonNull]),
+                    leaf: Leaf::Typename,
+                },
+            ),
+            Some((schema, f)) => (f.source.clone(), Output::from_type(&f.ty, schema)),
+            None => (first.name.to_owned(), Output::untyped(!leaf)),
+        };
+        let child_type = info.map(|(_, f)| f.ty.named().to_owned());
         let selection = if leaf {
             None
         } else {
@@ -332,30 +456,53 @@ where
                     depth,
                 )?;
             }
-            Some(self.selection_set(&children, depth + 1)?)
+            Some(self.selection_set(&children, depth + 1, child_type.as_deref())?)
         };
         Ok(Field {
             response_key: key.to_owned(),
             name: first.name.to_owned(),
             key_json: encode_key(key),
+            source,
+            coordinate: format!("{}.{}", parent_type.unwrap_or("?"), first.name),
+            output,
             selection,
         })
+    }
+
+    /// The condition of a fragment nested in `outer`: both must hold. With a schema, a condition
+    /// on an interface or union stands for its possible object types.
+    fn narrow(
+        &self,
+        outer: Option<&[String]>,
+        inner: Option<&TypeCondition<'d, &'d str>>,
+    ) -> Option<Vec<String>> {
+        let inner: Option<Vec<String>> = inner.map(|TypeCondition::On(t)| match self.schema {
+            Some(schema) => schema.possible_types(t),
+            None => vec![(*t).to_owned()],
+        });
+        match (outer, inner) {
+            (None, None) => None,
+            (Some(o), None) => Some(o.to_vec()),
+            (None, Some(i)) => Some(i),
+            (Some(o), Some(i)) => Some(o.iter().filter(|n| i.contains(n)).cloned().collect()),
+        }
     }
 
     fn selection_set(
         &mut self,
         items: &[RawItem<'d>],
         depth: usize,
+        parent_type: Option<&str>,
     ) -> Result<SelectionSet, String> {
-        let mut type_names: Vec<&str> = Vec::new();
+        let mut type_names: Vec<String> = Vec::new();
         for item in items {
             for name in item.condition.iter().flatten() {
                 if !type_names.contains(name) {
-                    type_names.push(name);
+                    type_names.push(name.clone());
                 }
             }
         }
-        let fields = self.fields_matching(items, depth, |c| c.is_none())?;
+        let fields = self.fields_matching(items, depth, parent_type, |c| c.is_none())?;
         if type_names.is_empty() {
             return Ok(SelectionSet {
                 fields,
@@ -364,10 +511,13 @@ where
         }
         let mut by_type = Vec::with_capacity(type_names.len());
         for name in type_names {
-            let f = self.fields_matching(items, depth, |c| c.is_none_or(|c| c.contains(&name)))?;
-            by_type.push((name.to_owned(), f));
+            // Under a fragment the fields belong to the concrete type.
+            let f = self.fields_matching(items, depth, Some(&name), |c| {
+                c.is_none_or(|c| c.contains(&name))
+            })?;
+            by_type.push((name, f));
         }
-        let unknown_type = Some(self.fields_matching(items, depth, |_| true)?);
+        let unknown_type = Some(self.fields_matching(items, depth, parent_type, |_| true)?);
         Ok(SelectionSet {
             fields,
             by_type,
@@ -379,7 +529,8 @@ where
         &mut self,
         items: &[RawItem<'d>],
         depth: usize,
-        applies: impl Fn(Option<&Vec<&'d str>>) -> bool,
+        parent_type: Option<&str>,
+        applies: impl Fn(Option<&Vec<String>>) -> bool,
     ) -> Result<Vec<Field>, String> {
         let chosen: Vec<&RawItem<'d>> = items
             .iter()
@@ -405,24 +556,9 @@ where
                     "Fields \"{key}\" conflict because they select different fields; use different aliases"
                 ));
             }
-            fields.push(self.merge_field(&same, depth)?);
+            fields.push(self.merge_field(&same, depth, parent_type)?);
         }
         Ok(fields)
-    }
-}
-
-/// The condition of a fragment nested in `outer`: both must hold.
-fn narrow<'d>(
-    outer: Option<&[&'d str]>,
-    inner: Option<&TypeCondition<'d, &'d str>>,
-) -> Option<Vec<&'d str>> {
-    match (outer, inner) {
-        (None, None) => None,
-        (Some(o), None) => Some(o.to_vec()),
-        (None, Some(TypeCondition::On(t))) => Some(vec![*t]),
-        (Some(o), Some(TypeCondition::On(t))) => {
-            Some(o.iter().copied().filter(|n| n == t).collect())
-        }
     }
 }
 
@@ -444,7 +580,7 @@ mod tests {
     use super::*;
 
     fn plan(q: &str) -> ProjectionPlan {
-        match compile(q, None, &Map::new()) {
+        match compile(q, None, &Map::new(), None) {
             Ok(p) => p,
             Err(e) => panic!("compile failed: {e}"),
         }
@@ -499,7 +635,7 @@ mod tests {
         let q = "subscription($x: Boolean!) { users { id @include(if: $x) name @skip(if: true) } }";
         let mut vars = Map::new();
         vars.insert("x".into(), Value::Bool(false));
-        let p = compile(q, None, &vars).map_err(|e| e.to_string());
+        let p = compile(q, None, &vars, None).map_err(|e| e.to_string());
         let sel = p.as_ref().map(|p| {
             (
                 p.depends_on_variables,
@@ -528,7 +664,7 @@ mod tests {
             ("subscription { __typename }", "introspection"),
         ];
         for (q, want) in cases {
-            match compile(q, None, &Map::new()) {
+            match compile(q, None, &Map::new(), None) {
                 Ok(_) => panic!("{q} compiled"),
                 Err(e) => assert!(e.contains(want), "{q}: {e}"),
             }
@@ -538,9 +674,9 @@ mod tests {
     #[test]
     fn operation_name_selects() {
         let q = "subscription A { a } subscription B { b }";
-        let p = compile(q, Some("B"), &Map::new()).map(|p| p.root.name);
+        let p = compile(q, Some("B"), &Map::new(), None).map(|p| p.root.name);
         assert_eq!(p, Ok("b".to_owned()));
-        assert!(compile(q, Some("C"), &Map::new()).is_err());
+        assert!(compile(q, Some("C"), &Map::new(), None).is_err());
     }
 
     #[test]
@@ -552,6 +688,6 @@ mod tests {
         for _ in 0..101 {
             q.push('}');
         }
-        assert!(compile(&q, None, &Map::new()).is_err());
+        assert!(compile(&q, None, &Map::new(), None).is_err());
     }
 }

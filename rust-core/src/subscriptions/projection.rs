@@ -1,16 +1,65 @@
 //! Projects a result onto a `ProjectionPlan` and serializes it in one pass, straight into the
 //! bytes of a graphql-transport-ws payload: only the selected fields, under their response keys,
-//! in selection order, with `null` for absent fields.
+//! in selection order, with `null` for absent fields. With a schema, scalars are coerced as
+//! graphql-js does and a null (or a failed coercion) in a non-null position bubbles up to the
+//! nearest nullable parent, with an entry in `errors` (GraphQL spec, "Handling Field Errors").
 
-use super::plan::{write_json_str, Field, ProjectionPlan, SelectionSet};
-use serde_json::Value;
+use super::plan::{write_json_str, Field, Leaf, ProjectionPlan, SelectionSet, Wrapper};
+use serde_json::{Number, Value};
 
-/// Writes `{"data":{"<root key>":<value projected>}}`.
+/// This position must be null; the error is already recorded.
+struct Bubble;
+
+enum Segment<'p> {
+    Key(&'p str),
+    Index(usize),
+}
+
+struct Projector<'p> {
+    path: Vec<Segment<'p>>,
+    /// (message, path as JSON)
+    errors: Vec<(String, Vec<u8>)>,
+}
+
+/// Writes the payload of `value` projected onto `plan`: `{"data":{...}}`, or
+/// `{"errors":[...],"data":...}` when fields failed.
 pub fn write_payload(out: &mut Vec<u8>, plan: &ProjectionPlan, value: &Value) {
-    out.extend_from_slice(b"{\"data\":{");
+    let start = out.len();
+    out.extend_from_slice(b"{\"data\":");
+    let data_start = out.len();
+    let mut p = Projector {
+        path: Vec::with_capacity(8),
+        errors: Vec::new(),
+    };
+    out.push(b'{');
     out.extend_from_slice(&plan.root.key_json);
-    write_field_value(out, &plan.root, Some(value));
-    out.extend_from_slice(b"}}");
+    p.path.push(Segment::Key(&plan.root.response_key));
+    match p.write_value(out, &plan.root, &plan.root.output.wrappers, Some(value)) {
+        Ok(()) => out.push(b'}'),
+        Err(Bubble) => {
+            out.truncate(data_start);
+            out.extend_from_slice(b"null");
+        }
+    }
+    out.push(b'}');
+    if !p.errors.is_empty() {
+        let data = out[data_start..out.len() - 1].to_vec();
+        out.truncate(start);
+        out.extend_from_slice(b"{\"errors\":[");
+        for (i, (message, path)) in p.errors.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"{\"message\":");
+            write_json_str(out, message);
+            out.extend_from_slice(b",\"path\":");
+            out.extend_from_slice(path);
+            out.push(b'}');
+        }
+        out.extend_from_slice(b"],\"data\":");
+        out.extend_from_slice(&data);
+        out.push(b'}');
+    }
 }
 
 /// The payload bytes of `value` projected onto `plan`.
@@ -20,50 +69,199 @@ pub fn payload(plan: &ProjectionPlan, value: &Value) -> Vec<u8> {
     out
 }
 
-fn write_field_value(out: &mut Vec<u8>, field: &Field, value: Option<&Value>) {
-    match (value, &field.selection) {
-        (None, _) | (Some(Value::Null), _) => out.extend_from_slice(b"null"),
-        (Some(v), None) => write_json(out, v),
-        (Some(v), Some(selection)) => write_selected(out, v, selection),
+impl<'p> Projector<'p> {
+    fn error(&mut self, message: String) -> Bubble {
+        let mut path = Vec::with_capacity(16);
+        path.push(b'[');
+        for (i, segment) in self.path.iter().enumerate() {
+            if i > 0 {
+                path.push(b',');
+            }
+            match segment {
+                Segment::Key(k) => write_json_str(&mut path, k),
+                Segment::Index(n) => path.extend_from_slice(n.to_string().as_bytes()),
+            }
+        }
+        path.push(b']');
+        self.errors.push((message, path));
+        Bubble
     }
-}
 
-fn write_selected(out: &mut Vec<u8>, value: &Value, selection: &SelectionSet) {
-    match value {
-        Value::Object(map) => {
-            let typename = map.get("__typename").and_then(Value::as_str);
-            out.push(b'{');
-            for (i, field) in selection.fields_for(typename).iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                out.extend_from_slice(&field.key_json);
-                if field.name == "__typename" {
-                    match typename {
-                        Some(t) => write_json_str(out, t),
-                        None => out.extend_from_slice(b"null"),
+    /// Writes `value` at a position of `field`'s type whose wrappers are `wrappers`.
+    fn write_value(
+        &mut self,
+        out: &mut Vec<u8>,
+        field: &'p Field,
+        wrappers: &[Wrapper],
+        value: Option<&Value>,
+    ) -> Result<(), Bubble> {
+        let (non_null, rest) = match wrappers.split_first() {
+            Some((Wrapper::NonNull, rest)) => (true, rest),
+            _ => (false, wrappers),
+        };
+        let start = out.len();
+        let result = match value {
+            None | Some(Value::Null) if non_null => Err(self.error(format!(
+                "Cannot return null for non-nullable field {}.",
+                field.coordinate
+            ))),
+            None | Some(Value::Null) => {
+                out.extend_from_slice(b"null");
+                Ok(())
+            }
+            Some(v) => self.write_present(out, field, rest, v),
+        };
+        match result {
+            Err(bubble) if non_null => Err(bubble),
+            Err(Bubble) => {
+                out.truncate(start);
+                out.extend_from_slice(b"null");
+                Ok(())
+            }
+            Ok(()) => Ok(()),
+        }
+    }
+
+    /// Writes a non-null `value` (`wrappers` no longer starts with this position's NonNull).
+    fn write_present(
+        &mut self,
+        out: &mut Vec<u8>,
+        field: &'p Field,
+        wrappers: &[Wrapper],
+        value: &Value,
+    ) -> Result<(), Bubble> {
+        match wrappers.split_first() {
+            Some((Wrapper::List, inner)) => {
+                let Value::Array(items) = value else {
+                    return Err(self.error(format!(
+                        "Expected Iterable, but did not find one for field {}.",
+                        field.coordinate
+                    )));
+                };
+                out.push(b'[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
                     }
+                    self.path.push(Segment::Index(i));
+                    let r = self.write_value(out, field, inner, Some(item));
+                    self.path.pop();
+                    r?;
+                }
+                out.push(b']');
+                Ok(())
+            }
+            Some((Wrapper::NonNull, _)) => self.write_value(out, field, wrappers, Some(value)),
+            None => self.write_leaf(out, field, value),
+        }
+    }
+
+    fn write_leaf(
+        &mut self,
+        out: &mut Vec<u8>,
+        field: &'p Field,
+        value: &Value,
+    ) -> Result<(), Bubble> {
+        let coerced = match &field.output.leaf {
+            Leaf::Any | Leaf::Custom => {
+                write_json(out, value);
+                return Ok(());
+            }
+            Leaf::Selection => {
+                if let Some(selection) = &field.selection {
+                    self.write_untyped(out, selection, value);
                 } else {
-                    write_field_value(out, field, map.get(&field.name));
+                    write_json(out, value);
                 }
+                return Ok(());
             }
-            out.push(b'}');
-        }
-        Value::Array(items) => {
-            out.push(b'[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                match item {
-                    Value::Null => out.extend_from_slice(b"null"),
-                    other => write_selected(out, other, selection),
-                }
+            Leaf::Composite { typename } => {
+                let (Value::Object(map), Some(selection)) = (value, &field.selection) else {
+                    return Err(self.error(format!(
+                        "Expected an object for field {}.",
+                        field.coordinate
+                    )));
+                };
+                let runtime = typename
+                    .as_deref()
+                    .or_else(|| map.get("__typename").and_then(Value::as_str));
+                return self.write_object(out, selection, runtime, map);
             }
-            out.push(b']');
+            Leaf::Typename => {
+                write_json(out, value);
+                return Ok(());
+            }
+            Leaf::Int => coerce_int(value),
+            Leaf::Float => coerce_float(value),
+            Leaf::String => coerce_string(value),
+            Leaf::Boolean => coerce_bool(value),
+            Leaf::Id => coerce_id(value),
+            Leaf::Enum(values) => match value {
+                Value::String(s) if values.is_empty() || values.iter().any(|v| v == s) => {
+                    Ok(value.clone())
+                }
+                _ => Err("Enum cannot represent value"),
+            },
+        };
+        match coerced {
+            Ok(v) => {
+                write_json(out, &v);
+                Ok(())
+            }
+            Err(what) => Err(self.error(format!("{what}: {value}"))),
         }
-        // A scalar where the selection expects an object cannot be shaped: send null.
-        _ => out.extend_from_slice(b"null"),
+    }
+
+    fn write_object(
+        &mut self,
+        out: &mut Vec<u8>,
+        selection: &'p SelectionSet,
+        typename: Option<&str>,
+        map: &serde_json::Map<String, Value>,
+    ) -> Result<(), Bubble> {
+        out.push(b'{');
+        for (i, field) in selection.fields_for(typename).iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(&field.key_json);
+            if field.output.leaf == Leaf::Typename {
+                match typename {
+                    Some(t) => write_json_str(out, t),
+                    None => out.extend_from_slice(b"null"),
+                }
+                continue;
+            }
+            self.path.push(Segment::Key(&field.response_key));
+            let r = self.write_value(out, field, &field.output.wrappers, map.get(&field.source));
+            self.path.pop();
+            r?;
+        }
+        out.push(b'}');
+        Ok(())
+    }
+
+    /// Without a schema: objects are projected, lists element by element, anything else where an
+    /// object is expected is null.
+    fn write_untyped(&mut self, out: &mut Vec<u8>, selection: &'p SelectionSet, value: &Value) {
+        match value {
+            Value::Object(map) => {
+                let typename = map.get("__typename").and_then(Value::as_str);
+                // Untyped fields never bubble: they have no non-null wrappers.
+                let _ = self.write_object(out, selection, typename, map);
+            }
+            Value::Array(items) => {
+                out.push(b'[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    self.write_untyped(out, selection, item);
+                }
+                out.push(b']');
+            }
+            _ => out.extend_from_slice(b"null"),
+        }
     }
 }
 
@@ -72,78 +270,82 @@ fn write_json(out: &mut Vec<u8>, value: &Value) {
     let _ = serde_json::to_writer(&mut *out, value);
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::subscriptions::plan::compile;
-    use serde_json::{json, Map};
+type Coerced = Result<Value, &'static str>;
 
-    fn project(q: &str, v: Value) -> Value {
-        let plan = match compile(q, None, &Map::new()) {
-            Ok(p) => p,
-            Err(e) => panic!("{e}"),
-        };
-        let bytes = payload(&plan, &v);
-        match serde_json::from_slice(&bytes) {
-            Ok(v) => v,
-            Err(e) => panic!("invalid JSON {e}: {}", String::from_utf8_lossy(&bytes)),
+fn coerce_int(value: &Value) -> Coerced {
+    const WHAT: &str = "Int cannot represent non 32-bit signed integer value";
+    let as_int = |f: f64| -> Coerced {
+        if f.fract() != 0.0 || !f.is_finite() {
+            return Err("Int cannot represent non-integer value");
         }
-    }
-
-    #[test]
-    fn selects_only_requested_fields() {
-        let out = project(
-            "subscription { users { id } }",
-            json!({"id": "123", "name": "Alice"}),
-        );
-        assert_eq!(out, json!({"data": {"users": {"id": "123"}}}));
-    }
-
-    #[test]
-    fn aliases_nesting_lists_and_absent_fields() {
-        let out = project(
-            "subscription { u: user { ident: id friends { name __typename } missing } }",
-            json!({"id": 1, "friends": [{"name": "b", "__typename": "User", "x": 1}, null], "y": 2}),
-        );
-        assert_eq!(
-            out,
-            json!({"data": {"u": {"ident": 1, "friends": [{"name": "b", "__typename": "User"}, null], "missing": null}}})
-        );
-    }
-
-    #[test]
-    fn fragments_follow_typename() {
-        let q = "subscription { feed { ... on Post { title } ... on Photo { url } id } }";
-        let out = project(
-            q,
-            json!([{"__typename": "Post", "title": "t", "url": "u", "id": 1}, {"__typename": "Photo", "title": "t", "url": "u", "id": 2}, {"id": 3, "title": "t"}]),
-        );
-        assert_eq!(
-            out,
-            json!({"data": {"feed": [{"title": "t", "id": 1}, {"url": "u", "id": 2}, {"title": "t", "url": null, "id": 3}]}})
-        );
-    }
-
-    #[test]
-    fn leaf_values_pass_through_exactly() {
-        let data: Value = match serde_json::from_str(
-            r#"{"big": 123456789012345678901234567890, "f": 1.5e300, "s": "\u00e9\ud83d\ude00\"\n", "j": {"a": [1]}}"#,
-        ) {
-            Ok(v) => v,
-            Err(e) => panic!("{e}"),
-        };
-        let plan = match compile("subscription { x { big f s j } }", None, &Map::new()) {
-            Ok(p) => p,
-            Err(e) => panic!("{e}"),
-        };
-        let text = String::from_utf8(payload(&plan, &data)).unwrap_or_default();
-        assert!(text.contains("123456789012345678901234567890"), "{text}");
-        assert!(text.contains(r#""j":{"a":[1]}"#), "{text}");
-    }
-
-    #[test]
-    fn scalar_where_object_expected_is_null() {
-        let out = project("subscription { users { id } }", json!("oops"));
-        assert_eq!(out, json!({"data": {"users": null}}));
+        if f < f64::from(i32::MIN) || f > f64::from(i32::MAX) {
+            return Err(WHAT);
+        }
+        Ok(Value::Number(Number::from(f as i64)))
+    };
+    match value {
+        Value::Number(n) => match n.as_i64() {
+            Some(i) if i32::try_from(i).is_ok() => Ok(Value::Number(i.into())),
+            Some(_) => Err(WHAT),
+            None => n.as_f64().map_or(Err(WHAT), as_int),
+        },
+        Value::Bool(b) => Ok(Value::Number(i64::from(*b).into())),
+        Value::String(s) if !s.trim().is_empty() => s
+            .trim()
+            .parse::<f64>()
+            .map_err(|_| "Int cannot represent non-integer value")
+            .and_then(as_int),
+        _ => Err("Int cannot represent non-integer value"),
     }
 }
+
+fn coerce_float(value: &Value) -> Coerced {
+    const WHAT: &str = "Float cannot represent non numeric value";
+    match value {
+        Value::Number(_) => Ok(value.clone()),
+        Value::Bool(b) => Ok(Value::Number(i64::from(*b).into())),
+        Value::String(s) => s
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .and_then(Number::from_f64)
+            .map(Value::Number)
+            .ok_or(WHAT),
+        _ => Err(WHAT),
+    }
+}
+
+fn coerce_string(value: &Value) -> Coerced {
+    match value {
+        Value::String(_) => Ok(value.clone()),
+        Value::Number(n) => Ok(Value::String(n.to_string())),
+        Value::Bool(b) => Ok(Value::String(b.to_string())),
+        _ => Err("String cannot represent value"),
+    }
+}
+
+fn coerce_bool(value: &Value) -> Coerced {
+    match value {
+        Value::Bool(_) => Ok(value.clone()),
+        Value::Number(n) => n
+            .as_f64()
+            .map(|f| Value::Bool(f != 0.0))
+            .ok_or("Boolean cannot represent a non boolean value"),
+        _ => Err("Boolean cannot represent a non boolean value"),
+    }
+}
+
+fn coerce_id(value: &Value) -> Coerced {
+    match value {
+        Value::String(_) => Ok(value.clone()),
+        Value::Number(n)
+            if n.is_i64() || n.is_u64() || !n.to_string().contains(['.', 'e', 'E']) =>
+        {
+            Ok(Value::String(n.to_string()))
+        }
+        _ => Err("ID cannot represent value"),
+    }
+}
+
+#[cfg(test)]
+mod tests;

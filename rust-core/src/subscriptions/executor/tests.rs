@@ -6,7 +6,7 @@ use serde_json::json;
 type Reg = Registry<u32, &'static str>;
 
 fn plan(q: &str) -> Arc<ProjectionPlan> {
-    match compile(q, None, &Map::new()) {
+    match compile(q, None, &Map::new(), None) {
         Ok(p) => Arc::new(p),
         Err(e) => panic!("{e}"),
     }
