@@ -157,7 +157,8 @@ class PySubscriptionExecutor:
         resolver: Resolver | None = None,
         resolver_scope: ResolverScope = "user",
         context: Any = None,
-        filters: Sequence[VariableFilter | ValueFilter] | None = None,
+        filters: Sequence[VariableFilter | ValueFilter | Mapping[str, Any]] | None = None,
+        arguments: Mapping[str, Any] | None = None,
     ) -> None:
         """Registers a subscription (ids are unique per executor; `operation_id`, default the
         subscription id, is the id written in its frames).
@@ -166,6 +167,10 @@ class PySubscriptionExecutor:
         root field's value; a resolver is called once per event for all subscriptions sharing
         it, its variables and its `resolver_scope`, with `context` (default: a dict of user_id
         and tenant_id).
+
+        `arguments` (the root field's argument values, resolved by a schema-aware caller) take
+        the place of `variables` for filters, resolver grouping and the resolver's second
+        argument; `variables` still decide `@skip`/`@include`. Both pass the security check.
 
         Raises ValueError (invalid document, filter or option; duplicate id), TypeError (wrong
         types, non-JSON variables), PermissionError (variables naming another user or tenant).

@@ -2,12 +2,33 @@
 (registry, filtering, security checks, projection, queues) in the compiled Rust core
 `fraiseql_core_rs`.
 
-This release exposes the core's event bus configuration; the decorator, schema, manager and
-framework adapters build on it.
+```python
+@subscription(channel="room:{room_id}")
+async def message_posted(event, room_id: str, context) -> Message | None: ...
+
+manager = SubscriptionManager(EventBusConfig.memory())
+app = FastAPI(lifespan=manager.lifespan)
+app.include_router(SubscriptionRouterFactory.create(manager))
+await manager.publish("room:42", {...}, event_type="messagePosted")
+```
 """
 
 from fraiseql_core_rs import PyEventBusConfig as EventBusConfig
 
+from .context import ConnectionContext
+from .decorator import ArgumentFilter, SubscriptionDefinitionError, subscription
+from .manager import SubscriptionManager
+from .types import ID
+
 __version__ = "0.1.0"
 
-__all__ = ["EventBusConfig", "__version__"]
+__all__ = [
+    "ID",
+    "ArgumentFilter",
+    "ConnectionContext",
+    "EventBusConfig",
+    "SubscriptionDefinitionError",
+    "SubscriptionManager",
+    "__version__",
+    "subscription",
+]

@@ -591,7 +591,7 @@ impl PySubscriptionExecutor {
     #[pyo3(signature = (
         connection_id, subscription_id, query, operation_name=None, variables=None,
         user_id=None, tenant_id=None, *, operation_id=None, channels=None, event_types=None,
-        resolver=None, resolver_scope="user", context=None, filters=None
+        resolver=None, resolver_scope="user", context=None, filters=None, arguments=None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn register_subscription(
@@ -611,8 +611,13 @@ impl PySubscriptionExecutor {
         resolver_scope: &str,
         context: Option<&Bound<'_, PyAny>>,
         filters: Option<&Bound<'_, PyAny>>,
+        arguments: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
         let vars = to_json_map(variables, "variables")?;
+        let args = match arguments.filter(|a| !a.is_none()) {
+            Some(a) => Some(to_json_map(Some(a), "arguments")?),
+            None => None,
+        };
         let plan = self.shared.plan(py, query, operation_name, &vars)?;
         let channels = strings_arg(channels, "channels")?.unwrap_or_default();
         if channels.iter().any(String::is_empty) {
@@ -634,9 +639,11 @@ impl PySubscriptionExecutor {
                         d.into_any().unbind()
                     }
                 };
-                let variables = match variables {
-                    Some(v) if !v.is_none() => v.clone().unbind(),
-                    _ => PyDict::new(py).into_any().unbind(),
+                // The resolver sees the arguments when given, else the variables.
+                let inputs = arguments.or(variables).filter(|v| !v.is_none());
+                let variables = match inputs {
+                    Some(v) => v.clone().unbind(),
+                    None => PyDict::new(py).into_any().unbind(),
                 };
                 Some(ResolverSpec {
                     identity: func.as_ptr() as usize as u64,
@@ -656,6 +663,7 @@ impl PySubscriptionExecutor {
             operation_id,
             plan,
             variables: vars,
+            arguments: args,
             security: SecurityContext {
                 user_id: user_id.map(Into::into),
                 tenant_id: tenant_id.map(Into::into),

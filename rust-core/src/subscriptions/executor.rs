@@ -58,13 +58,24 @@ pub struct SubscriptionSpec<R> {
     /// The id written in frames (the client's operation id); defaults to `subscription_id`.
     pub operation_id: Option<String>,
     pub plan: Arc<ProjectionPlan>,
+    /// The operation's variables.
     pub variables: Map<String, Value>,
+    /// The root field's argument values, when the caller resolved them (a schema-aware layer
+    /// does); filters and resolver grouping use them, else the variables.
+    pub arguments: Option<Map<String, Value>>,
     pub security: SecurityContext,
     /// Empty: the root field name.
     pub channels: Vec<String>,
     pub event_types: Option<Vec<String>>,
     pub filters: Vec<FilterSpec>,
     pub resolver: Option<ResolverSpec<R>>,
+}
+
+impl<R> SubscriptionSpec<R> {
+    /// What filters and resolver groups read: the arguments if given, else the variables.
+    fn inputs(&self) -> &Map<String, Value> {
+        self.arguments.as_ref().unwrap_or(&self.variables)
+    }
 }
 
 /// Why a registration failed.
@@ -371,7 +382,14 @@ impl<R: Clone, W> Registry<R, W> {
     // ----- subscriptions -----
 
     pub fn register(&mut self, spec: SubscriptionSpec<R>) -> Result<SubKey, RegisterError> {
-        if let Err(msg) = spec.security.check_variables(&spec.variables) {
+        let checked = spec
+            .security
+            .check_variables(&spec.variables)
+            .and_then(|()| match &spec.arguments {
+                Some(args) => spec.security.check_variables(args),
+                None => Ok(()),
+            });
+        if let Err(msg) = checked {
             self.metrics.subscriptions_refused += 1;
             return Err(RegisterError::Refused(msg));
         }
@@ -387,7 +405,7 @@ impl<R: Clone, W> Registry<R, W> {
         }
         let mut filters = Vec::with_capacity(spec.filters.len());
         for f in &spec.filters {
-            if let Some(bound) = f.bind(&spec.variables).map_err(RegisterError::Invalid)? {
+            if let Some(bound) = f.bind(spec.inputs()).map_err(RegisterError::Invalid)? {
                 filters.push(bound);
             }
         }
@@ -462,7 +480,7 @@ impl<R: Clone, W> Registry<R, W> {
                 GroupKey {
                     resolver: r.identity,
                     // serde_json's Map is ordered by key, so equal variables give equal text.
-                    variables: serde_json::to_string(&spec.variables)
+                    variables: serde_json::to_string(spec.inputs())
                         .map_err(|e| RegisterError::Invalid(e.to_string()))?,
                     scope,
                 }

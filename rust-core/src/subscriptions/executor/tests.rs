@@ -19,6 +19,7 @@ fn spec(conn: &str, id: &str, user: Option<&str>, tenant: Option<&str>) -> Subsc
         operation_id: None,
         plan: plan("subscription { users { id } }"),
         variables: Map::new(),
+        arguments: None,
         security: SecurityContext {
             user_id: user.map(Into::into),
             tenant_id: tenant.map(Into::into),

@@ -1,0 +1,516 @@
+"""`@subscription`: a resolver function becomes a GraphQL subscription field.
+
+```python
+@subscription(channel="room:{room_id}")
+async def message_posted(event, room_id: str, context) -> Message | None:
+    \"\"\"New messages in a room.\"\"\"
+    return Message(**event.data)
+```
+declares `messagePosted(roomId: String!): Message` (the docstring is its description). The
+resolver's first parameter is `event` (the event being dispatched); `context` (the connection's
+security context) is optional and may come anywhere after it; every other parameter is a
+GraphQL argument and needs a type hint (see `fraiseql_fastapi.types` for the supported hints).
+The return hint is the field's type; `X | None` makes it nullable. Independently of that, a
+resolver that returns None sends nothing for that event.
+
+Everything is checked when the decorator runs, so a misdeclared resolver fails at import time
+with a `SubscriptionDefinitionError` naming the function and the problem.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+import re
+import string
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Final, Literal, TypeVar, overload
+
+from .types import (
+    MISSING,
+    FieldSpec,
+    SubscriptionDefinitionError,
+    camel_case,
+    check_graphql_name,
+    error_context,
+    to_jsonable,
+)
+
+__all__ = [
+    "ArgumentFilter",
+    "ArgumentSpec",
+    "ChannelTemplate",
+    "FilterOp",
+    "Scope",
+    "SubscriptionDefinitionError",
+    "SubscriptionField",
+    "SubscriptionRegistry",
+    "build_field",
+    "default_registry",
+    "subscription",
+]
+
+#: Who may share one resolver call for an event: everyone, a tenant, a user, or nobody.
+Scope = Literal["global", "tenant", "user", "subscription"]
+#: Comparisons the Rust core evaluates for argument filters.
+FilterOp = Literal["eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "contains"]
+#: A channel: a `str.format` template over the resolver's arguments (`"room:{room_id}"`), or a
+#: function of the arguments (by Python name) returning one channel or several.
+ChannelTemplate = str | Callable[[Mapping[str, Any]], str | Sequence[str]]
+
+SCOPES: Final[tuple[Scope, ...]] = typing.get_args(Scope)
+FILTER_OPS: Final[tuple[FilterOp, ...]] = typing.get_args(FilterOp)
+
+#: A resolver argument: its Python and GraphQL names, type hint and default.
+ArgumentSpec = FieldSpec
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclasses.dataclass(frozen=True)
+class ArgumentFilter:
+    """A condition on the event data, evaluated in Rust before the resolver runs.
+
+    `field` is a (dotted) path in the event data; it is compared with `op` to the resolver's
+    argument `argument` (by Python name) or to the constant `value`. An argument that is
+    null or left out disables its filter.
+
+    `ArgumentFilter("price", "gte", argument="min_price")` keeps events whose
+    `data["price"] >= min_price`.
+    """
+
+    field: str
+    op: FilterOp = "eq"
+    argument: str | None = None
+    value: Any = MISSING
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.field, str) or not self.field:
+            raise SubscriptionDefinitionError(f"filter field must be a non-empty string: {self}")
+        if self.op not in FILTER_OPS:
+            raise SubscriptionDefinitionError(
+                f"filter on {self.field!r}: unknown op {self.op!r}; use one of "
+                + ", ".join(FILTER_OPS)
+            )
+        if (self.argument is None) == (self.value is MISSING):
+            raise SubscriptionDefinitionError(
+                f"filter on {self.field!r}: give either argument= or value=, not both or neither"
+            )
+        if self.value is not MISSING:
+            try:
+                to_jsonable(self.value)
+            except TypeError as error:
+                raise SubscriptionDefinitionError(
+                    f"filter on {self.field!r}: value is not JSON-serializable: {error}"
+                ) from None
+
+    def to_core(self, graphql_arg_name_of: Callable[[str], str]) -> dict[str, Any]:
+        """The filter as the Rust core takes it: `{"field", "op", "variable"}` (the argument's
+        GraphQL name) or `{"field", "op", "value"}` (the constant, as JSON)."""
+        if self.argument is not None:
+            return {
+                "field": self.field,
+                "op": self.op,
+                "variable": graphql_arg_name_of(self.argument),
+            }
+        return {"field": self.field, "op": self.op, "value": to_jsonable(self.value)}
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class SubscriptionField:
+    """A subscription field declared with `@subscription`: everything the schema and the
+    manager need to know about the resolver. Compared by identity."""
+
+    func: Callable[..., Any]
+    #: The GraphQL field name.
+    name: str
+    python_name: str
+    description: str | None
+    channel_template: ChannelTemplate
+    event_types: tuple[str, ...] | None
+    filters: tuple[ArgumentFilter, ...]
+    permissions: tuple[str, ...]
+    roles: tuple[str, ...]
+    scope: Scope
+    arguments: tuple[ArgumentSpec, ...]
+    return_annotation: Any
+    is_async: bool
+    wants_context: bool
+
+    def channels(self, args: Mapping[str, Any]) -> list[str]:
+        """The channels a subscription with these arguments listens on. `args` are the
+        resolver's keyword arguments (Python names), as `from_graphql_args` returns them; a
+        template is filled like an f-string would be, so a publisher writing
+        `f"room:{room_id}"` with the same value names the same channel."""
+        if isinstance(self.channel_template, str):
+            return [self.channel_template.format_map(args)]
+        result = self.channel_template(dict(args))
+        if isinstance(result, str):
+            return [result]
+        if isinstance(result, Sequence) and all(isinstance(item, str) for item in result):
+            return list(result)
+        raise TypeError(
+            f"{self.python_name}: the channel function returned {result!r}; "
+            "expected a str or a list of str"
+        )
+
+    def graphql_name_of(self, python_name: str) -> str:
+        """The GraphQL name of an argument, given its Python name (KeyError if unknown)."""
+        for spec in self.arguments:
+            if spec.python_name == python_name:
+                return spec.graphql_name
+        raise KeyError(python_name)
+
+    def core_filters(self) -> list[dict[str, Any]]:
+        """The argument filters as the Rust core's `register_subscription(filters=...)`."""
+        return [item.to_core(self.graphql_name_of) for item in self.filters]
+
+    def call(self, event: Any, args: Mapping[str, Any], context: Any) -> Any:
+        """Calls the resolver with the event, its keyword arguments (Python names) and, if it
+        takes one, the context. Returns what it returns (an awaitable when `is_async`)."""
+        if self.wants_context:
+            return self.func(event, **args, context=context)
+        return self.func(event, **args)
+
+
+class SubscriptionRegistry:
+    """The subscription fields declared so far, by GraphQL name, in declaration order."""
+
+    def __init__(self) -> None:
+        self._fields: dict[str, SubscriptionField] = {}
+
+    @property
+    def fields(self) -> tuple[SubscriptionField, ...]:
+        """The fields, in declaration order."""
+        return tuple(self._fields.values())
+
+    def add(self, field: SubscriptionField) -> None:
+        """Adds a field. A second field with the same GraphQL name is an error, unless it is
+        the same function defined again (a module executed twice), which replaces it."""
+        existing = self._fields.get(field.name)
+        if existing is not None and _qualified_name(existing.func) != _qualified_name(field.func):
+            raise SubscriptionDefinitionError(
+                f"{field.python_name}: a subscription named {field.name!r} is already defined "
+                f"by {_qualified_name(existing.func)}"
+            )
+        self._fields[field.name] = field
+
+
+#: Where `@subscription` records fields unless given `registry=`.
+default_registry: Final = SubscriptionRegistry()
+
+
+@overload
+def subscription(func: F, /) -> F: ...
+
+
+@overload
+def subscription(
+    func: None = None,
+    /,
+    *,
+    name: str | None = None,
+    channel: ChannelTemplate | None = None,
+    event_types: str | Sequence[str] | None = None,
+    filters: Mapping[str, str] | Sequence[ArgumentFilter] | None = None,
+    permissions: str | Sequence[str] | None = None,
+    roles: str | Sequence[str] | None = None,
+    scope: Scope = "user",
+    description: str | None = None,
+    registry: SubscriptionRegistry | None = None,
+) -> Callable[[F], F]: ...
+
+
+def subscription(
+    func: F | None = None,
+    /,
+    *,
+    name: str | None = None,
+    channel: ChannelTemplate | None = None,
+    event_types: str | Sequence[str] | None = None,
+    filters: Mapping[str, str] | Sequence[ArgumentFilter] | None = None,
+    permissions: str | Sequence[str] | None = None,
+    roles: str | Sequence[str] | None = None,
+    scope: Scope = "user",
+    description: str | None = None,
+    registry: SubscriptionRegistry | None = None,
+) -> F | Callable[[F], F]:
+    """Declares a GraphQL subscription field; use bare (`@subscription`) or with options.
+
+    - `name`: the GraphQL field name (default: the function name, camelCased).
+    - `channel`: the channel(s) to listen on (default: the field name); a template over the
+      arguments (`"room:{room_id}"`) or a function of the arguments.
+    - `event_types`: accepted event types (default: all).
+    - `filters`: conditions on the event data evaluated in Rust: `{"room_id": "room_id"}`
+      (event field == argument) or a sequence of `ArgumentFilter`.
+    - `permissions`, `roles`: what the connection's context must grant to subscribe.
+    - `scope`: who may share one resolver call per event: "global", "tenant", "user"
+      (default) or "subscription".
+    - `description`: the field description (default: the docstring).
+    - `registry`: where to record the field (default: `default_registry`).
+
+    Returns the function unchanged and records a `SubscriptionField`; raises
+    `SubscriptionDefinitionError` for a misdeclared resolver.
+    """
+
+    def decorate(function: F) -> F:
+        field = build_field(
+            function,
+            name=name,
+            channel=channel,
+            event_types=event_types,
+            filters=filters,
+            permissions=permissions,
+            roles=roles,
+            scope=scope,
+            description=description,
+        )
+        (default_registry if registry is None else registry).add(field)
+        return function
+
+    return decorate if func is None else decorate(func)
+
+
+def build_field(
+    func: Callable[..., Any],
+    *,
+    name: str | None = None,
+    channel: ChannelTemplate | None = None,
+    event_types: str | Sequence[str] | None = None,
+    filters: Mapping[str, str] | Sequence[ArgumentFilter] | None = None,
+    permissions: str | Sequence[str] | None = None,
+    roles: str | Sequence[str] | None = None,
+    scope: Scope = "user",
+    description: str | None = None,
+) -> SubscriptionField:
+    """The `SubscriptionField` of a resolver (what `@subscription` records), checked: its
+    types are mapped to GraphQL once here so that errors surface at import time."""
+    python_name = getattr(func, "__name__", None)
+    if not callable(func) or not isinstance(python_name, str):
+        raise SubscriptionDefinitionError(f"@subscription needs a function, got {func!r}")
+    with error_context(python_name):
+        hints = _type_hints(func)
+        arguments, wants_context = _arguments(func, hints)
+        field = SubscriptionField(
+            func=func,
+            name=check_graphql_name(name or camel_case(python_name), "field name"),
+            python_name=python_name,
+            description=description or _docstring(func),
+            channel_template=_channel(channel, name or camel_case(python_name), arguments),
+            event_types=None if event_types is None else _strings(event_types, "event_types"),
+            filters=_filters(filters, arguments),
+            permissions=_strings(permissions or (), "permissions", allow_empty=True),
+            roles=_strings(roles or (), "roles", allow_empty=True),
+            scope=_scope(scope),
+            arguments=arguments,
+            return_annotation=_return_annotation(hints),
+            is_async=_is_async(func),
+            wants_context=wants_context,
+        )
+    _check_types(field)
+    return field
+
+
+def _check_types(field: SubscriptionField) -> None:
+    # Building a schema of this one field maps every type it uses (errors are prefixed with
+    # the function name there) and runs graphql-core's schema validation.
+    from .schema import SubscriptionSchema
+
+    SubscriptionSchema([field])
+
+
+def _qualified_name(func: Callable[..., Any]) -> str:
+    module = getattr(func, "__module__", None) or "?"
+    return f"{module}.{getattr(func, '__qualname__', repr(func))}"
+
+
+def _docstring(func: Callable[..., Any]) -> str | None:
+    doc = getattr(func, "__doc__", None)
+    return inspect.cleandoc(doc) if isinstance(doc, str) and doc.strip() else None
+
+
+def _type_hints(func: Callable[..., Any]) -> dict[str, Any]:
+    source: Any = func
+    while isinstance(source, functools.partial):
+        source = source.func
+    if not (inspect.isfunction(source) or inspect.ismethod(source)):
+        source = type(source).__call__  # a callable object: the hints of its __call__
+    try:
+        return typing.get_type_hints(source, include_extras=True)
+    except Exception as error:  # NameError for an undefined name, TypeError for bad hints
+        raise SubscriptionDefinitionError(f"cannot resolve the type hints: {error}") from None
+
+
+def _is_async(func: Callable[..., Any]) -> bool:
+    if inspect.isasyncgenfunction(func) or inspect.isgeneratorfunction(func):
+        raise SubscriptionDefinitionError(
+            "resolvers are called once per event and return one value; generators are not "
+            "supported (use def or async def with return)"
+        )
+    # An object with an `async def __call__` is async too.
+    return inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(
+        getattr(func, "__call__", None)  # noqa: B004 -- the method itself, not callable()
+    )
+
+
+def _arguments(
+    func: Callable[..., Any], hints: Mapping[str, Any]
+) -> tuple[tuple[ArgumentSpec, ...], bool]:
+    """The GraphQL arguments of a resolver, and whether it takes `context`."""
+    try:
+        parameters = list(inspect.signature(func).parameters.values())
+    except (TypeError, ValueError) as error:
+        raise SubscriptionDefinitionError(f"cannot read the signature: {error}") from None
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    if not parameters or parameters[0].name != "event" or parameters[0].kind not in positional:
+        raise SubscriptionDefinitionError(
+            "the first parameter must be 'event' (the event being dispatched)"
+        )
+    arguments = []
+    wants_context = False
+    for parameter in parameters[1:]:
+        _check_parameter_kind(parameter)
+        if parameter.name == "context":
+            wants_context = True
+        else:
+            arguments.append(_argument(parameter, hints))
+    _check_unique_graphql_names(arguments)
+    return tuple(arguments), wants_context
+
+
+def _check_parameter_kind(parameter: inspect.Parameter) -> None:
+    if parameter.kind is inspect.Parameter.VAR_POSITIONAL:
+        raise SubscriptionDefinitionError(
+            f"*{parameter.name} is not supported; declare each GraphQL argument as a parameter"
+        )
+    if parameter.kind is inspect.Parameter.VAR_KEYWORD:
+        raise SubscriptionDefinitionError(
+            f"**{parameter.name} is not supported; declare each GraphQL argument as a parameter"
+        )
+    if parameter.kind is inspect.Parameter.POSITIONAL_ONLY:
+        raise SubscriptionDefinitionError(
+            f"parameter {parameter.name!r} is positional-only; arguments are passed by keyword"
+        )
+
+
+def _argument(parameter: inspect.Parameter, hints: Mapping[str, Any]) -> ArgumentSpec:
+    if parameter.name not in hints:
+        raise SubscriptionDefinitionError(f"parameter {parameter.name!r} has no type hint")
+    graphql_name = camel_case(parameter.name)
+    check_graphql_name(graphql_name, f"parameter {parameter.name!r}: argument name")
+    default = MISSING if parameter.default is inspect.Parameter.empty else parameter.default
+    return ArgumentSpec(parameter.name, graphql_name, hints[parameter.name], default=default)
+
+
+def _check_unique_graphql_names(arguments: Sequence[ArgumentSpec]) -> None:
+    seen: dict[str, str] = {}
+    for spec in arguments:
+        if spec.graphql_name in seen:
+            raise SubscriptionDefinitionError(
+                f"parameters {seen[spec.graphql_name]!r} and {spec.python_name!r} both become "
+                f"{spec.graphql_name!r} in GraphQL"
+            )
+        seen[spec.graphql_name] = spec.python_name
+
+
+def _return_annotation(hints: Mapping[str, Any]) -> Any:
+    if "return" not in hints:
+        raise SubscriptionDefinitionError(
+            "the return type hint is missing; it gives the field's GraphQL type "
+            "(e.g. -> Message | None)"
+        )
+    if hints["return"] is type(None):
+        raise SubscriptionDefinitionError(
+            "the return type hint is None; it must name the value sent to subscribers "
+            "(a resolver may still return None to send nothing)"
+        )
+    return hints["return"]
+
+
+def _channel(
+    channel: ChannelTemplate | None, field_name: str, arguments: Sequence[ArgumentSpec]
+) -> ChannelTemplate:
+    if channel is None:
+        return field_name
+    if callable(channel):
+        return channel
+    if not isinstance(channel, str) or not channel:
+        raise SubscriptionDefinitionError(
+            f"channel must be a non-empty string or a function, got {channel!r}"
+        )
+    known = [spec.python_name for spec in arguments]
+    for argument in _template_arguments(channel):
+        if argument not in known:
+            raise SubscriptionDefinitionError(
+                f"channel template {channel!r} names unknown argument {argument!r} "
+                f"(arguments: {', '.join(known) or 'none'})"
+            )
+    return channel
+
+
+def _template_arguments(template: str) -> list[str]:
+    """The argument names a `str.format` template uses (`{room.id}` uses `room`)."""
+    try:
+        parts = list(string.Formatter().parse(template))
+    except ValueError as error:
+        raise SubscriptionDefinitionError(
+            f"channel template {template!r} is invalid: {error}"
+        ) from None
+    names = []
+    for _, field_name, _, _ in parts:
+        if field_name is None:
+            continue
+        root = re.match(r"[^.\[]*", field_name)
+        if root is None or not root.group() or root.group().isdigit():
+            raise SubscriptionDefinitionError(
+                f"channel template {template!r} has a positional field; name an argument, "
+                "as in 'room:{room_id}'"
+            )
+        names.append(root.group())
+    return names
+
+
+def _filters(
+    filters: Mapping[str, str] | Sequence[ArgumentFilter] | None,
+    arguments: Sequence[ArgumentSpec],
+) -> tuple[ArgumentFilter, ...]:
+    if filters is None:
+        return ()
+    if isinstance(filters, Mapping):
+        items = tuple(ArgumentFilter(field, "eq", argument=arg) for field, arg in filters.items())
+    elif isinstance(filters, Sequence) and not isinstance(filters, str):
+        items = tuple(filters)
+    else:
+        raise SubscriptionDefinitionError(
+            f"filters must be a mapping or a sequence of ArgumentFilter, got {filters!r}"
+        )
+    known = [spec.python_name for spec in arguments]
+    for item in items:
+        if not isinstance(item, ArgumentFilter):
+            raise SubscriptionDefinitionError(f"filters: {item!r} is not an ArgumentFilter")
+        if item.argument is not None and item.argument not in known:
+            raise SubscriptionDefinitionError(
+                f"filter on {item.field!r} names unknown argument {item.argument!r} "
+                f"(arguments: {', '.join(known) or 'none'})"
+            )
+    return items
+
+
+def _scope(scope: Scope) -> Scope:
+    if scope not in SCOPES:
+        raise SubscriptionDefinitionError(
+            f"unknown scope {scope!r}; use one of {', '.join(SCOPES)}"
+        )
+    return scope
+
+
+def _strings(value: str | Sequence[str], what: str, allow_empty: bool = False) -> tuple[str, ...]:
+    """A tuple of non-empty strings (a single string is one item)."""
+    items = (value,) if isinstance(value, str) else tuple(value)
+    if not all(isinstance(item, str) and item for item in items) or not (items or allow_empty):
+        raise SubscriptionDefinitionError(
+            f"{what} must be a non-empty string or a list of them, got {value!r}"
+        )
+    return items

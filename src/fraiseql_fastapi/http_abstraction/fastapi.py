@@ -1,0 +1,44 @@
+"""FastAPI: `SubscriptionRouterFactory.create(manager)` gives an `APIRouter` serving GraphQL at
+one path, over WebSocket (graphql-transport-ws) and POST."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from fastapi import APIRouter, Request, WebSocket
+from starlette.responses import Response
+
+from .protocol import OnConnect, ProtocolOptions
+from .starlette import serve_http, serve_websocket
+
+if TYPE_CHECKING:
+    from ..manager import SubscriptionManager
+
+
+class SubscriptionRouterFactory:
+    """Builds FastAPI routers for a `SubscriptionManager`."""
+
+    @staticmethod
+    def create(
+        manager: SubscriptionManager,
+        *,
+        path: str = "/graphql",
+        on_connect: OnConnect | None = None,
+        options: ProtocolOptions | None = None,
+    ) -> APIRouter:
+        """A router with the WebSocket endpoint and the POST endpoint at `path`.
+
+        `on_connect(payload, websocket)` authenticates `connection_init` (see
+        `GraphQLTransportWSHandler`); `options` sets timeouts and limits.
+        """
+        router = APIRouter()
+
+        @router.websocket(path)
+        async def graphql_ws(websocket: WebSocket) -> None:
+            await serve_websocket(manager, websocket, on_connect, options)
+
+        @router.post(path, include_in_schema=False)
+        async def graphql_post(request: Request) -> Response:
+            return await serve_http(manager, request)
+
+        return router

@@ -1,0 +1,147 @@
+"""Starlette: the WebSocket adapter, a route serving GraphQL on one path (WebSocket and POST),
+and `create_subscription_app` to add it to an application."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Match
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket, WebSocketState
+
+from .adapter import WebSocketDisconnected
+from .http import execute_post
+from .protocol import GraphQLTransportWSHandler, OnConnect, ProtocolOptions
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+
+    from ..manager import SubscriptionManager
+
+
+class StarletteWebSocketAdapter:
+    """`WebSocketAdapter` over a Starlette (and so FastAPI) WebSocket."""
+
+    def __init__(self, websocket: WebSocket) -> None:
+        self._ws = websocket
+
+    @property
+    def subprotocols(self) -> Sequence[str]:
+        return list(self._ws.scope.get("subprotocols") or [])
+
+    @property
+    def request(self) -> WebSocket:
+        return self._ws
+
+    @property
+    def is_connected(self) -> bool:
+        return (
+            self._ws.application_state == WebSocketState.CONNECTED
+            and self._ws.client_state == WebSocketState.CONNECTED
+        )
+
+    async def accept(self, subprotocol: str | None) -> None:
+        await self._ws.accept(subprotocol=subprotocol)
+
+    async def receive_text(self) -> str:
+        message = await self._ws.receive()
+        if message["type"] == "websocket.disconnect":
+            raise WebSocketDisconnected(int(message.get("code") or 1000))
+        text = message.get("text")
+        if text is None:
+            raise TypeError("binary WebSocket message")
+        return str(text)
+
+    async def send_text(self, text: str) -> None:
+        await self._ws.send_text(text)
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        if self._ws.application_state != WebSocketState.DISCONNECTED:
+            await self._ws.close(code, reason)
+
+
+async def serve_websocket(
+    manager: SubscriptionManager,
+    websocket: WebSocket,
+    on_connect: OnConnect | None = None,
+    options: ProtocolOptions | None = None,
+) -> None:
+    """Runs the graphql-transport-ws protocol on a Starlette/FastAPI WebSocket."""
+    adapter = StarletteWebSocketAdapter(websocket)
+    await GraphQLTransportWSHandler(manager, adapter, on_connect=on_connect, options=options).run()
+
+
+async def serve_http(manager: SubscriptionManager, request: Request) -> Response:
+    """Answers a GraphQL POST (queries and introspection)."""
+    try:
+        body = await request.json()
+    except ValueError:
+        return JSONResponse({"errors": [{"message": "The body must be JSON"}]}, status_code=400)
+    status, result = await execute_post(manager, body)
+    return JSONResponse(result, status_code=status)
+
+
+class SubscriptionRoute(BaseRoute):
+    """GraphQL on one path: WebSocket (graphql-transport-ws) and POST. Use inside `Router`,
+    `Mount` or an application's `routes`."""
+
+    def __init__(
+        self,
+        path: str,
+        manager: SubscriptionManager,
+        *,
+        on_connect: OnConnect | None = None,
+        options: ProtocolOptions | None = None,
+    ) -> None:
+        self.path = path
+        self.manager = manager
+        self.on_connect = on_connect
+        self.options = options
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] in ("http", "websocket"):
+            route_path = scope.get("route_path") or scope["path"]
+            if route_path == self.path:
+                return Match.FULL, {}
+        return Match.NONE, {}
+
+    def url_path_for(self, name: str, /, **path_params: Any) -> Any:
+        from starlette.routing import NoMatchFound
+
+        raise NoMatchFound(name, path_params)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await serve_websocket(
+                self.manager, WebSocket(scope, receive, send), self.on_connect, self.options
+            )
+            return
+        request = Request(scope, receive)
+        if request.method != "POST":
+            response: Response = JSONResponse(
+                {"errors": [{"message": "Use POST, or a WebSocket with graphql-transport-ws"}]},
+                status_code=405,
+                headers={"Allow": "POST"},
+            )
+        else:
+            response = await serve_http(self.manager, request)
+        await response(scope, receive, send)
+
+
+def create_subscription_app(
+    app: Starlette,
+    manager: SubscriptionManager,
+    *,
+    path: str = "/graphql",
+    on_connect: OnConnect | None = None,
+    options: ProtocolOptions | None = None,
+) -> Starlette:
+    """Adds GraphQL subscriptions (and POST queries) at `path` to a Starlette app; returns it.
+    Pass `lifespan=manager.lifespan` when creating the app so shutdown closes connections."""
+    app.router.routes.append(
+        SubscriptionRoute(path, manager, on_connect=on_connect, options=options)
+    )
+    return app

@@ -1,0 +1,223 @@
+"""`SubscriptionManager`: the schema, the Rust executor, and the connections served by it.
+
+The protocol handler asks it to prepare operations (graphql-core: parse, validate, coerce),
+register subscriptions (in Rust), execute queries, and drain frames; the application asks it to
+publish events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import uuid
+from collections.abc import AsyncIterator, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from graphql import GraphQLError
+
+from fraiseql_core_rs import PyEvent, PyEventBusConfig, PySubscriptionExecutor
+
+from .context import ConnectionContext
+from .decorator import Scope, SubscriptionField, default_registry
+from .schema import PreparedOperation, SubscriptionSchema
+from .types import args_to_json, from_graphql_args, to_jsonable
+
+if TYPE_CHECKING:
+    from .http_abstraction.protocol import GraphQLTransportWSHandler
+
+
+class CoreResolver:
+    """What the Rust core calls, once per event for each group of subscriptions sharing a
+    field, its arguments and its scope: turns the arguments into Python values, calls the user's
+    resolver and turns its result into JSON-compatible data."""
+
+    def __init__(self, field: SubscriptionField) -> None:
+        self.field = field
+
+    def __call__(self, event: PyEvent, arguments: Mapping[str, Any], context: Any) -> Any:
+        result = self.field.call(event, from_graphql_args(self.field, arguments), context)
+        if inspect.isawaitable(result):
+            return self._finish(result)
+        return to_jsonable(result, self.field.return_annotation)
+
+    async def _finish(self, pending: Any) -> Any:
+        return to_jsonable(await pending, self.field.return_annotation)
+
+
+class SubscriptionManager:
+    """Serves the subscriptions declared with `@subscription` over an event bus.
+
+    ```python
+    manager = SubscriptionManager(EventBusConfig.memory())
+    app = FastAPI(lifespan=manager.lifespan)
+    await manager.publish("room:42", {"id": "1", "room_id": "42", "text": "hi"},
+                          event_type="messagePosted")
+    ```
+    """
+
+    def __init__(
+        self,
+        bus: PyEventBusConfig | None = None,
+        *,
+        subscriptions: Iterable[SubscriptionField] | None = None,
+        max_queue: int = 1000,
+        overflow_policy: str = "lag",
+    ) -> None:
+        fields = list(default_registry.fields if subscriptions is None else subscriptions)
+        self.schema = SubscriptionSchema(fields)
+        self.executor = PySubscriptionExecutor(
+            bus,
+            max_queue=max_queue,
+            overflow_policy=overflow_policy,  # type: ignore[arg-type]
+            schema=self.schema.core_type_info(),
+        )
+        self._resolvers = {field.name: CoreResolver(field) for field in fields}
+        self._handlers: dict[str, GraphQLTransportWSHandler] = {}
+
+    # ----- application API ----------------------------------------------------------------------
+
+    async def publish(
+        self,
+        channel: str,
+        data: Any,
+        *,
+        event_type: str = "event",
+        tenant_id: str | None = None,
+        user_id: str | None = None,
+    ) -> int:
+        """Publishes an event on `channel`; returns how many subscriptions received a frame once
+        every resolver has run. `tenant_id` / `user_id` restrict it to that tenant / user."""
+        return await self.executor.publish_event_async(
+            event_type, channel, to_jsonable(data, None), tenant_id, user_id
+        )
+
+    def print_schema(self) -> str:
+        """The schema in SDL."""
+        return self.schema.print_schema()
+
+    def get_metrics(self) -> dict[str, Any]:
+        """The core's counters and gauges, plus `subscribers` (active subscriptions)."""
+        metrics: dict[str, Any] = dict(self.executor.get_metrics())
+        metrics["subscribers"] = metrics["active_subscriptions"]
+        return metrics
+
+    async def start(self) -> None:
+        """Starts serving (the in-memory bus needs nothing; buses connect here)."""
+
+    async def stop(self) -> None:
+        """Completes every operation and closes every connection with 1001."""
+        await asyncio.gather(
+            *(handler.shutdown() for handler in list(self._handlers.values())),
+            return_exceptions=True,
+        )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: Any = None) -> AsyncIterator[None]:
+        """For `FastAPI(lifespan=manager.lifespan)` and `Starlette(lifespan=...)`."""
+        await self.start()
+        try:
+            yield
+        finally:
+            await self.stop()
+
+    # ----- protocol handler API -----------------------------------------------------------------
+
+    def prepare(
+        self, query: str, operation_name: str | None, variables: Mapping[str, Any] | None
+    ) -> PreparedOperation | list[GraphQLError]:
+        """Parses, validates and coerces an operation (cached by document text)."""
+        return self.schema.prepare(query, operation_name, variables)
+
+    async def execute(self, prepared: PreparedOperation, context: ConnectionContext) -> Any:
+        """Executes a query or mutation; returns the result in its wire form."""
+        result = await self.schema.execute(prepared, context)
+        return result.formatted
+
+    def open_connection(self, handler: GraphQLTransportWSHandler) -> str:
+        """Registers a connection with the core; its handler is woken when frames are queued."""
+        connection_id = uuid.uuid4().hex
+        self.executor.open_connection(connection_id, handler.frames_ready.set)
+        self._handlers[connection_id] = handler
+        return connection_id
+
+    def close_connection(self, connection_id: str) -> None:
+        """Forgets a connection and everything about it, in Rust and here."""
+        self._handlers.pop(connection_id, None)
+        with contextlib.suppress(KeyError):
+            self.executor.remove_connection(connection_id)
+
+    def drain(self, connection_id: str) -> list[str]:
+        """The frames queued for a connection (none once it is gone)."""
+        try:
+            return self.executor.drain(connection_id)
+        except KeyError:
+            return []
+
+    def subscribe(
+        self,
+        connection_id: str,
+        op_id: str,
+        prepared: PreparedOperation,
+        context: ConnectionContext,
+    ) -> list[GraphQLError] | None:
+        """Registers a prepared subscription in the core; returns errors if it is refused."""
+        field = prepared.field
+        if field is None:
+            return [GraphQLError("Not a subscription")]
+        denied = _authorization_error(field, context)
+        if denied:
+            return [GraphQLError(denied, extensions={"code": "FORBIDDEN"})]
+        assert prepared.args is not None and prepared.resolver_args is not None
+        try:
+            self.executor.register_subscription(
+                connection_id,
+                _subscription_key(connection_id, op_id),
+                prepared.query,
+                prepared.operation_name,
+                variables=prepared.variables_json,
+                user_id=context.user_id,
+                tenant_id=context.tenant_id,
+                operation_id=op_id,
+                channels=field.channels(prepared.resolver_args),
+                event_types=field.event_types,
+                resolver=self._resolvers[field.name],
+                resolver_scope=_sharing_scope(field),
+                context=context,
+                filters=field.core_filters(),
+                arguments=args_to_json(field, prepared.args),
+            )
+        except PermissionError as error:
+            return [GraphQLError(str(error), extensions={"code": "FORBIDDEN"})]
+        except (ValueError, TypeError) as error:
+            return [GraphQLError(str(error))]
+        return None
+
+    def is_subscribed(self, connection_id: str, op_id: str) -> bool:
+        """True while the subscription is live in the core."""
+        return self.executor.is_active(_subscription_key(connection_id, op_id))
+
+    def complete(self, connection_id: str, op_id: str) -> None:
+        """Ends a subscription (client `complete`); unknown ids are ignored."""
+        with contextlib.suppress(KeyError):
+            self.executor.complete_subscription(_subscription_key(connection_id, op_id))
+
+
+def _subscription_key(connection_id: str, op_id: str) -> str:
+    # Operation ids are chosen by clients and unique per connection only.
+    return f"{connection_id}/{op_id}"
+
+
+def _sharing_scope(field: SubscriptionField) -> Scope:
+    """A resolver that does not take `context` gives everyone with the same arguments the same
+    result, so one call per event serves them all; otherwise the declared scope applies."""
+    return field.scope if field.wants_context else "global"
+
+
+def _authorization_error(field: SubscriptionField, context: ConnectionContext) -> str | None:
+    if field.roles and not context.roles.intersection(field.roles):
+        return f'Subscription "{field.name}" requires one of the roles: {", ".join(field.roles)}'
+    missing = [p for p in field.permissions if p not in context.permissions]
+    if missing:
+        return f'Subscription "{field.name}" requires the permissions: {", ".join(missing)}'
+    return None

@@ -1,0 +1,405 @@
+"""The GraphQL schema built from `@subscription` resolvers (graphql-core), and the preparation
+of operations against it.
+
+`SubscriptionSchema` gives:
+- `prepare(query, operation_name, variables)`: parse and validate (valid documents are cached
+  by text), pick the operation, coerce variables; for a subscription, the root field, its
+  coerced arguments and the resolver's keyword arguments. Failures come back as a list of
+  `GraphQLError`s (`error.formatted` is the spec's shape), never as exceptions.
+- `execute(prepared)`: runs a query (introspection included) with graphql-core.
+- `print_schema()`: the SDL.
+- `core_type_info()`: the output types reachable from `Subscription`, described for the Rust
+  core, which shapes every response itself (graphql-core never resolves subscription fields).
+
+GraphQL requires a `Query` type with at least one field, so `Query` has
+`_subscriptions: [String!]!`, the names of the subscription fields, besides any
+`query_fields` given.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+from collections.abc import Iterable, Mapping
+from inspect import isawaitable
+from typing import Any, Final, Literal
+
+from graphql import (
+    DocumentNode,
+    ExecutionResult,
+    FieldNode,
+    FragmentDefinitionNode,
+    GraphQLEnumType,
+    GraphQLError,
+    GraphQLField,
+    GraphQLInterfaceType,
+    GraphQLList,
+    GraphQLNamedType,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLResolveInfo,
+    GraphQLSchema,
+    GraphQLString,
+    GraphQLUnionType,
+    OperationDefinitionNode,
+    execute,
+    get_named_type,
+    is_specified_scalar_type,
+    parse,
+    print_schema,
+    validate,
+    validate_schema,
+)
+from graphql.execution.collect_fields import collect_fields
+from graphql.execution.values import get_argument_values, get_variable_values
+
+from .decorator import SubscriptionField
+from .types import (
+    SubscriptionDefinitionError,
+    TypeMapper,
+    error_context,
+    from_graphql_args,
+    to_jsonable,
+)
+
+__all__ = ["OperationKind", "PreparedOperation", "SubscriptionSchema"]
+
+OperationKind = Literal["query", "mutation", "subscription"]
+
+#: The Query field every schema has (GraphQL needs at least one Query field).
+SUBSCRIPTIONS_QUERY_FIELD: Final = "_subscriptions"
+#: Names no Python class may take: the root types and the scalars this package defines.
+RESERVED_TYPE_NAMES: Final = (
+    "Query",
+    "Mutation",
+    "Subscription",
+    "String",
+    "Int",
+    "Float",
+    "Boolean",
+    "ID",
+    "UUID",
+    "DateTime",
+    "Date",
+)
+#: Coercion errors reported per request at most (as graphql-core's `execute`).
+MAX_COERCION_ERRORS: Final = 50
+
+
+@dataclasses.dataclass(frozen=True)
+class PreparedOperation:
+    """A validated operation with coerced variables, ready to execute or subscribe.
+
+    For a subscription, also its one root field: the `SubscriptionField`, the field node,
+    `args` (graphql-core's coerced argument values, keyed by GraphQL names), `resolver_args`
+    (the resolver's keyword arguments, by Python name) and `response_key` (the alias or name
+    under which the result is sent).
+    """
+
+    kind: OperationKind
+    #: The document text, as sent.
+    query: str
+    document: DocumentNode
+    operation: OperationDefinitionNode
+    #: The variables as sent.
+    variables: Mapping[str, Any]
+    #: The variables coerced by the GraphQL rules (defaults applied).
+    variable_values: dict[str, Any]
+    field: SubscriptionField | None = None
+    field_node: FieldNode | None = None
+    args: dict[str, Any] | None = None
+    resolver_args: dict[str, Any] | None = None
+    response_key: str | None = None
+
+    @property
+    def operation_name(self) -> str | None:
+        """The name of the chosen operation (None if anonymous)."""
+        return self.operation.name.value if self.operation.name else None
+
+    @property
+    def variables_json(self) -> dict[str, Any]:
+        """The coerced variables as JSON (enums as names, datetimes and UUIDs as strings)."""
+        return {name: to_jsonable(value) for name, value in self.variable_values.items()}
+
+
+class SubscriptionSchema:
+    """A GraphQL schema whose Subscription type holds the given `@subscription` fields.
+
+    The Subscription fields are there for validation and introspection; their values come
+    from the resolvers via the Rust core. `query_fields` are added to `Query` and run by
+    graphql-core. Raises SubscriptionDefinitionError when a type cannot be mapped or the
+    schema is invalid.
+    """
+
+    def __init__(
+        self,
+        fields: Iterable[SubscriptionField] = (),
+        *,
+        query_fields: Mapping[str, GraphQLField] | None = None,
+        document_cache_size: int = 1000,
+    ) -> None:
+        self.fields: dict[str, SubscriptionField] = _by_name(fields)
+        self._mapper = TypeMapper(reserved_names=RESERVED_TYPE_NAMES)
+        self.graphql_schema: GraphQLSchema = self._build(query_fields or {})
+        self._documents: collections.OrderedDict[str, DocumentNode] = collections.OrderedDict()
+        self._document_cache_size = document_cache_size
+
+    # --- building --------------------------------------------------------------------------
+
+    def _build(self, query_fields: Mapping[str, GraphQLField]) -> GraphQLSchema:
+        subscription_type = None
+        if self.fields:
+            subscription_fields = {name: self._field(f) for name, f in self.fields.items()}
+            subscription_type = GraphQLObjectType("Subscription", subscription_fields)
+        try:
+            schema = GraphQLSchema(
+                query=self._query_type(query_fields), subscription=subscription_type
+            )
+        except TypeError as error:  # e.g. two types with one name among the query_fields
+            raise SubscriptionDefinitionError(f"invalid schema: {error}") from None
+        errors = validate_schema(schema)
+        if errors:
+            names = ", ".join(field.python_name for field in self.fields.values())
+            messages = "; ".join(error.message for error in errors)
+            raise SubscriptionDefinitionError(f"{names}: invalid schema: {messages}")
+        return schema
+
+    def _field(self, field: SubscriptionField) -> GraphQLField:
+        with error_context(field.python_name):
+            with error_context("return type"):
+                type_ = self._mapper.output_type(field.return_annotation)
+            args = {}
+            for spec in field.arguments:
+                with error_context(f"parameter {spec.python_name!r}"):
+                    args[spec.graphql_name] = self._mapper.argument(spec)
+        return GraphQLField(
+            type_,
+            args,
+            description=field.description,
+            extensions={"python_name": field.python_name},
+        )
+
+    def _query_type(self, query_fields: Mapping[str, GraphQLField]) -> GraphQLObjectType:
+        if SUBSCRIPTIONS_QUERY_FIELD in query_fields:
+            raise SubscriptionDefinitionError(
+                f"query field {SUBSCRIPTIONS_QUERY_FIELD!r} is reserved"
+            )
+        names = list(self.fields)
+
+        def resolve_names(_root: Any, _info: GraphQLResolveInfo) -> list[str]:
+            return names
+
+        listing = GraphQLField(
+            GraphQLNonNull(GraphQLList(GraphQLNonNull(GraphQLString))),
+            resolve=resolve_names,
+            description="The names of the subscription fields this server offers.",
+        )
+        return GraphQLObjectType("Query", {SUBSCRIPTIONS_QUERY_FIELD: listing, **query_fields})
+
+    # --- operations ------------------------------------------------------------------------
+
+    def prepare(
+        self,
+        query: str,
+        operation_name: str | None = None,
+        variables: Mapping[str, Any] | None = None,
+    ) -> PreparedOperation | list[GraphQLError]:
+        """Parses and validates `query`, selects the operation (by `operation_name` when the
+        document has several), coerces `variables`; for a subscription, also resolves its
+        root field and arguments. Returns the prepared operation or the errors."""
+        document = self.document(query)
+        if isinstance(document, list):
+            return document
+        operation = select_operation(document, operation_name)
+        if isinstance(operation, GraphQLError):
+            return [operation]
+        kind: OperationKind = operation.operation.value
+        if self.graphql_schema.get_root_type(operation.operation) is None:
+            return [
+                GraphQLError(f"Schema is not configured to execute {kind} operation.", operation)
+            ]
+        if variables is not None and not isinstance(variables, Mapping):
+            return [GraphQLError("Variables must be provided as an object of variable values.")]
+        raw = dict(variables or {})
+        coerced = get_variable_values(
+            self.graphql_schema,
+            operation.variable_definitions,
+            raw,
+            max_errors=MAX_COERCION_ERRORS,
+        )
+        if isinstance(coerced, list):
+            return coerced
+        prepared = PreparedOperation(kind, query, document, operation, raw, coerced)
+        return self._prepare_subscription(prepared) if kind == "subscription" else prepared
+
+    def document(self, query: str) -> DocumentNode | list[GraphQLError]:
+        """The parsed and validated document, or its syntax or validation errors. Valid
+        documents are cached by text (least recently used first out)."""
+        cached = self._documents.get(query)
+        if cached is not None:
+            self._documents.move_to_end(query)
+            return cached
+        try:
+            document = parse(query)
+        except GraphQLError as error:
+            return [error]
+        try:
+            errors = validate(self.graphql_schema, document)
+        except GraphQLError as error:  # e.g. @skip(if: $var) on a subscription's root field
+            return [error]
+        if errors:
+            return errors
+        self._documents[query] = document
+        if len(self._documents) > self._document_cache_size:
+            self._documents.popitem(last=False)
+        return document
+
+    def _prepare_subscription(
+        self, prepared: PreparedOperation
+    ) -> PreparedOperation | list[GraphQLError]:
+        subscription_type = self.graphql_schema.subscription_type
+        assert subscription_type is not None  # checked by prepare()
+        fragments = {
+            definition.name.value: definition
+            for definition in prepared.document.definitions
+            if isinstance(definition, FragmentDefinitionNode)
+        }
+        root_fields = collect_fields(
+            self.graphql_schema,
+            fragments,
+            prepared.variable_values,
+            subscription_type,
+            prepared.operation.selection_set,
+        )
+        if not root_fields:  # every root field skipped by @skip / @include
+            return [GraphQLError("The subscription selects no field.", prepared.operation)]
+        response_key, field_nodes = next(iter(root_fields.items()))
+        field_node = field_nodes[0]
+        definition = subscription_type.fields[field_node.name.value]
+        field = self.fields[field_node.name.value]
+        try:
+            args = get_argument_values(definition, field_node, prepared.variable_values)
+            resolver_args = from_graphql_args(field, args)
+        except GraphQLError as error:
+            return [error]
+        except (ValueError, TypeError, KeyError) as error:  # refused by a model's validation
+            message = f"Invalid arguments for field '{field.name}': {error}"
+            return [GraphQLError(message, field_node)]
+        return dataclasses.replace(
+            prepared,
+            field=field,
+            field_node=field_node,
+            args=args,
+            resolver_args=resolver_args,
+            response_key=response_key,
+        )
+
+    async def execute(
+        self,
+        prepared: PreparedOperation,
+        context_value: Any = None,
+        *,
+        root_value: Any = None,
+    ) -> ExecutionResult:
+        """Executes a prepared query with graphql-core (awaiting async resolvers).
+        Subscriptions are not executed here: the manager registers them with the Rust core."""
+        if prepared.kind == "subscription":
+            raise ValueError("execute() runs queries; subscriptions are dispatched by the manager")
+        result = execute(
+            self.graphql_schema,
+            prepared.document,
+            root_value=root_value,
+            context_value=context_value,
+            variable_values=dict(prepared.variables),
+            operation_name=prepared.operation_name,
+        )
+        return await result if isawaitable(result) else result
+
+    # --- descriptions ----------------------------------------------------------------------
+
+    def print_schema(self) -> str:
+        """The schema in SDL."""
+        return print_schema(self.graphql_schema)
+
+    def core_type_info(self) -> dict[str, Any]:
+        """The output types reachable from Subscription, for the Rust core:
+        `{"subscription_type": "Subscription", "types": {name: description}}`, where a
+        description is `{"kind": "OBJECT" | "INTERFACE", "fields": {graphql_name: {"type":
+        SDL type reference, "source": key in the resolver's JSON}}}` (interfaces also
+        `"possible_types"`), `{"kind": "UNION", "possible_types": [...]}`, `{"kind": "ENUM",
+        "values": [...]}` or `{"kind": "SCALAR"}`. Built-in scalars are not listed."""
+        root = self.graphql_schema.subscription_type
+        return {
+            "subscription_type": root.name if root else None,
+            "types": _describe_reachable(self.graphql_schema, root) if root else {},
+        }
+
+
+def select_operation(
+    document: DocumentNode, operation_name: str | None
+) -> OperationDefinitionNode | GraphQLError:
+    """The operation to run, by the rules of GraphQL's GetOperation: the named one, or the
+    only one when no name is given."""
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if operation_name is None:
+        if len(operations) == 1:
+            return operations[0]
+        if not operations:
+            return GraphQLError("Must provide an operation.")
+        return GraphQLError("Must provide operation name if query contains multiple operations.")
+    for operation in operations:
+        if operation.name and operation.name.value == operation_name:
+            return operation
+    return GraphQLError(f"Unknown operation named '{operation_name}'.")
+
+
+def _by_name(fields: Iterable[SubscriptionField]) -> dict[str, SubscriptionField]:
+    by_name: dict[str, SubscriptionField] = {}
+    for field in fields:
+        if field.name in by_name and by_name[field.name] is not field:
+            raise SubscriptionDefinitionError(
+                f"{field.python_name}: a subscription named {field.name!r} is already "
+                f"defined by {by_name[field.name].python_name}"
+            )
+        by_name[field.name] = field
+    return by_name
+
+
+def _describe_reachable(schema: GraphQLSchema, root: GraphQLNamedType) -> dict[str, Any]:
+    """Describes `root` and every named output type reachable from it (breadth first)."""
+    described: dict[str, Any] = {}
+    pending = collections.deque([root])
+    while pending:
+        named = pending.popleft()
+        if named.name in described or is_specified_scalar_type(named):
+            continue
+        description, references = _describe(schema, named)
+        described[named.name] = description
+        pending.extend(references)
+    return described
+
+
+def _describe(
+    schema: GraphQLSchema, named: GraphQLNamedType
+) -> tuple[dict[str, Any], list[GraphQLNamedType]]:
+    """One type's description and the named types it refers to."""
+    if isinstance(named, (GraphQLObjectType, GraphQLInterfaceType)):
+        fields = {
+            name: {"type": str(field.type), "source": field.extensions.get("python_name", name)}
+            for name, field in named.fields.items()
+        }
+        references = [get_named_type(field.type) for field in named.fields.values()]
+        if isinstance(named, GraphQLObjectType):
+            return {"kind": "OBJECT", "fields": fields}, references
+        possible = list(schema.get_possible_types(named))
+        description = {"kind": "INTERFACE", "fields": fields, "possible_types": _names(possible)}
+        return description, [*references, *possible]
+    if isinstance(named, GraphQLUnionType):
+        return {"kind": "UNION", "possible_types": _names(named.types)}, list(named.types)
+    if isinstance(named, GraphQLEnumType):
+        return {"kind": "ENUM", "values": list(named.values)}, []
+    return {"kind": "SCALAR"}, []
+
+
+def _names(types: Iterable[GraphQLNamedType]) -> list[str]:
+    return [named.name for named in types]

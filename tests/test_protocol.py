@@ -1,0 +1,384 @@
+"""The graphql-transport-ws protocol over real WebSockets (uvicorn on 127.0.0.1), through the
+public API: every rule with its close code, subscriptions end to end, isolation and cleanup."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from helpers import running_server, ws_client
+
+from fraiseql_fastapi import ConnectionContext, SubscriptionManager, subscription
+from fraiseql_fastapi.decorator import SubscriptionRegistry
+from fraiseql_fastapi.http_abstraction import ProtocolOptions
+from fraiseql_fastapi.http_abstraction.fastapi import SubscriptionRouterFactory
+
+pytestmark = pytest.mark.anyio
+
+registry = SubscriptionRegistry()
+
+
+@dataclass
+class Message:
+    """A chat message."""
+
+    id: str
+    room_id: str
+    text: str
+
+
+@subscription(channel="room:{room_id}", registry=registry)
+async def message_posted(event: Any, room_id: str, context: Any) -> Message | None:
+    """New messages in a room."""
+    if event.data.get("skip"):
+        return None
+    if event.data.get("fail"):
+        raise RuntimeError("resolver failed")
+    return Message(id=event.data["id"], room_id=event.data["room_id"], text=event.data["text"])
+
+
+@subscription(registry=registry, channel="counter")
+def counter(event: Any) -> int:
+    """A number per event."""
+    return int(event.data["n"])
+
+
+TOKENS: dict[str, ConnectionContext] = {
+    "alice": ConnectionContext(user_id="alice", tenant_id="acme", ack_payload={"hello": "alice"}),
+    "bob": ConnectionContext(user_id="bob", tenant_id="globex"),
+}
+
+
+def authenticate(payload: Any, websocket: Any) -> Any:
+    token = (payload or {}).get("token")
+    if token == "forbidden":
+        return False
+    return TOKENS.get(token, True)
+
+
+ROOM = "subscription ($room: String!) { messagePosted(roomId: $room) { id text } }"
+
+
+def make_app(**options: Any) -> tuple[FastAPI, SubscriptionManager]:
+    manager = SubscriptionManager(subscriptions=registry.fields)
+    app = FastAPI(lifespan=manager.lifespan)
+    defaults: dict[str, Any] = {"connection_init_timeout": 0.5, "ping_interval": None}
+    app.include_router(
+        SubscriptionRouterFactory.create(
+            manager, on_connect=authenticate, options=ProtocolOptions(**{**defaults, **options})
+        )
+    )
+    return app, manager
+
+
+@contextlib.asynccontextmanager
+async def server(**options: Any) -> AsyncIterator[tuple[str, SubscriptionManager]]:
+    app, manager = make_app(**options)
+    async with running_server(app) as address:
+        yield address, manager
+
+
+async def until(condition: Any, timeout: float = 5.0) -> None:
+    async def wait() -> None:
+        while not condition():
+            await asyncio.sleep(0.005)
+
+    await asyncio.wait_for(wait(), timeout)
+
+
+# --- the handshake and the close codes ------------------------------------------------------
+
+
+async def test_subprotocol_is_required() -> None:
+    async with server() as (address, _), ws_client(address, subprotocols=["graphql-ws"]) as c:
+        assert await c.closed_with() == (4406, "Subprotocol not acceptable")
+
+
+async def test_init_timeout() -> None:
+    async with server(connection_init_timeout=0.1) as (address, _), ws_client(address) as c:
+        assert await c.closed_with() == (4408, "Connection initialisation timeout")
+
+
+async def test_second_init_is_refused() -> None:
+    async with server() as (address, _), ws_client(address) as c:
+        assert await c.init() == {"type": "connection_ack"}
+        await c.send({"type": "connection_init"})
+        assert await c.closed_with() == (4429, "Too many initialisation requests")
+
+
+async def test_subscribe_before_ack_is_unauthorized() -> None:
+    async with server() as (address, _), ws_client(address) as c:
+        await c.subscribe("1", ROOM, {"room": "1"})
+        assert await c.closed_with() == (4401, "Unauthorized")
+
+
+async def test_on_connect_can_refuse() -> None:
+    async with server() as (address, _), ws_client(address) as c:
+        await c.send({"type": "connection_init", "payload": {"token": "forbidden"}})
+        assert await c.closed_with() == (4403, "Forbidden")
+
+
+async def test_ack_payload_from_on_connect() -> None:
+    async with server() as (address, _), ws_client(address) as c:
+        assert await c.init({"token": "alice"}) == {
+            "type": "connection_ack",
+            "payload": {"hello": "alice"},
+        }
+
+
+@pytest.mark.parametrize(
+    ("message", "reason"),
+    [
+        ("not json", "Message is not valid JSON"),
+        ('{"type": "nope"}', 'Unknown message type "nope"'),
+        ('{"type": "subscribe", "id": "1", "payload": {"query": 1}}', "'query'"),
+        ('{"type": "next", "id": "1", "payload": {}}', 'Unexpected message of type "next"'),
+    ],
+)
+async def test_invalid_messages_close_4400(message: str, reason: str) -> None:
+    async with server() as (address, _), ws_client(address) as c:
+        await c.init()
+        await c.ws.send(message)
+        code, text = await c.closed_with()
+        assert code == 4400
+        assert reason in text
+
+
+async def test_message_size_limit() -> None:
+    async with server(max_message_size=100) as (address, _), ws_client(address) as c:
+        await c.init()
+        await c.subscribe("1", ROOM + " " * 200, {"room": "1"})
+        assert await c.closed_with() == (1009, "Message too big")
+
+
+async def test_duplicate_operation_id() -> None:
+    async with server() as (address, _), ws_client(address) as c:
+        await c.init()
+        await c.subscribe("1", ROOM, {"room": "1"})
+        await c.subscribe("1", ROOM, {"room": "1"})
+        assert await c.closed_with() == (4409, "Subscriber for 1 already exists")
+
+
+async def test_ping_pong_both_ways() -> None:
+    async with server(ping_interval=0.05, pong_timeout=1) as (address, _), ws_client(address) as c:
+        await c.init()
+        await c.send({"type": "ping"})
+        received = [await c.receive(), await c.receive()]
+        assert {"type": "pong"} in received
+        assert {"type": "ping"} in received
+        await c.send({"type": "pong"})
+
+
+async def test_missing_pong_closes() -> None:
+    options = {"ping_interval": 0.05, "pong_timeout": 0.1}
+    async with server(**options) as (address, _), ws_client(address) as c:
+        await c.init()
+        assert await c.receive() == {"type": "ping"}
+        assert await c.closed_with() == (4504, "Pong not received in time")
+
+
+# --- operations ---------------------------------------------------------------------------
+
+
+async def test_subscription_end_to_end() -> None:
+    async with server() as (address, manager), ws_client(address) as c:
+        await c.init()
+        await c.subscribe("1", ROOM, {"room": "42"})
+        await until(lambda: manager.get_metrics()["subscribers"] == 1)
+        delivered = await manager.publish(
+            "room:42", {"id": "1", "room_id": "42", "text": "hi"}, event_type="messagePosted"
+        )
+        assert delivered == 1
+        assert await c.receive() == {
+            "id": "1",
+            "type": "next",
+            "payload": {"data": {"messagePosted": {"id": "1", "text": "hi"}}},
+        }
+        await manager.publish("room:7", {"id": "2", "room_id": "7", "text": "elsewhere"})
+        await manager.publish("room:42", {"id": "3", "room_id": "42", "text": "x", "skip": 1})
+        await c.send({"id": "1", "type": "complete"})
+        await until(lambda: manager.get_metrics()["subscribers"] == 0)
+        assert await manager.publish("room:42", {"id": "4", "room_id": "42", "text": "late"}) == 0
+        # The id is reusable after complete.
+        await c.subscribe("1", ROOM, {"room": "42"})
+        await until(lambda: manager.get_metrics()["subscribers"] == 1)
+        await manager.publish("room:42", {"id": "5", "room_id": "42", "text": "again"})
+        assert (await c.receive())["payload"]["data"]["messagePosted"]["id"] == "5"
+
+
+async def test_validation_errors_keep_the_connection() -> None:
+    async with server() as (address, _), ws_client(address) as c:
+        await c.init()
+        await c.subscribe("1", "subscription { nope }")
+        error = await c.receive()
+        assert error["id"] == "1"
+        assert error["type"] == "error"
+        assert "nope" in error["payload"][0]["message"]
+        assert "locations" in error["payload"][0]
+        await c.subscribe("2", ROOM, {"room": 42})  # wrong variable type
+        error = await c.receive()
+        assert error["type"] == "error"
+        assert "$room" in error["payload"][0]["message"]
+        await c.subscribe("3", ROOM)  # missing variable
+        assert (await c.receive())["type"] == "error"
+        await c.send({"type": "ping"})
+        assert await c.receive() == {"type": "pong"}
+
+
+async def test_operation_name_selects() -> None:
+    query = (
+        "subscription A { counter } "
+        "subscription B ($room: String!) { messagePosted(roomId: $room) { text } }"
+    )
+    async with server() as (address, manager), ws_client(address) as c:
+        await c.init()
+        await c.subscribe("1", query, {"room": "9"}, operationName="B")
+        await until(lambda: manager.get_metrics()["subscribers"] == 1)
+        await manager.publish("room:9", {"id": "1", "room_id": "9", "text": "b"})
+        assert (await c.receive())["payload"] == {"data": {"messagePosted": {"text": "b"}}}
+        await c.subscribe("2", query)
+        assert (await c.receive())["type"] == "error"
+
+
+async def test_query_over_the_socket() -> None:
+    async with server() as (address, _), ws_client(address) as c:
+        await c.init()
+        await c.subscribe("q", "{ __typename }")
+        assert await c.receive() == {
+            "id": "q",
+            "type": "next",
+            "payload": {"data": {"__typename": "Query"}},
+        }
+        assert await c.receive() == {"id": "q", "type": "complete"}
+
+
+async def test_resolver_error_is_an_error_message() -> None:
+    async with server() as (address, manager), ws_client(address) as c:
+        await c.init()
+        await c.subscribe("1", ROOM, {"room": "1"})
+        await until(lambda: manager.get_metrics()["subscribers"] == 1)
+        await manager.publish("room:1", {"id": "1", "room_id": "1", "text": "", "fail": True})
+        error = await c.receive()
+        assert error["type"] == "error"
+        assert error["payload"][0]["message"] == "resolver failed"
+        # The operation ended, so its id is free again.
+        await c.subscribe("1", ROOM, {"room": "1"})
+        await until(lambda: manager.get_metrics()["subscribers"] == 1)
+
+
+async def test_two_subscriptions_in_order_without_loss() -> None:
+    count = 1000
+    async with server() as (address, manager), ws_client(address) as c:
+        await c.init()
+        await c.subscribe("a", ROOM, {"room": "a"})
+        await c.subscribe("b", ROOM, {"room": "b"})
+        await until(lambda: manager.get_metrics()["subscribers"] == 2)
+
+        async def publish() -> None:
+            for i in range(count):
+                for room in ("a", "b"):
+                    await manager.publish(
+                        f"room:{room}", {"id": str(i), "room_id": room, "text": room}
+                    )
+
+        received: dict[str, list[int]] = {"a": [], "b": []}
+
+        async def consume() -> None:
+            while len(received["a"]) + len(received["b"]) < 2 * count:
+                message = await c.receive()
+                assert message["type"] == "next"
+                data = message["payload"]["data"]["messagePosted"]
+                assert data["text"] == message["id"]
+                received[message["id"]].append(int(data["id"]))
+
+        await asyncio.gather(publish(), consume())
+        assert received == {"a": list(range(count)), "b": list(range(count))}
+
+
+async def test_tenant_isolation_through_on_connect() -> None:
+    async with (
+        server() as (address, manager),
+        ws_client(address) as alice,
+        ws_client(address) as bob,
+    ):
+        await alice.init({"token": "alice"})
+        await bob.init({"token": "bob"})
+        await alice.subscribe("1", ROOM, {"room": "r"})
+        await bob.subscribe("1", ROOM, {"room": "r"})
+        await until(lambda: manager.get_metrics()["subscribers"] == 2)
+        assert (
+            await manager.publish(
+                "room:r", {"id": "1", "room_id": "r", "text": "acme only"}, tenant_id="acme"
+            )
+            == 1
+        )
+        assert await manager.publish("room:r", {"id": "2", "room_id": "r", "text": "all"}) == 2
+        assert (await alice.receive())["payload"]["data"]["messagePosted"]["id"] == "1"
+        assert (await bob.receive())["payload"]["data"]["messagePosted"]["id"] == "2"
+
+
+async def test_subscription_limit() -> None:
+    async with server(max_subscriptions=2) as (address, manager), ws_client(address) as c:
+        await c.init()
+        for op in ("1", "2", "3"):
+            await c.subscribe(op, ROOM, {"room": op})
+        error = await c.receive()
+        assert error["id"] == "3"
+        assert error["payload"][0]["extensions"]["code"] == "TOO_MANY_SUBSCRIPTIONS"
+        assert manager.get_metrics()["subscribers"] == 2
+
+
+# --- lifecycle ------------------------------------------------------------------------------
+
+
+async def test_disconnect_releases_everything() -> None:
+    async with server() as (address, manager):
+        async with ws_client(address) as c:
+            await c.init()
+            for op in range(10):
+                await c.subscribe(str(op), ROOM, {"room": str(op)})
+            await until(lambda: manager.get_metrics()["subscribers"] == 10)
+        await until(lambda: manager.get_metrics()["active_connections"] == 0)
+        metrics = manager.get_metrics()
+        assert (metrics["subscribers"], metrics["channels"], metrics["queued_frames"]) == (0, 0, 0)
+        assert not manager._handlers
+
+
+async def test_shutdown_completes_operations_and_closes_1001() -> None:
+    app, manager = make_app()
+    async with running_server(app) as address, ws_client(address) as c:
+        await c.init()
+        await c.subscribe("1", ROOM, {"room": "1"})
+        await until(lambda: manager.get_metrics()["subscribers"] == 1)
+        await manager.stop()
+        assert await c.receive() == {"id": "1", "type": "complete"}
+        assert await c.closed_with() == (1001, "Server shutting down")
+    assert manager.get_metrics()["active_connections"] == 0
+
+
+# --- HTTP -----------------------------------------------------------------------------------
+
+
+async def test_post_queries_and_introspection() -> None:
+    async with server() as (address, manager), httpx.AsyncClient() as http:
+        response = await http.post(f"http://{address}/graphql", json={"query": "{ __typename }"})
+        assert response.json() == {"data": {"__typename": "Query"}}
+        response = await http.post(
+            f"http://{address}/graphql",
+            json={"query": "{ __schema { subscriptionType { fields { name } } } }"},
+        )
+        names = {
+            f["name"] for f in response.json()["data"]["__schema"]["subscriptionType"]["fields"]
+        }
+        assert names == {"messagePosted", "counter"}
+        response = await http.post(f"http://{address}/graphql", json={"query": ROOM})
+        assert response.status_code == 400
+        response = await http.post(f"http://{address}/graphql", content=b"nope")
+        assert response.status_code == 400
+    assert "messagePosted(roomId: String!): Message" in manager.print_schema()
