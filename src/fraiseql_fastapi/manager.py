@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import signal
+import threading
 import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -74,6 +76,7 @@ class SubscriptionManager:
         )
         self._resolvers = {field.name: CoreResolver(field) for field in fields}
         self._handlers: dict[str, GraphQLTransportWSHandler] = {}
+        self._previous_signal_handlers: dict[int, Any] = {}
 
     # ----- application API ----------------------------------------------------------------------
 
@@ -89,7 +92,7 @@ class SubscriptionManager:
         """Publishes an event on `channel`; returns how many subscriptions received a frame once
         every resolver has run. `tenant_id` / `user_id` restrict it to that tenant / user."""
         return await self.executor.publish_event_async(
-            event_type, channel, to_jsonable(data, None), tenant_id, user_id
+            event_type, channel, to_jsonable(data), tenant_id, user_id
         )
 
     def print_schema(self) -> str:
@@ -103,14 +106,39 @@ class SubscriptionManager:
         return metrics
 
     async def start(self) -> None:
-        """Starts serving (the in-memory bus needs nothing; buses connect here)."""
+        """Starts serving. In the main thread it also chains the server's SIGINT/SIGTERM
+        handlers, so that on shutdown clients get `complete` and a 1001 close from us before the
+        server (uvicorn closes WebSockets with 1012 before the lifespan shutdown) drops them."""
+        if threading.current_thread() is threading.main_thread():
+            self._chain_signal_handlers(asyncio.get_running_loop())
 
-    async def stop(self) -> None:
+    async def stop(self, timeout: float = 5.0) -> None:
         """Completes every operation and closes every connection with 1001."""
-        await asyncio.gather(
-            *(handler.shutdown() for handler in list(self._handlers.values())),
-            return_exceptions=True,
-        )
+        for signum, previous in self._previous_signal_handlers.items():
+            signal.signal(signum, previous)
+        self._previous_signal_handlers.clear()
+        handlers = list(self._handlers.values())
+        if handlers:
+            await asyncio.wait(
+                [asyncio.ensure_future(handler.shutdown()) for handler in handlers],
+                timeout=timeout,
+            )
+
+    def _chain_signal_handlers(self, loop: asyncio.AbstractEventLoop) -> None:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous = signal.getsignal(signum)
+            if not callable(previous):
+                continue  # default or ignored: the process is not a server we can hand over to
+
+            def on_signal(number: int, frame: Any, previous: Any = previous) -> None:
+                loop.call_soon_threadsafe(self._stop_then, previous, number, frame)
+
+            self._previous_signal_handlers[signum] = previous
+            signal.signal(signum, on_signal)
+
+    def _stop_then(self, previous: Any, number: int, frame: Any) -> None:
+        task = asyncio.ensure_future(self.stop())
+        task.add_done_callback(lambda _: previous(number, frame))
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Any = None) -> AsyncIterator[None]:
