@@ -23,7 +23,7 @@ from fraiseql_fastapi.decorator import (
     default_registry,
     subscription,
 )
-from fraiseql_fastapi.types import ID, MISSING
+from fraiseql_fastapi.names import ID, MISSING
 
 
 class Message(BaseModel):

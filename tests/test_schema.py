@@ -1,5 +1,5 @@
 """Tests for the GraphQL schema (fraiseql_fastapi.schema) and the type mapping and value
-conversions it relies on (fraiseql_fastapi.types).
+conversions it relies on (fraiseql_fastapi.type_mapping, fraiseql_fastapi.conversion).
 
 No `from __future__ import annotations`: the classes below are read through their hints.
 """
@@ -31,21 +31,13 @@ from hypothesis import strategies as st
 from pydantic import BaseModel, Field, ValidationError, field_validator
 from typing_extensions import NotRequired
 
+from fraiseql_fastapi.conversion import args_to_json, from_graphql_args, to_jsonable
 from fraiseql_fastapi.decorator import SubscriptionField, SubscriptionRegistry, subscription
+from fraiseql_fastapi.errors import SubscriptionDefinitionError
+from fraiseql_fastapi.names import ID, camel_case
+from fraiseql_fastapi.scalars import GraphQLDate, GraphQLDateTime, GraphQLUUID, PythonEnumType
 from fraiseql_fastapi.schema import PreparedOperation, SubscriptionSchema, _describe_reachable
-from fraiseql_fastapi.types import (
-    ID,
-    GraphQLDate,
-    GraphQLDateTime,
-    GraphQLUUID,
-    PythonEnumType,
-    SubscriptionDefinitionError,
-    TypeMapper,
-    args_to_json,
-    camel_case,
-    from_graphql_args,
-    to_jsonable,
-)
+from fraiseql_fastapi.type_mapping import TypeMapper
 
 # --- a realistic set of resolvers -----------------------------------------------------------
 

@@ -18,7 +18,7 @@ from fraiseql_core_rs import PyEventBusConfig as EventBusConfig
 from .context import ConnectionContext
 from .decorator import ArgumentFilter, SubscriptionDefinitionError, subscription
 from .manager import SubscriptionManager
-from .types import ID
+from .names import ID
 
 __version__ = "0.1.0"
 

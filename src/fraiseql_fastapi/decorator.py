@@ -9,9 +9,9 @@ async def message_posted(event, room_id: str, context) -> Message | None:
 declares `messagePosted(roomId: String!): Message` (the docstring is its description). The
 resolver's first parameter is `event` (the event being dispatched); `context` (the connection's
 security context) is optional and may come anywhere after it; every other parameter is a
-GraphQL argument and needs a type hint (see `fraiseql_fastapi.types` for the supported hints).
-The return hint is the field's type; `X | None` makes it nullable. Independently of that, a
-resolver that returns None sends nothing for that event.
+GraphQL argument and needs a type hint (see `fraiseql_fastapi.type_mapping` for the supported
+hints). The return hint is the field's type; `X | None` makes it nullable. Independently of that,
+a resolver that returns None sends nothing for that event.
 
 Everything is checked when the decorator runs, so a misdeclared resolver fails at import time
 with a `SubscriptionDefinitionError` naming the function and the problem.
@@ -28,15 +28,10 @@ import typing
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, Literal, TypeVar, overload
 
-from .types import (
-    MISSING,
-    FieldSpec,
-    SubscriptionDefinitionError,
-    camel_case,
-    check_graphql_name,
-    error_context,
-    to_jsonable,
-)
+from .conversion import to_jsonable
+from .errors import SubscriptionDefinitionError
+from .hints import FieldSpec
+from .names import MISSING, camel_case, check_graphql_name, error_context
 
 __all__ = [
     "ArgumentFilter",

@@ -21,9 +21,9 @@ from graphql import GraphQLError
 from fraiseql_core_rs import PyEvent, PyEventBusConfig, PySubscriptionExecutor
 
 from .context import ConnectionContext
+from .conversion import args_to_json, from_graphql_args, to_jsonable
 from .decorator import Scope, SubscriptionField, default_registry
 from .schema import PreparedOperation, SubscriptionSchema
-from .types import args_to_json, from_graphql_args, to_jsonable
 
 if TYPE_CHECKING:
     from .http_abstraction.protocol import GraphQLTransportWSHandler

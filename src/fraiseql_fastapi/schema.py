@@ -53,14 +53,11 @@ from graphql import (
 from graphql.execution.collect_fields import collect_fields
 from graphql.execution.values import get_argument_values, get_variable_values
 
+from .conversion import from_graphql_args, to_jsonable
 from .decorator import SubscriptionField
-from .types import (
-    SubscriptionDefinitionError,
-    TypeMapper,
-    error_context,
-    from_graphql_args,
-    to_jsonable,
-)
+from .errors import SubscriptionDefinitionError
+from .names import error_context
+from .type_mapping import TypeMapper
 
 __all__ = ["OperationKind", "PreparedOperation", "SubscriptionSchema"]
 
