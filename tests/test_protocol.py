@@ -382,3 +382,16 @@ async def test_post_queries_and_introspection() -> None:
         response = await http.post(f"http://{address}/graphql", content=b"nope")
         assert response.status_code == 400
     assert "messagePosted(roomId: String!): Message" in manager.print_schema()
+
+
+async def test_a_tight_publish_loop_does_not_lag_subscribers() -> None:
+    count = 3000  # three times the default queue bound
+    async with server() as (address, manager), ws_client(address) as c:
+        await c.init()
+        await c.subscribe("1", "subscription { counter }")
+        await until(lambda: manager.get_metrics()["subscribers"] == 1)
+        for n in range(count):
+            await manager.publish("counter", {"n": n})
+        received = [(await c.receive())["payload"]["data"]["counter"] for _ in range(count)]
+        assert received == list(range(count))
+        assert manager.get_metrics()["queue_overflows"] == 0

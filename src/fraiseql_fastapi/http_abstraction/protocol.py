@@ -188,8 +188,12 @@ class GraphQLTransportWSHandler:
         while True:
             await self.frames_ready.wait()
             self.frames_ready.clear()
-            for text in self.manager.drain(self.connection_id):
-                await self._send(text)
+            frames = self.manager.drain(self.connection_id)
+            async with self._send_lock:
+                for text in frames:
+                    if self._closed:
+                        return
+                    await self.websocket.send_text(text)
 
     async def _send(self, text: str) -> None:
         async with self._send_lock:

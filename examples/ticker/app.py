@@ -1,0 +1,166 @@
+"""A live ticker on FastAPI: the `ticks(channel: String!): Tick!` subscription, and HTTP
+endpoints to publish ticks, fire bursts and read the manager's metrics.
+
+    python examples/ticker/app.py [--host 127.0.0.1] [--port 8000]
+
+- WebSocket (graphql-transport-ws) and POST at `/graphql`:
+  `subscription ($ch: String!) { ticks(channel: $ch) { id value ts } }`
+- `POST /publish` `{"channel": "prices", "data": {"id": "1", "value": 42}}` -> `{"delivered": n}`
+- `POST /burst` `{"channel": "prices", "count": 1000, "rate": 0}` publishes ticks with ids
+  "0".."count-1" at `rate` per second (0: as fast as it can) -> `{"published": n, "seconds": s}`
+- `GET /stats`: `manager.get_metrics()`, including `subscribers`
+
+The event bus comes from `FRAISEQL_EVENT_BUS`: `memory` (default), a `redis://` URL or a
+`postgresql://` URL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI
+from pydantic import BaseModel, Field
+
+from fraiseql_fastapi import ID, EventBusConfig, SubscriptionManager, subscription
+from fraiseql_fastapi.decorator import SubscriptionRegistry
+from fraiseql_fastapi.http_abstraction import ProtocolOptions
+from fraiseql_fastapi.http_abstraction.fastapi import SubscriptionRouterFactory
+
+#: This example's own subscriptions (so that importing several examples does not mix them).
+registry = SubscriptionRegistry()
+
+#: The largest burst one request may ask for.
+MAX_BURST = 1_000_000
+
+
+@dataclass
+class Tick:
+    """One value published on a channel."""
+
+    id: ID
+    channel: str
+    value: int
+    ts: float | None = None
+
+
+@subscription(channel="{channel}", scope="global", registry=registry)
+def ticks(event: Any, channel: str) -> Tick:
+    """The ticks published on `channel`, in publish order."""
+    data = event.data
+    return Tick(id=data["id"], channel=event.channel, value=data["value"], ts=data.get("ts"))
+
+
+class TickData(BaseModel):
+    """The tick fields a publisher provides; the server fills `channel` (and `ts`)."""
+
+    id: str | int
+    value: int
+    ts: float | None = None
+
+
+class PublishRequest(BaseModel):
+    """Body of `POST /publish`."""
+
+    channel: str = Field(min_length=1)
+    data: TickData
+
+
+class BurstRequest(BaseModel):
+    """Body of `POST /burst`."""
+
+    channel: str = Field(min_length=1)
+    count: int = Field(ge=0, le=MAX_BURST)
+    rate: float = Field(default=0.0, ge=0.0)
+
+
+def bus_from_env(value: str | None = None) -> EventBusConfig:
+    """The event bus named by `value` (default: `$FRAISEQL_EVENT_BUS`): `memory`, a Redis URL
+    or a PostgreSQL URL."""
+    value = os.environ.get("FRAISEQL_EVENT_BUS", "memory") if value is None else value
+    if value in ("", "memory"):
+        return EventBusConfig.memory()
+    if value.startswith(("redis://", "rediss://", "unix://", "redis+unix://")):
+        return EventBusConfig.redis(value)
+    if value.startswith(("postgresql://", "postgres://")):
+        return EventBusConfig.postgresql(value)
+    raise ValueError(
+        f"FRAISEQL_EVENT_BUS must be 'memory', a redis:// URL or a postgresql:// URL, not {value!r}"
+    )
+
+
+def tick_data(channel: str, data: TickData) -> dict[str, Any]:
+    """The event data of a tick: what was given, plus its channel and, if absent, the time."""
+    ts = time.time() if data.ts is None else data.ts
+    return {"id": str(data.id), "channel": channel, "value": data.value, "ts": ts}
+
+
+async def publish_burst(
+    manager: SubscriptionManager, channel: str, count: int, rate: float
+) -> float:
+    """Publishes `count` ticks (ids "0".."count-1", value = id) at `rate` per second, or as
+    fast as it can when `rate` is 0; returns the seconds it took."""
+    start = time.perf_counter()
+    for index in range(count):
+        if rate:
+            await asyncio.sleep(max(0.0, start + index / rate - time.perf_counter()))
+        data = {"id": str(index), "channel": channel, "value": index, "ts": time.time()}
+        await manager.publish(channel, data, event_type="tick")
+        # Let the connections' senders drain between events, as a server busy elsewhere would.
+        await asyncio.sleep(0)
+    return time.perf_counter() - start
+
+
+def create_app(
+    bus: EventBusConfig | None = None, options: ProtocolOptions | None = None
+) -> FastAPI:
+    """The ticker application with a fresh manager (`app.state.manager`); `bus` defaults to
+    the one `FRAISEQL_EVENT_BUS` names."""
+    manager = SubscriptionManager(bus or bus_from_env(), subscriptions=registry.fields)
+    app = FastAPI(title="fraiseql-fastapi ticker", lifespan=manager.lifespan)
+    app.state.manager = manager
+    app.include_router(SubscriptionRouterFactory.create(manager, path="/graphql", options=options))
+
+    @app.post("/publish")
+    async def publish(request: PublishRequest) -> dict[str, int]:
+        """Publishes one tick; answers how many subscriptions received it."""
+        data = tick_data(request.channel, request.data)
+        delivered = await manager.publish(request.channel, data, event_type="tick")
+        return {"delivered": delivered}
+
+    @app.post("/burst")
+    async def burst(request: BurstRequest) -> dict[str, Any]:
+        """Publishes `count` ticks at `rate` per second; answers when done."""
+        seconds = await publish_burst(manager, request.channel, request.count, request.rate)
+        return {"published": request.count, "seconds": seconds}
+
+    @app.get("/stats")
+    async def stats() -> dict[str, Any]:
+        """The manager's metrics (`subscribers`: active subscriptions)."""
+        return manager.get_metrics()
+
+    return app
+
+
+app = create_app()
+manager: SubscriptionManager = app.state.manager
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serves the ticker with uvicorn."""
+    import uvicorn
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--log-level", default="info")
+    args = parser.parse_args(argv)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+
+
+if __name__ == "__main__":
+    main()
