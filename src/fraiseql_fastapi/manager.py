@@ -95,9 +95,16 @@ class SubscriptionManager:
         It always yields to the event loop once, so that a loop of publishes lets the
         connections' sender tasks run instead of filling their queues (which would end slow
         subscriptions with EVENTS_LAGGED)."""
-        delivered = await self.executor.publish_event_async(
-            event_type, channel, to_jsonable(data), tenant_id, user_id
-        )
+        try:
+            # The core converts plain JSON-like data itself, without a walk in Python.
+            pending = self.executor.publish_event_async(
+                event_type, channel, data, tenant_id, user_id
+            )
+        except TypeError:  # models, dataclasses, enums, datetimes...: convert them first
+            pending = self.executor.publish_event_async(
+                event_type, channel, to_jsonable(data), tenant_id, user_id
+            )
+        delivered = await pending
         await asyncio.sleep(0)
         return delivered
 
