@@ -8,6 +8,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import ModuleType
 from typing import Any, ClassVar, Literal, TypedDict, final
 
+from typing_extensions import NotRequired
+
 __all__ = [
     "PyEvent",
     "PyEventBusConfig",
@@ -95,6 +97,18 @@ class Metrics(TypedDict):
     frames_dropped: int
     pending_resolutions: int
     bus_type: str
+    # With a Redis or PostgreSQL bus only:
+    bus_inbound_pending: NotRequired[int]
+    bus_events_malformed: NotRequired[int]
+    bus_connected: NotRequired[bool]
+    bus_reconnects: NotRequired[int]
+    bus_last_error: NotRequired[str | None]
+    bus_published: NotRequired[int]
+    bus_received: NotRequired[int]
+    bus_replayed: NotRequired[int]
+    bus_duplicates_dropped: NotRequired[int]
+    bus_lag_ms: NotRequired[int]
+    bus_publish_queue: NotRequired[int]
 
 @final
 class PySubscriptionExecutor:
@@ -184,7 +198,12 @@ class PySubscriptionExecutor:
         user_id: str | None = None,
     ) -> int:
         """Dispatches an event; returns how many subscriptions got a frame now. An event with a
-        tenant_id (user_id) reaches only subscriptions of that tenant (user)."""
+        tenant_id (user_id) reaches only subscriptions of that tenant (user).
+
+        With a Redis or PostgreSQL bus the event is queued for the bus and 0 is returned: every
+        process, this one included, dispatches it when it comes back from the bus (one order
+        per channel everywhere, no local duplicate). ConnectionError when the bus is down and
+        its publish queue is full; RuntimeError before `start_bus()`."""
     def publish_event_async(
         self,
         event_type: str,
@@ -194,6 +213,19 @@ class PySubscriptionExecutor:
         user_id: str | None = None,
     ) -> Awaitable[int]:
         """As `publish_event`; the awaitable resolves once async resolvers have delivered too."""
+    def start_bus(self) -> None:
+        """Connects the Redis or PostgreSQL bus and starts listening to the channels that have
+        subscribers. Blocking: run it off the event loop (`loop.run_in_executor`). Raises
+        ConnectionError naming the server. Does nothing for the in-memory bus."""
+    def stop_bus(self) -> None:
+        """Stops the bus (blocking briefly)."""
+    @property
+    def bus_fd(self) -> int | None:
+        """A file descriptor that becomes readable when bus events wait for
+        `process_bus_events()`; None for the in-memory bus."""
+    def process_bus_events(self) -> int:
+        """Dispatches the events received from the bus, in order; returns how many
+        subscriptions got a frame now. Call it on the event loop when `bus_fd` is readable."""
     def next_event(self, subscription_id: str) -> bytes | None:
         """The oldest queued frame of the subscription. KeyError if unknown."""
     def drain(self, connection_id: str) -> list[str]:

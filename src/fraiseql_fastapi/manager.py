@@ -12,6 +12,7 @@ import contextlib
 import inspect
 import signal
 import threading
+import logging
 import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,8 @@ from .schema import PreparedOperation, SubscriptionSchema
 
 if TYPE_CHECKING:
     from .http_abstraction.protocol import GraphQLTransportWSHandler
+
+logger = logging.getLogger("fraiseql_fastapi")
 
 
 class CoreResolver:
@@ -122,8 +125,14 @@ class SubscriptionManager:
         """Starts serving. In the main thread it also chains the server's SIGINT/SIGTERM
         handlers, so that on shutdown clients get `complete` and a 1001 close from us before the
         server (uvicorn closes WebSockets with 1012 before the lifespan shutdown) drops them."""
+        loop = asyncio.get_running_loop()
         if threading.current_thread() is threading.main_thread():
-            self._chain_signal_handlers(asyncio.get_running_loop())
+            self._chain_signal_handlers(loop)
+        fd = self.executor.bus_fd
+        if fd is not None:
+            # Connecting blocks (and fails here, naming the server): not on the event loop.
+            await loop.run_in_executor(None, self.executor.start_bus)
+            loop.add_reader(fd, self._on_bus_events)
 
     async def stop(self, timeout: float = 5.0) -> None:
         """Completes every operation and closes every connection with 1001."""
@@ -136,6 +145,18 @@ class SubscriptionManager:
                 [asyncio.ensure_future(handler.shutdown()) for handler in handlers],
                 timeout=timeout,
             )
+        fd = self.executor.bus_fd
+        if fd is not None:
+            loop = asyncio.get_running_loop()
+            loop.remove_reader(fd)
+            await loop.run_in_executor(None, self.executor.stop_bus)
+
+    def _on_bus_events(self) -> None:
+        """The bus has events for us: dispatch them (in order) on the event loop."""
+        try:
+            self.executor.process_bus_events()
+        except Exception:
+            logger.exception("dispatching bus events failed")
 
     def _chain_signal_handlers(self, loop: asyncio.AbstractEventLoop) -> None:
         for signum in (signal.SIGINT, signal.SIGTERM):

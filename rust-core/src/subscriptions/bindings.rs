@@ -5,6 +5,7 @@
 //! detached from Python; resolvers run attached, once per group, without the mutex.
 
 use super::bus::config::{EventBusConfig, PyEventBusConfig};
+use super::bus::{Bus, BusMessage, Inbound, MetricValue};
 use super::event::Event;
 use super::executor::{
     GroupRef, Pending, QueueDefaults, RegisterError, Registry, Resolution, ResolverScope,
@@ -13,18 +14,20 @@ use super::executor::{
 use super::filter::{FilterOp, FilterSpec, Operand};
 use super::message::{PyGraphQLMessage, PySubscriptionPayload};
 use super::plan::{self, ProjectionPlan};
-use super::py_value::{to_json, to_json_map};
+use super::py_value::{to_json, to_json_map, to_py};
 use super::queue::{FrameBody, OverflowPolicy, SubKey};
 use super::schema::SchemaInfo;
 use super::security::SecurityContext;
 use parking_lot::Mutex;
-use pyo3::exceptions::{PyKeyError, PyPermissionError, PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::exceptions::{
+    PyConnectionError, PyKeyError, PyPermissionError, PyRuntimeError, PyTypeError, PyValueError,
+};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 use rustc_hash::FxHashMap;
 use serde_json::{Map, Value};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -64,6 +67,11 @@ struct Shared {
     /// Async resolutions in flight, held so asyncio cannot collect their tasks early.
     tasks: Mutex<FxHashMap<u64, Py<PyAny>>>,
     next_task_id: AtomicU64,
+    /// The Redis or PostgreSQL bus (None: in-memory) and what it has received.
+    bus: Option<Arc<dyn Bus>>,
+    inbound: Arc<Inbound>,
+    bus_started: AtomicBool,
+    bus_events_malformed: AtomicU64,
 }
 
 impl Shared {
@@ -79,16 +87,26 @@ impl Shared {
     }
 
     fn wake(&self, py: Python<'_>) {
-        let (wakers, released) = {
+        let (wakers, released, channels) = {
             let mut reg = self.registry.lock();
             let wakers: Vec<Py<PyAny>> = reg
                 .take_wakeups()
                 .into_iter()
                 .map(|w| w.clone_ref(py))
                 .collect();
-            (wakers, reg.take_released())
+            (wakers, reg.take_released(), reg.take_channel_changes())
         };
         drop(released);
+        if let Some(bus) = &self.bus {
+            // The bus listens only to channels that have local subscribers.
+            for (channel, listen) in channels {
+                if listen {
+                    bus.listen(&channel);
+                } else {
+                    bus.unlisten(&channel);
+                }
+            }
+        }
         for waker in wakers {
             if let Err(err) = waker.call0(py) {
                 err.write_unraisable(py, Some(waker.bind(py)));
@@ -377,13 +395,50 @@ impl PySubscriptionExecutor {
         })
     }
 
-    /// Dispatches `event` (whose Python form is `data`) and calls the resolvers of its groups.
-    /// With `want_future`, also returns a future resolved once async resolvers have delivered.
+    /// Publishes `event` (whose Python form is `data`): on the bus when there is one, else by
+    /// dispatching it here.
     fn publish(
         &self,
         py: Python<'_>,
         event: Event,
         data: &Bound<'_, PyAny>,
+        want_future: bool,
+    ) -> PyResult<(usize, Option<Py<PyAny>>)> {
+        if let Some(bus) = &self.shared.bus {
+            // Every process, this one included, dispatches the event when it comes back from
+            // the bus: one order per channel everywhere, and no local duplicate.
+            if !self.shared.bus_started.load(Ordering::Acquire) {
+                return Err(PyRuntimeError::new_err(format!(
+                    "the {} bus is not started: call start_bus() (SubscriptionManager.start does)",
+                    self.config.bus_type()
+                )));
+            }
+            let message = BusMessage {
+                payload: event.to_wire(),
+                channel: event.channel,
+            };
+            py.detach(|| bus.publish(message))
+                .map_err(PyConnectionError::new_err)?;
+            let future = if want_future {
+                let f = running_loop(py)?.call_method0("create_future")?;
+                set_future_result(py, &f, 0);
+                Some(f.unbind())
+            } else {
+                None
+            };
+            return Ok((0, future));
+        }
+        self.dispatch(py, event, Some(data), want_future)
+    }
+
+    /// Dispatches an event in this process (`data`: its Python form, when at hand) and calls
+    /// the resolvers of its groups. With `want_future`, also returns a future resolved once
+    /// async resolvers have delivered.
+    fn dispatch(
+        &self,
+        py: Python<'_>,
+        event: Event,
+        data: Option<&Bound<'_, PyAny>>,
         want_future: bool,
     ) -> PyResult<(usize, Option<Py<PyAny>>)> {
         let (event, (mut delivered, pending)) = py.detach(|| {
@@ -433,7 +488,7 @@ impl PySubscriptionExecutor {
         &self,
         py: Python<'py>,
         event: &Event,
-        data: &Bound<'py, PyAny>,
+        data: Option<&Bound<'py, PyAny>>,
         pending: Vec<Pending<Arc<PyResolver>>>,
     ) -> PyResult<(
         Vec<(Pending<Arc<PyResolver>>, Resolution)>,
@@ -445,7 +500,11 @@ impl PySubscriptionExecutor {
                 id: event.id,
                 channel: event.channel.clone(),
                 event_type: event.event_type.clone(),
-                data: data.clone().unbind(),
+                // Events from a bus have no Python form yet: built once, for all groups.
+                data: match data {
+                    Some(d) => d.clone().unbind(),
+                    None => to_py(py, &event.data)?.unbind(),
+                },
                 tenant_id: event.tenant_id.clone(),
                 user_id: event.user_id.clone(),
                 ts: event.ts,
@@ -536,6 +595,7 @@ impl PySubscriptionExecutor {
             )),
             None => None,
         };
+        let bus_config = config.map_or(EventBusConfig::Memory, |c| c.get().config.clone());
         let defaults = QueueDefaults {
             capacity: capacity_arg(Some(max_queue), 1000)?,
             policy: policy_arg(Some(overflow_policy), OverflowPolicy::Lag)?,
@@ -548,8 +608,14 @@ impl PySubscriptionExecutor {
                 next_event_id: AtomicU64::new(0),
                 tasks: Mutex::new(FxHashMap::default()),
                 next_task_id: AtomicU64::new(0),
+                bus: super::bus::create(&bus_config),
+                inbound: Arc::new(Inbound::new().map_err(|e| {
+                    PyRuntimeError::new_err(format!("cannot create the bus wake-up socket: {e}"))
+                })?),
+                bus_started: AtomicBool::new(false),
+                bus_events_malformed: AtomicU64::new(0),
             }),
-            config: config.map_or(EventBusConfig::Memory, |c| c.get().config.clone()),
+            config: bus_config,
         })
     }
 
@@ -716,6 +782,61 @@ impl PySubscriptionExecutor {
         future.ok_or_else(|| PyRuntimeError::new_err("no future was created"))
     }
 
+    /// Connects the Redis or PostgreSQL bus and starts listening (blocking: run it off the
+    /// event loop, e.g. with `loop.run_in_executor`). ConnectionError naming the server when it
+    /// cannot connect. Nothing to do for the in-memory bus.
+    fn start_bus(&self, py: Python<'_>) -> PyResult<()> {
+        let Some(bus) = &self.shared.bus else {
+            return Ok(());
+        };
+        if self.shared.bus_started.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let inbound = self.shared.inbound.clone();
+        py.detach(|| bus.start(inbound))
+            .map_err(PyConnectionError::new_err)?;
+        let channels = self.shared.registry.lock().channel_names();
+        for channel in channels {
+            bus.listen(&channel);
+        }
+        self.shared.bus_started.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Stops the bus (blocking briefly; run it off the event loop).
+    fn stop_bus(&self, py: Python<'_>) {
+        if let Some(bus) = &self.shared.bus {
+            if self.shared.bus_started.swap(false, Ordering::AcqRel) {
+                py.detach(|| bus.stop());
+            }
+        }
+    }
+
+    /// The file descriptor that becomes readable when bus events wait for
+    /// `process_bus_events()` (None for the in-memory bus).
+    #[getter]
+    fn bus_fd(&self) -> Option<i32> {
+        self.shared.bus.as_ref().map(|_| self.shared.inbound.fd())
+    }
+
+    /// Dispatches every event received from the bus, in order; returns how many subscriptions
+    /// got a frame now. Call it on the event loop when `bus_fd` is readable.
+    fn process_bus_events(&self, py: Python<'_>) -> PyResult<usize> {
+        let mut delivered = 0;
+        for message in self.shared.inbound.take() {
+            let id = self.shared.next_event_id.fetch_add(1, Ordering::Relaxed) + 1;
+            match Event::from_wire(id, &message.channel, &message.payload) {
+                Ok(event) => delivered += self.dispatch(py, event, None, false)?.0,
+                Err(_) => {
+                    self.shared
+                        .bus_events_malformed
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        Ok(delivered)
+    }
+
     /// The oldest queued frame of a subscription, as bytes, or None.
     fn next_event<'py>(
         &self,
@@ -788,6 +909,20 @@ impl PySubscriptionExecutor {
         }
         dict.set_item("pending_resolutions", self.shared.tasks.lock().len())?;
         dict.set_item("bus_type", self.config.bus_type())?;
+        if let Some(bus) = &self.shared.bus {
+            dict.set_item("bus_inbound_pending", self.shared.inbound.pending())?;
+            dict.set_item(
+                "bus_events_malformed",
+                self.shared.bus_events_malformed.load(Ordering::Relaxed),
+            )?;
+            for (name, value) in bus.metrics() {
+                match value {
+                    MetricValue::Int(v) => dict.set_item(name, v)?,
+                    MetricValue::Bool(v) => dict.set_item(name, v)?,
+                    MetricValue::Text(v) => dict.set_item(name, v)?,
+                }
+            }
+        }
         Ok(dict)
     }
 

@@ -1,6 +1,6 @@
 //! The event that flows through dispatch, from `publish_event` or (later) from a bus.
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 /// One published event. `data` is the root field's value when no resolver is set.
 #[derive(Debug, Clone)]
@@ -15,4 +15,78 @@ pub struct Event {
     pub user_id: Option<String>,
     /// Publish time, seconds since the Unix epoch.
     pub ts: f64,
+}
+
+impl Event {
+    /// The event as it travels on a bus (JSON; the channel travels beside it).
+    pub fn to_wire(&self) -> Vec<u8> {
+        let mut map = Map::new();
+        map.insert("event_type".into(), Value::String(self.event_type.clone()));
+        map.insert("data".into(), self.data.clone());
+        if let Some(t) = &self.tenant_id {
+            map.insert("tenant_id".into(), Value::String(t.clone()));
+        }
+        if let Some(u) = &self.user_id {
+            map.insert("user_id".into(), Value::String(u.clone()));
+        }
+        if let Some(ts) = serde_json::Number::from_f64(self.ts) {
+            map.insert("ts".into(), Value::Number(ts));
+        }
+        serde_json::to_vec(&Value::Object(map)).unwrap_or_default()
+    }
+
+    /// Reads an event received on `channel`; `id` is this process's sequence number for it.
+    pub fn from_wire(id: u64, channel: &str, payload: &[u8]) -> Result<Self, String> {
+        let value: Value = serde_json::from_slice(payload)
+            .map_err(|e| format!("event on \"{channel}\" is not valid JSON: {e}"))?;
+        let Value::Object(mut map) = value else {
+            return Err(format!("event on \"{channel}\" is not a JSON object"));
+        };
+        let text = |map: &mut Map<String, Value>, key: &str| match map.remove(key) {
+            Some(Value::String(s)) => Some(s),
+            _ => None,
+        };
+        Ok(Self {
+            id,
+            channel: channel.to_owned(),
+            event_type: text(&mut map, "event_type").unwrap_or_default(),
+            tenant_id: text(&mut map, "tenant_id"),
+            user_id: text(&mut map, "user_id"),
+            ts: map.get("ts").and_then(Value::as_f64).unwrap_or(0.0),
+            data: map.remove("data").unwrap_or(Value::Null),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn wire_round_trip() {
+        let event = Event {
+            id: 7,
+            channel: "room:1".into(),
+            event_type: "posted".into(),
+            data: json!({"big": 123456789012345678901234567890u128.to_string(), "n": [1, 2]}),
+            tenant_id: Some("t".into()),
+            user_id: None,
+            ts: 1.5,
+        };
+        let back = Event::from_wire(7, "room:1", &event.to_wire());
+        let back = back.map(|e| (e.event_type, e.data, e.tenant_id, e.user_id, e.ts));
+        assert_eq!(
+            back,
+            Ok((
+                "posted".into(),
+                event.data.clone(),
+                Some("t".into()),
+                None,
+                1.5
+            ))
+        );
+        assert!(Event::from_wire(1, "c", b"[1]").is_err());
+        assert!(Event::from_wire(1, "c", b"{").is_err());
+    }
 }

@@ -247,6 +247,9 @@ pub struct Registry<R, W> {
     active: usize,
     defaults: QueueDefaults,
     to_wake: Vec<u32>,
+    /// Channels that gained their first (true) or lost their last (false) subscription since
+    /// last taken: what a bus must start or stop listening to.
+    channel_changes: Vec<(Box<str>, bool)>,
     /// Handles released while the lock was held; dropped by the caller after unlocking, so a
     /// Python destructor never runs under the lock.
     graveyard: Vec<Released<R, W>>,
@@ -278,6 +281,7 @@ impl<R: Clone, W> Registry<R, W> {
             active: 0,
             defaults,
             to_wake: Vec::new(),
+            channel_changes: Vec::new(),
             graveyard: Vec::new(),
             metrics: Metrics::default(),
         }
@@ -375,6 +379,11 @@ impl<R: Clone, W> Registry<R, W> {
             .collect()
     }
 
+    /// Channels to start (true) or stop (false) listening to, in the order they changed.
+    pub fn take_channel_changes(&mut self) -> Vec<(Box<str>, bool)> {
+        std::mem::take(&mut self.channel_changes)
+    }
+
     pub fn take_released(&mut self) -> Vec<Released<R, W>> {
         std::mem::take(&mut self.graveyard)
     }
@@ -441,10 +450,11 @@ impl<R: Clone, W> Registry<R, W> {
         let key = SubKey { idx, gen };
         if let Some(sub) = self.subs.at(idx) {
             for channel in sub.channels.iter() {
-                self.channels
-                    .entry(channel.clone())
-                    .or_default()
-                    .insert(key);
+                let set = self.channels.entry(channel.clone()).or_insert_with(|| {
+                    self.channel_changes.push((channel.clone(), true));
+                    IndexSet::default()
+                });
+                set.insert(key);
             }
         }
         if let Some(conn) = self.conns.at_mut(conn_idx) {
@@ -573,6 +583,7 @@ impl<R: Clone, W> Registry<R, W> {
                 set.swap_remove(&key);
                 if set.is_empty() {
                     self.channels.remove(channel);
+                    self.channel_changes.push((channel.clone(), false));
                 }
             }
         }
@@ -856,6 +867,11 @@ impl<R: Clone, W> Registry<R, W> {
 
     pub fn active_connections(&self) -> usize {
         self.conns.len
+    }
+
+    /// Every channel with at least one subscription.
+    pub fn channel_names(&self) -> Vec<Box<str>> {
+        self.channels.keys().cloned().collect()
     }
 
     pub fn channel_count(&self) -> usize {

@@ -318,3 +318,28 @@ fn duplicate_ids_are_refused_until_completed() {
     register(&mut reg, spec("c", "s", None, None));
     assert!(reg.complete("nope").is_none());
 }
+
+#[test]
+fn channel_changes_follow_first_and_last_subscription() {
+    let mut reg = Reg::default();
+    let mut a = spec("c", "a", None, None);
+    a.channels = vec!["x".into(), "y".into()];
+    let mut b = spec("c", "b", None, None);
+    b.channels = vec!["x".into()];
+    register(&mut reg, a);
+    register(&mut reg, b);
+    let changes = |reg: &mut Reg| -> Vec<(String, bool)> {
+        reg.take_channel_changes()
+            .into_iter()
+            .map(|(c, on)| (c.to_string(), on))
+            .collect()
+    };
+    assert_eq!(
+        changes(&mut reg),
+        vec![("x".into(), true), ("y".into(), true)]
+    );
+    reg.complete("a");
+    assert_eq!(changes(&mut reg), vec![("y".into(), false)]);
+    reg.remove_connection("c");
+    assert_eq!(changes(&mut reg), vec![("x".into(), false)]);
+}

@@ -1,0 +1,556 @@
+//! The Redis bus: every event is appended to a per-channel stream (the replay log, trimmed to
+//! about `RETENTION` entries) and announced with PUBLISH carrying its stream id, both in one Lua
+//! call so the two cannot disagree. A process SUBSCRIBEs only to the channels it has local
+//! subscribers for and remembers the last stream id it delivered per channel; after its
+//! connection drops it reconnects with backoff, subscribes again and reads the stream from that
+//! id, so nothing published meanwhile is lost (within the retention) and nothing is delivered
+//! twice (ids at or below the last delivered one are dropped).
+
+use super::config::mask_password;
+use super::{runtime, Bus, BusMessage, Inbound, MetricValue};
+use futures_util::StreamExt;
+use parking_lot::Mutex;
+use redis::aio::MultiplexedConnection;
+use rustc_hash::FxHashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+/// Entries kept per channel stream: the replay window after a reconnect.
+pub const RETENTION: usize = 100_000;
+/// Events queued for publishing while Redis is unreachable.
+pub const PUBLISH_QUEUE: usize = 10_000;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const REPLAY_PAGE: usize = 1000;
+
+/// XADD then PUBLISH "<id> <payload>": one atomic step, one round trip.
+const PUBLISH_SCRIPT: &str =
+    "local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'e', ARGV[1]) \
+     redis.call('PUBLISH', KEYS[2], id .. ' ' .. ARGV[1]) return id";
+
+enum Command {
+    Listen(String),
+    Unlisten(String),
+}
+
+#[derive(Default)]
+struct State {
+    connected: AtomicBool,
+    reconnects: AtomicU64,
+    published: AtomicU64,
+    received: AtomicU64,
+    replayed: AtomicU64,
+    duplicates: AtomicU64,
+    lag_ms: AtomicU64,
+    last_error: Mutex<Option<String>>,
+}
+
+impl State {
+    fn failed(&self, what: &str, error: &dyn std::fmt::Display) {
+        self.connected.store(false, Ordering::Release);
+        *self.last_error.lock() = Some(format!("{what}: {error}"));
+    }
+}
+
+struct Running {
+    commands: mpsc::UnboundedSender<Command>,
+    outgoing: mpsc::Sender<BusMessage>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// A Redis event bus client.
+pub struct RedisBus {
+    url: String,
+    prefix: String,
+    state: Arc<State>,
+    running: Mutex<Option<Running>>,
+}
+
+impl RedisBus {
+    /// `consumer_group` keeps two applications on one Redis apart (it prefixes every key).
+    pub fn new(url: &str, consumer_group: &str) -> Self {
+        Self {
+            url: url.to_owned(),
+            prefix: format!("fraiseql:{consumer_group}:"),
+            state: Arc::new(State::default()),
+            running: Mutex::new(None),
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!("Redis at {}", mask_password(&self.url))
+    }
+}
+
+impl Bus for RedisBus {
+    fn start(&self, inbound: Arc<Inbound>) -> Result<(), String> {
+        let rt = runtime()?;
+        let client = redis::Client::open(self.url.as_str())
+            .map_err(|e| format!("{}: {e}", self.describe()))?;
+        // Fail at start, naming the server, rather than at the first event.
+        let (publisher_conn, pubsub) = rt
+            .block_on(async {
+                tokio::time::timeout(CONNECT_TIMEOUT, async {
+                    let mut conn = client.get_multiplexed_async_connection().await?;
+                    redis::cmd("PING").query_async::<()>(&mut conn).await?;
+                    let pubsub = client.get_async_pubsub().await?;
+                    Ok::<_, redis::RedisError>((conn, pubsub))
+                })
+                .await
+            })
+            .map_err(|_| format!("{}: no answer within {CONNECT_TIMEOUT:?}", self.describe()))?
+            .map_err(|e| format!("cannot connect to {}: {e}", self.describe()))?;
+        self.state.connected.store(true, Ordering::Release);
+
+        let (commands, command_rx) = mpsc::unbounded_channel();
+        let (outgoing, outgoing_rx) = mpsc::channel(PUBLISH_QUEUE);
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let listener = Listener {
+            client: client.clone(),
+            prefix: self.prefix.clone(),
+            state: self.state.clone(),
+            inbound,
+            channels: FxHashMap::default(),
+        };
+        let publisher = Publisher {
+            client,
+            prefix: self.prefix.clone(),
+            state: self.state.clone(),
+        };
+        let tasks = vec![
+            rt.spawn(listener.run(
+                pubsub,
+                publisher_conn.clone(),
+                command_rx,
+                shutdown_rx.clone(),
+            )),
+            rt.spawn(publisher.run(publisher_conn, outgoing_rx, shutdown_rx)),
+        ];
+        *self.running.lock() = Some(Running {
+            commands,
+            outgoing,
+            shutdown,
+            tasks,
+        });
+        Ok(())
+    }
+
+    fn listen(&self, channel: &str) {
+        if let Some(r) = self.running.lock().as_ref() {
+            let _ = r.commands.send(Command::Listen(channel.to_owned()));
+        }
+    }
+
+    fn unlisten(&self, channel: &str) {
+        if let Some(r) = self.running.lock().as_ref() {
+            let _ = r.commands.send(Command::Unlisten(channel.to_owned()));
+        }
+    }
+
+    fn publish(&self, message: BusMessage) -> Result<(), String> {
+        let guard = self.running.lock();
+        let Some(r) = guard.as_ref() else {
+            return Err(format!("the bus to {} is not started", self.describe()));
+        };
+        r.outgoing.try_send(message).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => format!(
+                "cannot publish: {} is unreachable and {PUBLISH_QUEUE} events already wait for it ({})",
+                self.describe(),
+                self.state.last_error.lock().clone().unwrap_or_default()
+            ),
+            mpsc::error::TrySendError::Closed(_) => {
+                format!("cannot publish: the bus to {} has stopped", self.describe())
+            }
+        })
+    }
+
+    fn metrics(&self) -> Vec<(&'static str, MetricValue)> {
+        let s = &self.state;
+        let queued = self
+            .running
+            .lock()
+            .as_ref()
+            .map_or(0, |r| PUBLISH_QUEUE - r.outgoing.capacity());
+        vec![
+            (
+                "bus_connected",
+                MetricValue::Bool(s.connected.load(Ordering::Acquire)),
+            ),
+            (
+                "bus_reconnects",
+                MetricValue::Int(s.reconnects.load(Ordering::Relaxed)),
+            ),
+            (
+                "bus_last_error",
+                MetricValue::Text(s.last_error.lock().clone()),
+            ),
+            (
+                "bus_published",
+                MetricValue::Int(s.published.load(Ordering::Relaxed)),
+            ),
+            (
+                "bus_received",
+                MetricValue::Int(s.received.load(Ordering::Relaxed)),
+            ),
+            (
+                "bus_replayed",
+                MetricValue::Int(s.replayed.load(Ordering::Relaxed)),
+            ),
+            (
+                "bus_duplicates_dropped",
+                MetricValue::Int(s.duplicates.load(Ordering::Relaxed)),
+            ),
+            (
+                "bus_lag_ms",
+                MetricValue::Int(s.lag_ms.load(Ordering::Relaxed)),
+            ),
+            ("bus_publish_queue", MetricValue::Int(queued as u64)),
+        ]
+    }
+
+    fn stop(&self) {
+        let Some(running) = self.running.lock().take() else {
+            return;
+        };
+        let _ = running.shutdown.send(true);
+        if let Ok(rt) = runtime() {
+            rt.block_on(async {
+                for task in running.tasks {
+                    let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
+                }
+            });
+        }
+        self.state.connected.store(false, Ordering::Release);
+    }
+}
+
+/// A stream id `<ms>-<seq>`, compared numerically.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+struct StreamId(u64, u64);
+
+impl StreamId {
+    fn parse(text: &str) -> Option<Self> {
+        let (ms, seq) = text.split_once('-')?;
+        Some(Self(ms.parse().ok()?, seq.parse().ok()?))
+    }
+
+    fn text(self) -> String {
+        format!("{}-{}", self.0, self.1)
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+async fn backoff(attempt: &mut u32, shutdown: &mut watch::Receiver<bool>) -> bool {
+    let delay = Duration::from_millis((50u64 << (*attempt).min(6)).min(2000));
+    *attempt += 1;
+    tokio::select! {
+        _ = tokio::time::sleep(delay) => true,
+        _ = shutdown.changed() => false,
+    }
+}
+
+struct Publisher {
+    client: redis::Client,
+    prefix: String,
+    state: Arc<State>,
+}
+
+impl Publisher {
+    async fn run(
+        self,
+        mut conn: MultiplexedConnection,
+        mut queue: mpsc::Receiver<BusMessage>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let mut batch: Vec<BusMessage> = Vec::new();
+        loop {
+            if batch.is_empty() {
+                tokio::select! {
+                    got = queue.recv_many(&mut batch, 512) => if got == 0 { return },
+                    _ = shutdown.changed() => return,
+                }
+            }
+            // A failed batch is retried whole, in order, once Redis answers again.
+            let mut attempt = 0;
+            loop {
+                match self.send(&mut conn, &batch).await {
+                    Ok(()) => break,
+                    Err(e) => {
+                        self.state.failed("publish", &e);
+                        if !backoff(&mut attempt, &mut shutdown).await {
+                            return;
+                        }
+                        if let Ok(c) = self.client.get_multiplexed_async_connection().await {
+                            conn = c;
+                        }
+                    }
+                }
+            }
+            self.state
+                .published
+                .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            batch.clear();
+        }
+    }
+
+    async fn send(
+        &self,
+        conn: &mut MultiplexedConnection,
+        batch: &[BusMessage],
+    ) -> redis::RedisResult<()> {
+        let mut pipe = redis::pipe();
+        for m in batch {
+            pipe.cmd("EVAL")
+                .arg(PUBLISH_SCRIPT)
+                .arg(2)
+                .arg(format!("{}s:{}", self.prefix, m.channel))
+                .arg(format!("{}p:{}", self.prefix, m.channel))
+                .arg(&m.payload)
+                .arg(RETENTION)
+                .ignore();
+        }
+        pipe.query_async::<()>(conn).await
+    }
+}
+
+struct Listener {
+    client: redis::Client,
+    prefix: String,
+    state: Arc<State>,
+    inbound: Arc<Inbound>,
+    /// Listened channels and the last stream id delivered for each.
+    channels: FxHashMap<String, StreamId>,
+}
+
+impl Listener {
+    fn pubsub_name(&self, channel: &str) -> String {
+        format!("{}p:{channel}", self.prefix)
+    }
+
+    fn stream_name(&self, channel: &str) -> String {
+        format!("{}s:{channel}", self.prefix)
+    }
+
+    async fn run(
+        mut self,
+        first: redis::aio::PubSub,
+        mut conn: MultiplexedConnection,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let mut pubsub = Some(first);
+        let mut attempt = 0;
+        loop {
+            let session = match pubsub.take() {
+                Some(p) => Ok(p),
+                None => self.client.get_async_pubsub().await,
+            };
+            let result = match session {
+                Ok(p) => {
+                    self.session(p, &mut conn, &mut commands, &mut shutdown, &mut attempt)
+                        .await
+                }
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(()) => return, // shut down
+                Err(e) => self.state.failed("listen", &e),
+            }
+            if !backoff(&mut attempt, &mut shutdown).await {
+                return;
+            }
+            self.state.reconnects.fetch_add(1, Ordering::Relaxed);
+            if let Ok(c) = self.client.get_multiplexed_async_connection().await {
+                conn = c;
+            }
+        }
+    }
+
+    /// One connection's life: subscribe, replay what was missed, then relay messages until the
+    /// connection drops (Err) or the bus stops (Ok).
+    async fn session(
+        &mut self,
+        pubsub: redis::aio::PubSub,
+        conn: &mut MultiplexedConnection,
+        commands: &mut mpsc::UnboundedReceiver<Command>,
+        shutdown: &mut watch::Receiver<bool>,
+        attempt: &mut u32,
+    ) -> redis::RedisResult<()> {
+        let (mut sink, mut stream) = pubsub.split();
+        let names: Vec<String> = self.channels.keys().map(|c| self.pubsub_name(c)).collect();
+        if !names.is_empty() {
+            sink.subscribe(&names).await?;
+        }
+        let channels: Vec<String> = self.channels.keys().cloned().collect();
+        for channel in channels {
+            self.replay(conn, &channel).await?;
+        }
+        self.state.connected.store(true, Ordering::Release);
+        *attempt = 0;
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return Ok(()),
+                command = commands.recv() => match command {
+                    None => return Ok(()),
+                    Some(Command::Listen(channel)) => {
+                        // A new channel starts after the stream's current end (no history). The
+                        // end is read before subscribing and the stream replayed after, so an
+                        // event published in between is delivered once, not lost.
+                        let tail = self.stream_tail(conn, &channel).await?;
+                        self.channels.insert(channel.clone(), tail);
+                        sink.subscribe(self.pubsub_name(&channel)).await?;
+                        self.replay(conn, &channel).await?;
+                    }
+                    Some(Command::Unlisten(channel)) => {
+                        sink.unsubscribe(self.pubsub_name(&channel)).await?;
+                        self.channels.remove(&channel);
+                    }
+                },
+                message = stream.next() => match message {
+                    None => return Err(redis::RedisError::from((
+                        redis::ErrorKind::Io,
+                        "the subscription connection closed",
+                    ))),
+                    Some(first) => {
+                        let mut batch = Vec::new();
+                        self.accept(&first, &mut batch);
+                        // Take whatever else is already here: one wake-up per batch.
+                        while let Some(Some(more)) = futures_util::FutureExt::now_or_never(stream.next()) {
+                            self.accept(&more, &mut batch);
+                        }
+                        if !batch.is_empty() {
+                            self.inbound.push(batch);
+                        }
+                    }
+                },
+            }
+        }
+    }
+
+    /// Turns a pub/sub message into a bus message unless it was already delivered.
+    fn accept(&mut self, message: &redis::Msg, batch: &mut Vec<BusMessage>) {
+        let Some(channel) = message
+            .get_channel_name()
+            .strip_prefix(self.prefix.as_str())
+            .and_then(|rest| rest.strip_prefix("p:"))
+        else {
+            return;
+        };
+        let payload = message.get_payload_bytes();
+        let Some(space) = payload.iter().position(|b| *b == b' ') else {
+            return;
+        };
+        let Some(id) = std::str::from_utf8(&payload[..space])
+            .ok()
+            .and_then(StreamId::parse)
+        else {
+            return;
+        };
+        let Some(last) = self.channels.get_mut(channel) else {
+            return; // unlistened meanwhile
+        };
+        if id <= *last {
+            self.state.duplicates.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        *last = id;
+        self.state.received.fetch_add(1, Ordering::Relaxed);
+        self.state
+            .lag_ms
+            .store(now_ms().saturating_sub(id.0), Ordering::Relaxed);
+        batch.push(BusMessage {
+            channel: channel.to_owned(),
+            payload: payload[space + 1..].to_vec(),
+        });
+    }
+
+    async fn stream_tail(
+        &self,
+        conn: &mut MultiplexedConnection,
+        channel: &str,
+    ) -> redis::RedisResult<StreamId> {
+        let reply: redis::streams::StreamRangeReply = redis::cmd("XREVRANGE")
+            .arg(self.stream_name(channel))
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(1)
+            .query_async(conn)
+            .await?;
+        Ok(reply
+            .ids
+            .first()
+            .and_then(|e| StreamId::parse(&e.id))
+            .unwrap_or_default())
+    }
+
+    /// Delivers the entries of `channel`'s stream after the last delivered id.
+    async fn replay(
+        &mut self,
+        conn: &mut MultiplexedConnection,
+        channel: &str,
+    ) -> redis::RedisResult<()> {
+        loop {
+            let Some(last) = self.channels.get(channel).copied() else {
+                return Ok(());
+            };
+            let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+                .arg(self.stream_name(channel))
+                .arg(format!("({}", last.text()))
+                .arg("+")
+                .arg("COUNT")
+                .arg(REPLAY_PAGE)
+                .query_async(conn)
+                .await?;
+            let mut batch = Vec::with_capacity(reply.ids.len());
+            let mut newest = last;
+            for entry in &reply.ids {
+                let Some(id) = StreamId::parse(&entry.id) else {
+                    continue;
+                };
+                if let Some(redis::Value::BulkString(payload)) = entry.map.get("e") {
+                    batch.push(BusMessage {
+                        channel: channel.to_owned(),
+                        payload: payload.clone(),
+                    });
+                }
+                newest = newest.max(id);
+            }
+            if let Some(last) = self.channels.get_mut(channel) {
+                *last = newest;
+            }
+            self.state
+                .replayed
+                .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            if !batch.is_empty() {
+                self.inbound.push(batch);
+            }
+            if reply.ids.len() < REPLAY_PAGE {
+                return Ok(());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_ids_order_numerically() {
+        let a = StreamId::parse("1700000000000-9");
+        let b = StreamId::parse("1700000000000-10");
+        assert!(a < b);
+        assert_eq!(b.map(StreamId::text).as_deref(), Some("1700000000000-10"));
+        assert_eq!(StreamId::parse("x-1"), None);
+        assert_eq!(StreamId::parse("12"), None);
+    }
+}
