@@ -4,11 +4,15 @@ connection is killed, the listener set following the subscriptions, and clear er
 
 from __future__ import annotations
 
+import contextlib
 import json
 import select
+import socket
+import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 import redis
@@ -30,6 +34,13 @@ def server() -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(URL)
     yield client
     client.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
 
 
 def executor(group: str) -> PySubscriptionExecutor:
@@ -171,3 +182,84 @@ def test_consumer_groups_keep_applications_apart(group: str, server: redis.Redis
     finally:
         a.stop_bus()
         other.stop_bus()
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[tuple[str, Callable[[], None]]]:
+    """A Redis of the test's own on a free port, persisting to an append-only file so that a
+    restart keeps the streams (as a production Redis would); yields (url, restart)."""
+    port = free_port()
+    command = [
+        "redis-server",
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        str(tmp_path),
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+        "--save",
+        "",
+        "--requirepass",
+        "pw",
+    ]
+    process: list[subprocess.Popen[bytes]] = []
+
+    def start() -> None:
+        process.append(subprocess.Popen(command, stdout=subprocess.DEVNULL))
+        client = redis.Redis(port=port, password="pw")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with contextlib.suppress(redis.ConnectionError):
+                if client.ping():
+                    return
+            time.sleep(0.05)
+        raise AssertionError("redis-server did not start")
+
+    def restart() -> None:
+        process[-1].terminate()
+        process[-1].wait(timeout=10)
+        start()
+
+    start()
+    try:
+        yield f"redis://:pw@127.0.0.1:{port}/0", restart
+    finally:
+        process[-1].terminate()
+        process[-1].wait(timeout=10)
+
+
+def test_restart_within_retention_loses_nothing(
+    own_redis: tuple[str, Callable[[], None]],
+) -> None:
+    url, restart = own_redis
+    a = PySubscriptionExecutor(PyEventBusConfig.redis(url), max_queue=100_000)
+    b = PySubscriptionExecutor(PyEventBusConfig.redis(url))
+    a.start_bus()
+    b.start_bus()
+    try:
+        a.register_subscription("c", "s", QUERY, channels=["ch"])
+        time.sleep(0.3)
+        received: list[str] = []
+        for i in range(3000):
+            if i == 1000:
+                received += pump(a, 1000)
+                restart()
+            b.publish_event("tick", "ch", {"id": str(i)})  # queued while Redis is down
+        received += pump(a, 3000 - len(received), timeout=30)
+        assert received == [str(i) for i in range(3000)]
+        assert a.get_metrics()["bus_reconnects"] >= 1
+    finally:
+        a.stop_bus()
+        b.stop_bus()
+
+
+def test_wrong_password_fails_at_start(own_redis: tuple[str, Callable[[], None]]) -> None:
+    url, _ = own_redis
+    bad = url.replace(":pw@", ":wrong@")
+    ex = PySubscriptionExecutor(PyEventBusConfig.redis(bad))
+    with pytest.raises(ConnectionError, match=r"Redis at redis://:\*\*\*@127\.0\.0\.1"):
+        ex.start_bus()
