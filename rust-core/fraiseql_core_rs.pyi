@@ -222,7 +222,8 @@ class PySubscriptionExecutor:
     @property
     def bus_fd(self) -> int | None:
         """A file descriptor that becomes readable when bus events wait for
-        `process_bus_events()`; None for the in-memory bus."""
+        `process_bus_events()`; None for the in-memory bus and before `start_bus()` (created
+        there, so a process forked before it gets its own)."""
     def process_bus_events(self) -> int:
         """Dispatches the events received from the bus, in order; returns how many
         subscriptions got a frame now. Call it on the event loop when `bus_fd` is readable."""

@@ -128,11 +128,12 @@ class SubscriptionManager:
         loop = asyncio.get_running_loop()
         if threading.current_thread() is threading.main_thread():
             self._chain_signal_handlers(loop)
-        fd = self.executor.bus_fd
-        if fd is not None:
+        if self.executor.config.bus_type != "memory":
             # Connecting blocks (and fails here, naming the server): not on the event loop.
             await loop.run_in_executor(None, self.executor.start_bus)
-            loop.add_reader(fd, self._on_bus_events)
+            fd = self.executor.bus_fd
+            if fd is not None:
+                loop.add_reader(fd, self._on_bus_events)
 
     async def stop(self, timeout: float = 5.0) -> None:
         """Completes every operation and closes every connection with 1001."""

@@ -69,7 +69,8 @@ struct Shared {
     next_task_id: AtomicU64,
     /// The Redis or PostgreSQL bus (None: in-memory) and what it has received.
     bus: Option<Arc<dyn Bus>>,
-    inbound: Arc<Inbound>,
+    /// Created by `start_bus`, in the process that serves (not before a fork).
+    inbound: Mutex<Option<Arc<Inbound>>>,
     bus_started: AtomicBool,
     bus_events_malformed: AtomicU64,
 }
@@ -609,9 +610,7 @@ impl PySubscriptionExecutor {
                 tasks: Mutex::new(FxHashMap::default()),
                 next_task_id: AtomicU64::new(0),
                 bus: super::bus::create(&bus_config),
-                inbound: Arc::new(Inbound::new().map_err(|e| {
-                    PyRuntimeError::new_err(format!("cannot create the bus wake-up socket: {e}"))
-                })?),
+                inbound: Mutex::new(None),
                 bus_started: AtomicBool::new(false),
                 bus_events_malformed: AtomicU64::new(0),
             }),
@@ -792,7 +791,10 @@ impl PySubscriptionExecutor {
         if self.shared.bus_started.load(Ordering::Acquire) {
             return Ok(());
         }
-        let inbound = self.shared.inbound.clone();
+        let inbound = Arc::new(Inbound::new().map_err(|e| {
+            PyRuntimeError::new_err(format!("cannot create the bus wake-up socket: {e}"))
+        })?);
+        *self.shared.inbound.lock() = Some(inbound.clone());
         py.detach(|| bus.start(inbound))
             .map_err(PyConnectionError::new_err)?;
         let channels = self.shared.registry.lock().channel_names();
@@ -813,17 +815,19 @@ impl PySubscriptionExecutor {
     }
 
     /// The file descriptor that becomes readable when bus events wait for
-    /// `process_bus_events()` (None for the in-memory bus).
+    /// `process_bus_events()`; None for the in-memory bus and before `start_bus()`.
     #[getter]
     fn bus_fd(&self) -> Option<i32> {
-        self.shared.bus.as_ref().map(|_| self.shared.inbound.fd())
+        self.shared.inbound.lock().as_ref().map(|i| i.fd())
     }
 
     /// Dispatches every event received from the bus, in order; returns how many subscriptions
     /// got a frame now. Call it on the event loop when `bus_fd` is readable.
     fn process_bus_events(&self, py: Python<'_>) -> PyResult<usize> {
         let mut delivered = 0;
-        for message in self.shared.inbound.take() {
+        let inbound = self.shared.inbound.lock().clone();
+        let messages = inbound.map(|i| i.take()).unwrap_or_default();
+        for message in messages {
             let id = self.shared.next_event_id.fetch_add(1, Ordering::Relaxed) + 1;
             match Event::from_wire(id, &message.channel, &message.payload) {
                 Ok(event) => delivered += self.dispatch(py, event, None, false)?.0,
@@ -910,7 +914,13 @@ impl PySubscriptionExecutor {
         dict.set_item("pending_resolutions", self.shared.tasks.lock().len())?;
         dict.set_item("bus_type", self.config.bus_type())?;
         if let Some(bus) = &self.shared.bus {
-            dict.set_item("bus_inbound_pending", self.shared.inbound.pending())?;
+            let pending = self
+                .shared
+                .inbound
+                .lock()
+                .as_ref()
+                .map_or(0, |i| i.pending());
+            dict.set_item("bus_inbound_pending", pending)?;
             dict.set_item(
                 "bus_events_malformed",
                 self.shared.bus_events_malformed.load(Ordering::Relaxed),

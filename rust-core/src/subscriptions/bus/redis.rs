@@ -400,6 +400,7 @@ impl Listener {
                 _ = shutdown.changed() => return Ok(()),
                 command = commands.recv() => match command {
                     None => return Ok(()),
+                    Some(Command::Listen(channel)) if self.channels.contains_key(&channel) => {}
                     Some(Command::Listen(channel)) => {
                         // A new channel starts after the stream's current end (no history). The
                         // end is read before subscribing and the stream replayed after, so an
