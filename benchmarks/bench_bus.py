@@ -136,7 +136,8 @@ async def latency(url: str, rate: int, seconds: float) -> dict[str, Any]:
 
 
 def ingest(url: str, events: int) -> dict[str, Any]:
-    """Events per second one process takes in from the bus and dispatches (one subscriber)."""
+    """Events per second through the bus into one process: published (by another executor)
+    as fast as it can, received, dispatched to one subscriber and drained."""
     channel = f"in-{uuid.uuid4().hex[:8]}"
     receiver = PySubscriptionExecutor(config(url), max_queue=events + 10)
     sender = PySubscriptionExecutor(config(url))
@@ -147,6 +148,7 @@ def ingest(url: str, events: int) -> dict[str, Any]:
             "c", "s", "subscription { ticks { id } }", channels=[channel]
         )
         time.sleep(0.5)
+        start = time.perf_counter()
         for n in range(events):  # queued for the bus; sent by its own threads
             while True:
                 try:
@@ -156,16 +158,14 @@ def ingest(url: str, events: int) -> dict[str, Any]:
                     time.sleep(0.001)
         fd = receiver.bus_fd
         assert fd is not None
-        got, first = 0, None
+        got = 0
         deadline = time.monotonic() + 120
         while got < events and time.monotonic() < deadline:
             select.select([fd], [], [], 0.1)
-            n = receiver.process_bus_events()
-            if n and first is None:
-                first = time.perf_counter()
-            got += n
+            got += receiver.process_bus_events()
             receiver.drain("c")
-        elapsed = time.perf_counter() - (first or time.perf_counter())
+        # From the first publish to the last dispatch: the whole pipeline, bus included.
+        elapsed = time.perf_counter() - start
     finally:
         receiver.stop_bus()
         sender.stop_bus()
