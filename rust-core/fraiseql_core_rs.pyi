@@ -109,6 +109,7 @@ class Metrics(TypedDict):
     bus_duplicates_dropped: NotRequired[int]
     bus_lag_ms: NotRequired[int]
     bus_publish_queue: NotRequired[int]
+    bus_channels: NotRequired[int]
 
 @final
 class PySubscriptionExecutor:

@@ -21,7 +21,10 @@ from helpers import Client, ws_client
 pytestmark = pytest.mark.anyio
 
 ROOT = Path(__file__).parent.parent
-BUSES = {"redis": "redis://127.0.0.1:6379/0"}
+BUSES = {
+    "redis": "redis://127.0.0.1:6379/0",
+    "postgresql": "postgresql://postgres@127.0.0.1:5432/test",
+}
 TICKS = "subscription ($ch: String!) { ticks(channel: $ch) { id value } }"
 
 

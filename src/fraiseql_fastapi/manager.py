@@ -135,6 +135,14 @@ class SubscriptionManager:
             if fd is not None:
                 loop.add_reader(fd, self._on_bus_events)
 
+    async def install_sql(self) -> None:
+        """PostgreSQL bus: creates the events table and the `fraiseql_publish(channel,
+        event_type, data, tenant_id, user_id)` SQL function that lets any transaction or
+        trigger publish (delivered only if it commits). Idempotent; `start()` does it too."""
+        if self.executor.config.bus_type != "postgresql":
+            raise RuntimeError("install_sql() is for the PostgreSQL bus")
+        await asyncio.get_running_loop().run_in_executor(None, self.executor.start_bus)
+
     async def stop(self, timeout: float = 5.0) -> None:
         """Completes every operation and closes every connection with 1001."""
         for signum, previous in self._previous_signal_handlers.items():

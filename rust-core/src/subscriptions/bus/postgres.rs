@@ -21,9 +21,9 @@
 //! open longer than that while.
 //!
 //! The order is commit order between transactions (as each process observes it: transactions
-//! that commit within one read of each other come out in id order) and id order within a
-//! transaction; one publishing process commits its batches one after another, so its events
-//! arrive everywhere in the order it published them.
+//! that commit within one read of each other come out in transaction id order) and id order
+//! within a transaction; one publishing process commits its batches one after another, so its
+//! events arrive everywhere in the order it published them.
 //!
 //! After the listening connection drops (or its backend is killed), the listener reconnects
 //! with backoff, LISTENs again and reads from the snapshot it kept: everything committed
@@ -33,18 +33,26 @@
 //! retention loses nothing, even for events of transactions that were open for longer.
 //!
 //! Publishing queues the event (bounded); a task inserts queued events in batches, one
-//! transaction and one NOTIFY per batch. When the connection fails at commit, the batch's
-//! transaction id tells (through `pg_xact_status`, after reconnecting) whether it committed, so
-//! a retried batch is never published twice. The SQL function `{prefix}_publish(channel,
+//! transaction and one NOTIFY per batch, two round trips, committed asynchronously (see
+//! `PublishConn::open`). When the connection fails at commit, the batch's transaction id tells
+//! (through `pg_xact_status`, after reconnecting) whether it committed, so a retried batch is
+//! never published twice. The SQL function `{prefix}_publish(channel,
 //! event_type, data, tenant_id, user_id)` writes the same wire form from any transaction or
 //! trigger.
+//!
+//! Requirements: PostgreSQL 13 or later; a direct connection or session pooling (LISTEN and the
+//! temporary table need a session of their own, so not a transaction-pooling PgBouncer); the
+//! TEMP privilege on the database (PUBLIC has it by default); and, unless the schema was
+//! created beforehand (see `schema_sql`), the right to create tables and functions in the
+//! connection's current schema. The table and functions live in that schema (so `search_path`
+//! can separate applications too, though they then share NOTIFY wake-ups; a prefix separates
+//! those as well).
 
 use super::config::mask_password;
 use super::{runtime, Bus, BusMessage, Inbound, MetricValue};
 use futures_util::StreamExt;
 use parking_lot::Mutex;
 use rustc_hash::FxHashSet;
-use std::fmt::Write as _;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -142,8 +150,9 @@ fn schema_sql_for(n: &Names) -> String {
     // `xid` is the writing transaction's id (top-level, so rows written in savepoints carry the
     // id that commits), stored as bigint: 64-bit xids never wrap, and bigint needs no casts on
     // the client. `created_at` uses the clock, not the transaction start, so it tells when the
-    // row was written. The index on xid serves reads ("transactions not visible in my last
-    // snapshot") and pruning; the primary key serves paging in id order.
+    // row was written. The index on (xid, id) serves reads ("transactions not visible in my last
+    // snapshot", in delivery order, so a read is an ordered index range scan that stops at its
+    // page size) and pruning.
     format!(
         r#"CREATE TABLE IF NOT EXISTS {table} (
     id bigserial PRIMARY KEY,
@@ -152,7 +161,7 @@ fn schema_sql_for(n: &Names) -> String {
     xid bigint NOT NULL DEFAULT pg_current_xact_id()::text::bigint,
     created_at timestamptz NOT NULL DEFAULT clock_timestamp()
 );
-CREATE INDEX IF NOT EXISTS {table}_xid_idx ON {table} (xid);
+CREATE INDEX IF NOT EXISTS {table}_xid_id_idx ON {table} (xid, id);
 CREATE TABLE IF NOT EXISTS {marks} (
     taken_at timestamptz PRIMARY KEY DEFAULT clock_timestamp(),
     snap pg_snapshot NOT NULL
@@ -213,7 +222,7 @@ BEGIN
         SELECT id FROM {table}
         WHERE xid < pg_snapshot_xmax(horizon)::text::bigint
           AND pg_visible_in_snapshot(xid::text::xid8, horizon)
-        ORDER BY id LIMIT batch);
+        ORDER BY xid, id LIMIT batch);
     GET DIAGNOSTICS deleted = ROW_COUNT;
     RETURN deleted;
 END
@@ -264,16 +273,22 @@ impl Snapshot {
     }
 }
 
+/// Where a row stands in delivery order: by transaction, then by id. (Rows of one transaction
+/// stay together, and a single publisher's transactions follow each other, so its events keep
+/// their order.) The events table's index on (xid, id) serves this order and the "new
+/// transactions" ranges of a read at once, whatever the planner's statistics say.
+type Position = (i64, i64);
+
 /// The set of rows a listener has delivered (or chose to skip: history before it started):
-/// every row visible in `base`, plus, for each `(snapshot, id)` in `partial`, the rows visible in
-/// that snapshot up to that id. A read that hits its page limit delivers only a prefix (in id
-/// order) of what its snapshot shows, hence the partial terms; a read that completes replaces
-/// everything by its snapshot. Snapshots only grow over time, so a later term with a larger
-/// bound covers an earlier one.
+/// every row visible in `base`, plus, for each `(snapshot, position)` in `partial`, the rows
+/// visible in that snapshot up to that position. A read that hits its page limit delivers only
+/// a prefix (in position order) of what its snapshot shows, hence the partial terms; a read that
+/// completes replaces everything by its snapshot. Snapshots only grow over time, so a later term
+/// with a larger bound covers an earlier one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Cursor {
     base: Snapshot,
-    partial: Vec<(Snapshot, i64)>,
+    partial: Vec<(Snapshot, Position)>,
 }
 
 impl Cursor {
@@ -291,13 +306,13 @@ impl Cursor {
             || self
                 .partial
                 .iter()
-                .any(|(s, last)| s.sees(xid) && id <= *last)
+                .any(|(s, last)| s.sees(xid) && (xid, id) <= *last)
     }
 
-    /// Records a read taken with `snapshot` that delivered, in id order, every row in it not yet
-    /// delivered (`full` false), or only those up to `last_id` (`full`: the page was cut).
-    fn advance(&mut self, snapshot: Snapshot, last_id: Option<i64>, full: bool) {
-        match (full, last_id) {
+    /// Records a read taken with `snapshot` that delivered, in position order, every row in it
+    /// not yet delivered (`full` false), or only those up to `last` (`full`: the page was cut).
+    fn advance(&mut self, snapshot: Snapshot, last: Option<Position>, full: bool) {
+        match (full, last) {
             (true, Some(last)) => {
                 self.partial.retain(|(_, l)| *l > last);
                 self.partial.push((snapshot, last));
@@ -309,28 +324,49 @@ impl Cursor {
         }
     }
 
-    /// A condition on the events table (alias `t`) true for rows not in the set. The base part
-    /// is written so the xid index serves it: not visible in a snapshot means at or above its
-    /// xmax, or among its running transactions (which all lie in [xmin, xmax)).
-    fn undelivered_sql(&self, params: &mut Params) -> String {
-        let mut sql = format!(
-            "(t.xid >= {} OR t.xid = ANY({}::bigint[]))",
-            params.add(self.base.xmax),
-            params.add(self.base.xip.clone())
-        );
-        for (snapshot, last) in &self.partial {
-            let _ = write!(
-                sql,
-                " AND NOT ((t.xid < {} OR (t.xid < {} AND t.xid <> ALL({}::bigint[]))) \
-                 AND t.id <= {})",
-                params.add(snapshot.xmin),
-                params.add(snapshot.xmax),
-                params.add(snapshot.xip.clone()),
-                params.add(*last)
-            );
+    /// A condition on the events table (alias `t`) true for rows not in the set, apart from the
+    /// base snapshot's part (which `read_sql` spells as two index ranges); "true" when none.
+    fn partial_sql(&self, params: &mut Params) -> String {
+        let terms: Vec<String> = self
+            .partial
+            .iter()
+            .map(|(snapshot, (xid, id))| {
+                format!(
+                    "NOT ({} AND (t.xid, t.id) <= ({}::bigint, {}::bigint))",
+                    visible_sql(snapshot, params),
+                    params.add(*xid),
+                    params.add(*id)
+                )
+            })
+            .collect();
+        if terms.is_empty() {
+            "true".to_owned()
+        } else {
+            terms.join(" AND ")
         }
-        sql
     }
+
+    /// The whole condition: true for rows (alias `t`) not in the set.
+    fn undelivered_sql(&self, params: &mut Params) -> String {
+        // Not visible in a snapshot: at or above its xmax, or among its running transactions
+        // (which all lie in [xmin, xmax)).
+        format!(
+            "((t.xid >= {} OR t.xid = ANY({}::bigint[])) AND {})",
+            params.add(self.base.xmax),
+            params.add(self.base.xip.clone()),
+            self.partial_sql(params)
+        )
+    }
+}
+
+/// True for rows (alias `t`) whose transaction `snapshot` sees as committed.
+fn visible_sql(snapshot: &Snapshot, params: &mut Params) -> String {
+    format!(
+        "(t.xid < {}::bigint OR (t.xid < {}::bigint AND t.xid <> ALL({}::bigint[])))",
+        params.add(snapshot.xmin),
+        params.add(snapshot.xmax),
+        params.add(snapshot.xip.clone())
+    )
 }
 
 /// Query parameters collected while building a statement's text.
@@ -360,12 +396,22 @@ enum ChannelFilter<'a> {
     Any(&'a str),
 }
 
+/// The rows a read looks at: those not visible in the snapshot whose `xmax` and `xip` are
+/// these placeholders (written as two ranges of the (xid, id) index, each already in delivery
+/// order, so the plan is an ordered index scan whatever the table's statistics), that also
+/// satisfy `extra`.
+struct ReadFilter<'a> {
+    xmax: &'a str,
+    xip: &'a str,
+    extra: &'a str,
+}
+
 /// A read of the events table: the statement's snapshot (always, in a row of its own when
 /// there are no events), then up to `READ_ROWS` rows / about `READ_BYTES` bytes matching
-/// `filter`, in id order, with each row's age and the page size before the byte cut (to tell
-/// whether the page is complete). One statement, so its snapshot is the one the rows were read
-/// with.
-fn read_sql(n: &Names, filter: &str, channels: ChannelFilter<'_>) -> String {
+/// `filter`, in delivery order, with each row's age and the page size before the byte cut (to
+/// tell whether the page is complete). One statement, so its snapshot is the one the rows were
+/// read with.
+fn read_sql(n: &Names, filter: &ReadFilter<'_>, channels: ChannelFilter<'_>) -> String {
     let channel_filter = match channels {
         ChannelFilter::Listened => format!(
             "EXISTS (SELECT 1 FROM pg_temp.{} l WHERE l.channel = t.channel)",
@@ -373,23 +419,32 @@ fn read_sql(n: &Names, filter: &str, channels: ChannelFilter<'_>) -> String {
         ),
         ChannelFilter::Any(placeholder) => format!("t.channel = ANY({placeholder}::text[])"),
     };
+    let ReadFilter { xmax, xip, extra } = filter;
+    let branch = |range: String| {
+        format!(
+            "(SELECT t.xid, t.id, t.channel, t.payload, t.created_at FROM {table} t \
+              WHERE {range} AND {extra} AND {channel_filter} \
+              ORDER BY t.xid, t.id LIMIT {READ_ROWS})",
+            table = n.table
+        )
+    };
     format!(
-        "SELECT s.snap, e.id, e.channel, e.payload, e.age_ms, e.page \
+        "SELECT s.snap, e.xid, e.id, e.channel, e.payload, e.age_ms, e.page \
          FROM (SELECT pg_current_snapshot()::text AS snap) s \
          LEFT JOIN LATERAL ( \
-           SELECT w.id, w.channel, w.payload, w.age_ms, w.page FROM ( \
-             SELECT p.id, p.channel, p.payload, \
+           SELECT w.xid, w.id, w.channel, w.payload, w.age_ms, w.page FROM ( \
+             SELECT p.xid, p.id, p.channel, p.payload, \
                (extract(epoch FROM clock_timestamp() - p.created_at) * 1000)::bigint AS age_ms, \
                count(*) OVER () AS page, \
-               sum(octet_length(p.payload)) OVER (ORDER BY p.id ROWS UNBOUNDED PRECEDING) \
+               sum(octet_length(p.payload)) OVER (ORDER BY p.xid, p.id ROWS UNBOUNDED PRECEDING) \
                  - octet_length(p.payload) AS before \
-             FROM (SELECT t.id, t.channel, t.payload, t.created_at FROM {table} t \
-                   WHERE {filter} AND {channel_filter} \
-                   ORDER BY t.id LIMIT {READ_ROWS}) p \
+             FROM (SELECT u.* FROM ({running} UNION ALL {newer}) u \
+                   ORDER BY u.xid, u.id LIMIT {READ_ROWS}) p \
            ) w WHERE w.before < {READ_BYTES} \
          ) e ON true \
-         ORDER BY e.id",
-        table = n.table
+         ORDER BY e.xid, e.id",
+        running = branch(format!("t.xid = ANY({xip}::bigint[])")),
+        newer = branch(format!("t.xid >= {xmax}::bigint")),
     )
 }
 
@@ -398,7 +453,7 @@ fn read_sql(n: &Names, filter: &str, channels: ChannelFilter<'_>) -> String {
 struct Page {
     snapshot: Snapshot,
     messages: Vec<BusMessage>,
-    last_id: Option<i64>,
+    last: Option<Position>,
     /// The page was cut (row or byte limit): more rows may follow.
     full: bool,
     max_age_ms: Option<i64>,
@@ -415,17 +470,20 @@ fn parse_page(rows: &[Row]) -> Result<Page, String> {
         .ok_or_else(|| "unexpected empty result from the server".to_owned())?;
     let snapshot = Snapshot::parse(column::<&str>(first, 0)?)?;
     let mut messages = Vec::with_capacity(rows.len());
-    let (mut last_id, mut page_rows, mut max_age) = (None, 0i64, None::<i64>);
+    let (mut last, mut page_rows, mut max_age) = (None, 0i64, None::<i64>);
     for row in rows {
-        let Some(id) = column::<Option<i64>>(row, 1)? else {
+        let (Some(xid), Some(id)) = (
+            column::<Option<i64>>(row, 1)?,
+            column::<Option<i64>>(row, 2)?,
+        ) else {
             continue;
         };
-        let channel: String = column(row, 2)?;
-        let payload: String = column(row, 3)?;
-        let age: Option<i64> = column(row, 4)?;
-        page_rows = column::<Option<i64>>(row, 5)?.unwrap_or(0);
+        let channel: String = column(row, 3)?;
+        let payload: String = column(row, 4)?;
+        let age: Option<i64> = column(row, 5)?;
+        page_rows = column::<Option<i64>>(row, 6)?.unwrap_or(0);
         max_age = max_age.max(age);
-        last_id = Some(id);
+        last = Some((xid, id));
         messages.push(BusMessage {
             channel,
             payload: payload.into_bytes(),
@@ -435,7 +493,7 @@ fn parse_page(rows: &[Row]) -> Result<Page, String> {
     Ok(Page {
         snapshot,
         messages,
-        last_id,
+        last,
         full,
         max_age_ms: max_age,
     })
@@ -563,6 +621,39 @@ impl State {
 struct Channels {
     wanted: FxHashSet<Box<str>>,
     changes: Vec<(Box<str>, bool)>,
+    /// Too many changes piled up (the listener is not running, or far behind): they were
+    /// dropped, and the listener compares `wanted` with what it listens to instead.
+    resync: bool,
+}
+
+/// Changes kept for the listener before it has to resync instead (bounds memory while it is
+/// not running).
+const MAX_PENDING_CHANGES: usize = 100_000;
+
+impl Channels {
+    fn record(&mut self, channel: &str, listen: bool) {
+        if self.changes.len() >= MAX_PENDING_CHANGES {
+            self.changes = Vec::new();
+            self.resync = true;
+        }
+        if !self.resync {
+            self.changes.push((channel.into(), listen));
+        }
+    }
+
+    /// The changes since the last call, as listen (true) / unlisten (false) requests against
+    /// `active`.
+    fn take(&mut self, active: &FxHashSet<Box<str>>) -> Vec<(Box<str>, bool)> {
+        if !std::mem::take(&mut self.resync) {
+            return std::mem::take(&mut self.changes);
+        }
+        let dropped = active.iter().filter(|c| !self.wanted.contains(*c));
+        let joined = self.wanted.iter().filter(|c| !active.contains(*c));
+        dropped
+            .map(|c| (c.clone(), false))
+            .chain(joined.map(|c| (c.clone(), true)))
+            .collect()
+    }
 }
 
 /// Drives a connection: hands notifications to `notified` (coalesced: one pending wake-up at
@@ -595,6 +686,21 @@ struct Connection {
     notified: Arc<Notify>,
 }
 
+impl Connection {
+    /// Why a statement failed: when the connection has ended, the driver's reason (e.g.
+    /// "terminating connection due to administrator command") says more than the statement's
+    /// "connection closed".
+    async fn closed_reason(&mut self, error: String) -> String {
+        if !self.driver.is_finished() {
+            return error;
+        }
+        match (&mut self.driver).await {
+            Ok(reason) => format!("{error} ({reason})"),
+            Err(_) => error,
+        }
+    }
+}
+
 impl Drop for Connection {
     fn drop(&mut self) {
         self.driver.abort();
@@ -620,11 +726,13 @@ async fn connect(config: &Config) -> Result<Connection, String> {
 /// Checked first so that a running deployment (where a long transaction may hold a lock on the
 /// table, or the role may not own it) never waits on DDL.
 async fn ensure_schema(client: &mut Client, n: &Names) -> Result<(), String> {
-    let ready: bool = bounded(
+    let row = bounded(
         "checking the events table",
         client.query_one(
-            "SELECT coalesce(obj_description(to_regclass($1), 'pg_class') = $2, false) \
-             AND to_regprocedure($3) IS NOT NULL AND to_regprocedure($4) IS NOT NULL",
+            "SELECT current_setting('server_version_num')::int, \
+               current_setting('server_version'), \
+               coalesce(obj_description(to_regclass($1), 'pg_class') = $2, false) \
+               AND to_regprocedure($3) IS NOT NULL AND to_regprocedure($4) IS NOT NULL",
             &[
                 &n.table,
                 &SCHEMA_VERSION,
@@ -633,10 +741,15 @@ async fn ensure_schema(client: &mut Client, n: &Names) -> Result<(), String> {
             ],
         ),
     )
-    .await?
-    .try_get(0)
-    .map_err(|e| describe(&e))?;
-    if ready {
+    .await?;
+    // pg_current_xact_id, xid8 and pg_snapshot arrived in PostgreSQL 13.
+    if column::<i32>(&row, 0)? < 130_000 {
+        let version: String = column(&row, 1)?;
+        return Err(format!(
+            "the PostgreSQL bus needs PostgreSQL 13 or later; the server runs {version}"
+        ));
+    }
+    if column::<bool>(&row, 2)? {
         return Ok(());
     }
     let what = format!("creating the events table {}", n.table);
@@ -662,15 +775,29 @@ impl PublishConn {
     async fn open(config: &Config, n: &Names) -> Result<Self, String> {
         let mut conn = connect(config).await?;
         ensure_schema(&mut conn.client, n).await?;
+        // The bus's own batches commit without waiting for the WAL flush: publish() returns
+        // before the commit anyway (its events wait in memory first), so waiting would only add
+        // latency; a database crash can lose the last fraction of a second of them, a clean
+        // restart nothing. A setting chosen for this role, database or connection is kept, and
+        // transactions publishing through the SQL function keep their own.
+        bounded(
+            "configuring the publishing connection",
+            conn.client.batch_execute(
+                "SELECT set_config('synchronous_commit', 'off', false) FROM pg_settings \
+                 WHERE name = 'synchronous_commit' \
+                   AND source IN ('default', 'configuration file')",
+            ),
+        )
+        .await?;
         // One statement: the rows in order (ids follow the array order), one NOTIFY, and the
-        // transaction id, known before COMMIT is sent so a failed commit can be checked.
+        // transaction id, known before COMMIT is sent so a failed commit can be checked. (A
+        // data-modifying WITH runs to completion whether or not the query reads it.)
         let sql = format!(
             "WITH ins AS (INSERT INTO {table} (channel, payload) \
                SELECT u.channel, u.payload \
                FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS u(channel, payload, n) \
                ORDER BY u.n RETURNING 1) \
-             SELECT pg_current_xact_id()::text::bigint, (SELECT count(*) FROM ins), \
-               pg_notify('{table}', '')::text",
+             SELECT pg_current_xact_id()::text::bigint, pg_notify('{table}', '')::text",
             table = n.table
         );
         let insert = bounded("preparing the publish statement", conn.client.prepare(&sql)).await?;
@@ -679,7 +806,7 @@ impl PublishConn {
 
     /// Inserts and commits one batch. On failure, the transaction id when COMMIT may have been
     /// sent (the batch may or may not have been published).
-    async fn send(&mut self, batch: &[BusMessage]) -> Result<(), (String, Option<i64>)> {
+    async fn send(&self, batch: &[BusMessage]) -> Result<(), (String, Option<i64>)> {
         let channels: Vec<&str> = batch.iter().map(|m| m.channel.as_str()).collect();
         // publish() accepted only UTF-8 payloads.
         let payloads: Vec<&str> = batch
@@ -688,10 +815,19 @@ impl PublishConn {
             .collect();
         let mut xid = None;
         let result = timeout(QUERY_TIMEOUT, async {
-            let tx = self.conn.client.transaction().await?;
-            let row = tx.query_one(&self.insert, &[&channels, &payloads]).await?;
-            xid = Some(row.try_get::<_, i64>(0)?);
-            tx.commit().await
+            // BEGIN and the insert go out together (tokio-postgres pipelines requests polled
+            // together, in order): one round trip, then COMMIT once the transaction id is
+            // known. Should BEGIN fail while the insert succeeds (autocommit), the insert's
+            // transaction id is known all the same and checked like a failed commit.
+            let client = &self.conn.client;
+            let (begun, row) = futures_util::future::join(
+                client.batch_execute("BEGIN"),
+                client.query_one(&self.insert, &[&channels, &payloads]),
+            )
+            .await;
+            xid = Some(row?.try_get::<_, i64>(0)?);
+            begun?;
+            client.batch_execute("COMMIT").await
         })
         .await;
         match result {
@@ -701,8 +837,8 @@ impl PublishConn {
         }
     }
 
-    /// Whether transaction `xid` committed (Some(true)) or not (Some(false)); waits while it is
-    /// still in progress (the server has not finished with the dropped connection yet).
+    /// Whether transaction `xid` committed; waits while it is still in progress (the server may
+    /// not have finished with the dropped connection yet).
     async fn committed(&self, xid: i64) -> Result<bool, String> {
         let deadline = Instant::now() + QUERY_TIMEOUT;
         loop {
@@ -805,7 +941,8 @@ impl Publisher {
                 Ok(()) => self.done(&mut batch),
                 Err((error, xid)) => {
                     uncertain = xid;
-                    self.failed(&mut conn, error);
+                    let reason = c.conn.closed_reason(error).await;
+                    self.failed(&mut conn, reason);
                 }
             }
         }
@@ -870,22 +1007,23 @@ impl ListenConn {
             client.batch_execute(&setup),
         )
         .await?;
-        let read_sql = read_sql(
-            n,
-            "(t.xid >= $1 OR t.xid = ANY($2::bigint[]))",
-            ChannelFilter::Listened,
-        );
+        let filter = ReadFilter {
+            xmax: "$1",
+            xip: "$2",
+            extra: "true",
+        };
+        let read_sql = read_sql(n, &filter, ChannelFilter::Listened);
         let read = bounded("preparing the read", client.prepare(&read_sql)).await?;
         let add_sql = format!(
             "INSERT INTO pg_temp.{} (channel) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING",
             n.listened
         );
-        let add = bounded("preparing the read", client.prepare(&add_sql)).await?;
+        let add = bounded("preparing statements", client.prepare(&add_sql)).await?;
         let remove_sql = format!(
             "DELETE FROM pg_temp.{} WHERE channel = ANY($1::text[])",
             n.listened
         );
-        let remove = bounded("preparing the read", client.prepare(&remove_sql)).await?;
+        let remove = bounded("preparing statements", client.prepare(&remove_sql)).await?;
         let this = Self {
             conn,
             read,
@@ -982,23 +1120,19 @@ impl Listener {
                     _ = shutdown.changed() => continue,
                 }
             }
-            // A slow event loop: let the backlog wait in the table rather than in memory.
-            if self.inbound.pending() >= INBOUND_HIGH_WATER {
+            // A slow event loop: let the backlog wait in the table rather than in memory
+            // (channel changes still apply meanwhile).
+            let paused = must_read && self.inbound.pending() >= INBOUND_HIGH_WATER;
+            if paused {
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_millis(5)) => {}
                     _ = shutdown.changed() => {}
                 }
-                continue;
             }
-            match self.step(c, must_read).await {
-                Ok(more) => must_read = more,
+            match self.step(c, must_read && !paused).await {
+                Ok(more) => must_read = more || paused,
                 Err(e) => {
-                    // The driver's reason (e.g. "terminating connection due to administrator
-                    // command") says more than the statement's "connection closed".
-                    let reason = match &mut c.conn.driver {
-                        d if d.is_finished() => d.await.unwrap_or(e),
-                        _ => e,
-                    };
+                    let reason = c.conn.closed_reason(e).await;
                     self.failed(&mut conn, reason);
                     must_read = true;
                 }
@@ -1015,7 +1149,7 @@ impl Listener {
     /// Applies channel changes, catches up joining channels, then (when `read`) reads one page;
     /// returns whether another page is waiting.
     async fn step(&mut self, c: &ListenConn, read: bool) -> Result<bool, String> {
-        let changes = std::mem::take(&mut self.state.channels.lock().changes);
+        let changes = self.state.channels.lock().take(&self.active);
         if !changes.is_empty() {
             let (added, removed) = apply_changes(&mut self.active, changes);
             self.state
@@ -1027,6 +1161,10 @@ impl Listener {
             self.joining.extend(added.iter().cloned());
             c.set_channels(&removed, false).await?;
             c.set_channels(&added, true).await?;
+        }
+        if self.before_last_read == self.cursor {
+            // No read since the channels joined: nothing to catch up on.
+            self.joining.clear();
         }
         if !self.joining.is_empty() {
             self.catch_up(c).await?;
@@ -1041,7 +1179,14 @@ impl Listener {
             parse_page(&bounded("reading events", rows).await?)?
         } else {
             let mut params = Params::default();
-            let filter = self.cursor.undelivered_sql(&mut params);
+            let base = &self.cursor.base;
+            let (xmax, xip) = (params.add(base.xmax), params.add(base.xip.clone()));
+            let extra = self.cursor.partial_sql(&mut params);
+            let filter = ReadFilter {
+                xmax: &xmax,
+                xip: &xip,
+                extra: &extra,
+            };
             let sql = read_sql(&self.names, &filter, ChannelFilter::Listened);
             let refs = params.refs();
             let rows = c.conn.client.query(sql.as_str(), &refs);
@@ -1049,7 +1194,7 @@ impl Listener {
         };
         self.before_last_read = self.cursor.clone();
         self.cursor
-            .advance(page.snapshot.clone(), page.last_id, page.full);
+            .advance(page.snapshot.clone(), page.last, page.full);
         let n = page.messages.len() as u64;
         if self.replaying {
             self.state.replayed.fetch_add(n, Ordering::Relaxed);
@@ -1068,22 +1213,34 @@ impl Listener {
     /// subscription may come with it; none newer is lost.
     async fn catch_up(&mut self, c: &ListenConn) -> Result<(), String> {
         let joining: Vec<String> = self.joining.iter().map(|ch| ch.to_string()).collect();
-        let mut after = 0i64;
+        let mut after: Position = (0, 0);
         loop {
             let mut params = Params::default();
-            let delivered_now = self.cursor.undelivered_sql(&mut params);
-            let not_before = self.before_last_read.undelivered_sql(&mut params);
-            let channels = params.add(joining.clone());
-            let filter = format!(
-                "NOT ({delivered_now}) AND {not_before} AND t.id > {}",
-                params.add(after)
+            let before = &self.before_last_read;
+            let (xmax, xip) = (
+                params.add(before.base.xmax),
+                params.add(before.base.xip.clone()),
             );
+            let extra = format!(
+                "{} AND NOT {} AND (t.xid, t.id) > ({}::bigint, {}::bigint)",
+                before.partial_sql(&mut params),
+                self.cursor.undelivered_sql(&mut params),
+                params.add(after.0),
+                params.add(after.1)
+            );
+            let channels = params.add(joining.clone());
+            let filter = ReadFilter {
+                xmax: &xmax,
+                xip: &xip,
+                extra: &extra,
+            };
             let sql = read_sql(&self.names, &filter, ChannelFilter::Any(&channels));
             let refs = params.refs();
             let rows = c.conn.client.query(sql.as_str(), &refs);
             let page = parse_page(&bounded("reading events", rows).await?)?;
-            // The range is fixed (both bounds are past reads), so paging by id is consistent.
-            let (full, last) = (page.full, page.last_id);
+            // The range is fixed (both bounds are past reads), so paging by position is
+            // consistent.
+            let (full, last) = (page.full, page.last);
             self.deliver(page);
             match (full, last) {
                 (true, Some(last)) => after = last,
@@ -1258,6 +1415,7 @@ impl Bus for PostgresBus {
         let active = {
             let mut channels = self.state.channels.lock();
             channels.changes.clear();
+            channels.resync = false;
             channels.wanted.clone()
         };
         // Everything (connect, schema, LISTEN, first snapshot) within one bound, so a bad
@@ -1329,7 +1487,7 @@ impl Bus for PostgresBus {
     fn listen(&self, channel: &str) {
         let mut channels = self.state.channels.lock();
         if channels.wanted.insert(channel.into()) {
-            channels.changes.push((channel.into(), true));
+            channels.record(channel, true);
             drop(channels);
             self.state.channels_changed.notify_one();
         }
@@ -1338,7 +1496,7 @@ impl Bus for PostgresBus {
     fn unlisten(&self, channel: &str) {
         let mut channels = self.state.channels.lock();
         if channels.wanted.remove(channel) {
-            channels.changes.push((channel.into(), false));
+            channels.record(channel, false);
             drop(channels);
             self.state.channels_changed.notify_one();
         }
@@ -1470,27 +1628,29 @@ mod tests {
     #[test]
     fn cursor_keeps_only_needed_partial_terms() {
         let mut c = Cursor::new(snap(5, 5, &[]));
-        c.advance(snap(5, 9, &[6]), Some(100), true);
-        c.advance(snap(5, 10, &[6]), Some(90), true);
+        c.advance(snap(5, 9, &[6]), Some((7, 100)), true);
+        c.advance(snap(5, 10, &[6]), Some((7, 90)), true);
         assert_eq!(
             c.partial.len(),
             2,
             "a smaller bound does not cover the older term"
         );
-        c.advance(snap(6, 11, &[6]), Some(120), true);
-        assert_eq!(c.partial, vec![(snap(6, 11, &[6]), 120)]);
-        assert!(c.delivered(7, 120) && !c.delivered(7, 121) && !c.delivered(6, 1));
-        c.advance(snap(12, 12, &[]), Some(130), false);
+        c.advance(snap(6, 11, &[6]), Some((8, 1)), true);
+        assert_eq!(c.partial, vec![(snap(6, 11, &[6]), (8, 1))]);
+        assert!(c.delivered(7, 500) && c.delivered(8, 1) && !c.delivered(8, 2));
+        assert!(!c.delivered(6, 1) && !c.delivered(11, 0));
+        c.advance(snap(12, 12, &[]), Some((11, 130)), false);
         assert_eq!(c, Cursor::new(snap(12, 12, &[])));
         let mut params = Params::default();
         let mut c = Cursor::new(snap(5, 8, &[6]));
-        c.advance(snap(6, 9, &[6]), Some(3), true);
+        c.advance(snap(6, 9, &[6]), Some((7, 3)), true);
         assert_eq!(
             c.undelivered_sql(&mut params),
-            "(t.xid >= $1 OR t.xid = ANY($2::bigint[])) AND NOT ((t.xid < $3 OR (t.xid < $4 \
-             AND t.xid <> ALL($5::bigint[]))) AND t.id <= $6)"
+            "((t.xid >= $1 OR t.xid = ANY($2::bigint[])) AND NOT ((t.xid < $3::bigint OR \
+             (t.xid < $4::bigint AND t.xid <> ALL($5::bigint[]))) AND (t.xid, t.id) <= \
+             ($6::bigint, $7::bigint)))"
         );
-        assert_eq!(params.0.len(), 6);
+        assert_eq!(params.0.len(), 7);
     }
 
     /// A tiny deterministic generator (no dependency needed for a simulation).
@@ -1537,20 +1697,20 @@ mod tests {
             let limit = 1 + rng.below(4) as usize;
             let mut read = |txs: &[Tx], rows: &[(i64, i64)], cursor: &mut Cursor| {
                 let s = snapshot_now(txs);
-                let mut new: Vec<(i64, i64)> = rows
+                let mut new: Vec<Position> = rows
                     .iter()
-                    .copied()
-                    .filter(|&(id, xid)| {
+                    .filter(|&&(id, xid)| {
                         txs[(xid - 1000) as usize] == Tx::Committed
                             && s.sees(xid)
                             && !cursor.delivered(xid, id)
                     })
+                    .map(|&(id, xid)| (xid, id))
                     .collect();
                 new.sort_unstable();
                 let full = new.len() >= limit;
                 new.truncate(limit);
-                cursor.advance(s, new.last().map(|r| r.0), full);
-                delivered.extend(new.iter().map(|r| r.0));
+                cursor.advance(s, new.last().copied(), full);
+                delivered.extend(new.iter().map(|r| r.1));
                 full
             };
             for _ in 0..300 {
@@ -1623,6 +1783,30 @@ mod tests {
         assert_eq!(sorted(added), vec!["c"]);
         assert_eq!(sorted(removed), vec!["b"]);
         assert_eq!(sorted(active), vec!["a", "c"]);
+    }
+
+    #[test]
+    fn too_many_pending_changes_turn_into_a_resync() {
+        let mut channels = Channels::default();
+        let active: FxHashSet<Box<str>> = ["gone", "kept"].into_iter().map(Into::into).collect();
+        channels.wanted.insert("kept".into());
+        for i in 0..=MAX_PENDING_CHANGES {
+            let name = format!("c{i}");
+            channels.wanted.insert(name.as_str().into());
+            channels.record(&name, true);
+            if i % 2 == 0 {
+                channels.wanted.remove(name.as_str());
+                channels.record(&name, false);
+            }
+        }
+        assert!(channels.resync && channels.changes.is_empty());
+        let changes = channels.take(&active);
+        let mut active = active;
+        let (added, removed) = apply_changes(&mut active, changes);
+        assert_eq!(removed.len(), 1);
+        assert_eq!(added.len(), MAX_PENDING_CHANGES / 2);
+        assert_eq!(active, channels.wanted);
+        assert!(!channels.resync && channels.take(&active).is_empty());
     }
 
     #[test]
