@@ -349,9 +349,14 @@ class PyEventBusConfig:
         rediss:// need a host), e.g. `redis://:password@localhost:6379/0`; `consumer_group`
         must not be empty."""
     @staticmethod
-    def postgresql(connection_string: str) -> PyEventBusConfig:
+    def postgresql(
+        connection_string: str, channel_prefix: str = "fraiseql"
+    ) -> PyEventBusConfig:
         """PostgreSQL bus. `connection_string` is a postgresql:// or postgres:// URL or a libpq
-        key=value DSN such as `host=127.0.0.1 dbname=app user=app`, and must name a host."""
+        key=value DSN such as `host=127.0.0.1 dbname=app user=app`, and must name a host.
+        `channel_prefix` names the events table and SQL functions (`{prefix}_events`,
+        `{prefix}_publish`): two applications on one database stay apart with different
+        prefixes."""
     @property
     def bus_type(self) -> EventBusType: ...
     @property
@@ -364,5 +369,8 @@ class PyEventBusConfig:
     def connection_string(self) -> str | None:
         """The PostgreSQL connection string as given (password included); None for other
         buses."""
+    @property
+    def channel_prefix(self) -> str | None:
+        """The PostgreSQL table and function prefix; None for other buses."""
     def __eq__(self, other: object, /) -> bool: ...
     def __hash__(self) -> int: ...

@@ -468,3 +468,29 @@ def test_a_server_that_never_answers_fails_at_start_within_the_timeout() -> None
         with pytest.raises(ConnectionError, match=rf"127\.0\.0\.1:{port}.*no answer within 5s"):
             ex.start_bus()
         assert 4 < time.monotonic() - started < 7
+
+
+def test_channel_prefixes_keep_applications_apart(tag: str) -> None:
+    config = PyEventBusConfig.postgresql(SERVER, channel_prefix="otherapp")
+    assert config.channel_prefix == "otherapp"
+    assert PyEventBusConfig.postgresql(SERVER).channel_prefix == "fraiseql"
+    with pytest.raises(ValueError):
+        PyEventBusConfig.postgresql(SERVER, channel_prefix="no spaces; drop table")
+
+    def app(prefix: str) -> PySubscriptionExecutor:
+        ex = PySubscriptionExecutor(
+            PyEventBusConfig.postgresql(dsn(f"{tag}-{prefix}"), channel_prefix=prefix)
+        )
+        ex.start_bus()
+        return ex
+
+    mine, theirs, also_mine = app("fq_a"), app("fq_b"), app("fq_a")
+    try:
+        mine.register_subscription("c", "s", QUERY, channels=[f"{tag}-ch"])
+        time.sleep(0.3)
+        publish(theirs, f"{tag}-ch", "theirs")
+        publish(also_mine, f"{tag}-ch", "mine")
+        assert pump(mine, 2, timeout=3) == ["mine"]
+    finally:
+        for ex in (mine, theirs, also_mine):
+            ex.stop_bus()

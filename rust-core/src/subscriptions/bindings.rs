@@ -609,7 +609,7 @@ impl PySubscriptionExecutor {
                 next_event_id: AtomicU64::new(0),
                 tasks: Mutex::new(FxHashMap::default()),
                 next_task_id: AtomicU64::new(0),
-                bus: super::bus::create(&bus_config),
+                bus: super::bus::create(&bus_config).map_err(PyValueError::new_err)?,
                 inbound: Mutex::new(None),
                 bus_started: AtomicBool::new(false),
                 bus_events_malformed: AtomicU64::new(0),

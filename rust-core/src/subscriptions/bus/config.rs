@@ -24,7 +24,12 @@ pub enum EventBusConfig {
     /// Redis streams, read through a consumer group.
     Redis { url: String, consumer_group: String },
     /// PostgreSQL LISTEN/NOTIFY.
-    PostgreSQL { connection_string: String },
+    PostgreSQL {
+        connection_string: String,
+        /// Names the events table and SQL functions (`{prefix}_events`, `{prefix}_publish`):
+        /// two applications on one database stay apart with different prefixes.
+        channel_prefix: String,
+    },
 }
 
 impl EventBusConfig {
@@ -51,10 +56,12 @@ impl EventBusConfig {
 
     /// A PostgreSQL bus; `connection_string` is a postgresql:// / postgres:// URL or a libpq
     /// key=value DSN naming a host.
-    pub fn postgresql(connection_string: &str) -> Result<Self, String> {
+    pub fn postgresql(connection_string: &str, channel_prefix: &str) -> Result<Self, String> {
         validate_postgres(connection_string)?;
+        super::postgres::schema_sql(channel_prefix)?;
         Ok(EventBusConfig::PostgreSQL {
             connection_string: connection_string.to_owned(),
+            channel_prefix: channel_prefix.to_owned(),
         })
     }
 }
@@ -72,7 +79,9 @@ impl fmt::Debug for EventBusConfig {
                 .field("url", &mask_password(url))
                 .field("consumer_group", consumer_group)
                 .finish(),
-            EventBusConfig::PostgreSQL { connection_string } => f
+            EventBusConfig::PostgreSQL {
+                connection_string, ..
+            } => f
                 .debug_struct("PostgreSQL")
                 .field("connection_string", &mask_password(connection_string))
                 .finish(),
@@ -92,7 +101,9 @@ impl fmt::Display for EventBusConfig {
                 "redis bus at {} (consumer group {consumer_group})",
                 mask_password(url)
             ),
-            EventBusConfig::PostgreSQL { connection_string } => {
+            EventBusConfig::PostgreSQL {
+                connection_string, ..
+            } => {
                 write!(f, "postgresql bus at {}", mask_password(connection_string))
             }
         }
@@ -364,8 +375,9 @@ impl PyEventBusConfig {
     }
 
     #[staticmethod]
-    fn postgresql(connection_string: &str) -> PyResult<Self> {
-        EventBusConfig::postgresql(connection_string)
+    #[pyo3(signature = (connection_string, channel_prefix=super::postgres::DEFAULT_PREFIX))]
+    fn postgresql(connection_string: &str, channel_prefix: &str) -> PyResult<Self> {
+        EventBusConfig::postgresql(connection_string, channel_prefix)
             .map(Self::from)
             .map_err(value_error)
     }
@@ -394,7 +406,18 @@ impl PyEventBusConfig {
     #[getter]
     fn connection_string(&self) -> Option<&str> {
         match &self.config {
-            EventBusConfig::PostgreSQL { connection_string } => Some(connection_string),
+            EventBusConfig::PostgreSQL {
+                connection_string, ..
+            } => Some(connection_string),
+            _ => None,
+        }
+    }
+
+    /// The PostgreSQL table and function prefix; None for other buses.
+    #[getter]
+    fn channel_prefix(&self) -> Option<&str> {
+        match &self.config {
+            EventBusConfig::PostgreSQL { channel_prefix, .. } => Some(channel_prefix),
             _ => None,
         }
     }
@@ -410,7 +433,9 @@ impl PyEventBusConfig {
                 py_str_repr(py, &mask_password(url))?,
                 py_str_repr(py, consumer_group)?
             ),
-            EventBusConfig::PostgreSQL { connection_string } => format!(
+            EventBusConfig::PostgreSQL {
+                connection_string, ..
+            } => format!(
                 "PyEventBusConfig.postgresql(connection_string={})",
                 py_str_repr(py, &mask_password(connection_string))?
             ),
@@ -430,7 +455,7 @@ mod tests {
     }
 
     fn pg_err(conn: &str) -> String {
-        match EventBusConfig::postgresql(conn) {
+        match EventBusConfig::postgresql(conn, "fraiseql") {
             Ok(config) => panic!("expected an error for {conn}, got {config:?}"),
             Err(e) => e,
         }
@@ -544,9 +569,10 @@ mod tests {
             "hostaddr=127.0.0.1 dbname=test password='a b'",
         ] {
             assert_eq!(
-                EventBusConfig::postgresql(conn),
+                EventBusConfig::postgresql(conn, "fraiseql"),
                 Ok(EventBusConfig::PostgreSQL {
-                    connection_string: conn.to_owned()
+                    connection_string: conn.to_owned(),
+                    channel_prefix: "fraiseql".to_owned(),
                 }),
                 "{conn}"
             );
@@ -642,6 +668,7 @@ mod tests {
         assert!(!display.contains("hunter2"), "{display}");
         let config = EventBusConfig::PostgreSQL {
             connection_string: "host=h password=hunter2".into(),
+            channel_prefix: "fraiseql".into(),
         };
         assert!(!format!("{config:?} {config}").contains("hunter2"));
         assert_eq!(config.bus_type(), "postgresql");

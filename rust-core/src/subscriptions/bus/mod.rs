@@ -52,17 +52,21 @@ pub trait Bus: Send + Sync {
 }
 
 /// The bus client for a configuration (None: in-memory, dispatch stays in the process).
-pub fn create(config: &EventBusConfig) -> Option<Arc<dyn Bus>> {
-    match config {
+pub fn create(config: &EventBusConfig) -> Result<Option<Arc<dyn Bus>>, String> {
+    Ok(match config {
         EventBusConfig::Memory => None,
         EventBusConfig::Redis {
             url,
             consumer_group,
         } => Some(Arc::new(redis::RedisBus::new(url, consumer_group))),
-        EventBusConfig::PostgreSQL { connection_string } => {
-            Some(Arc::new(postgres::PostgresBus::new(connection_string)))
-        }
-    }
+        EventBusConfig::PostgreSQL {
+            connection_string,
+            channel_prefix,
+        } => Some(Arc::new(postgres::PostgresBus::with_prefix(
+            connection_string,
+            channel_prefix,
+        )?)),
+    })
 }
 
 /// The shared tokio runtime of the bus clients: two worker threads, created on first use.
