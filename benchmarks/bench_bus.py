@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 from websockets.asyncio.client import connect
 
 from fraiseql_core_rs import PyEventBusConfig, PySubscriptionExecutor
@@ -55,9 +56,10 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def latency(url: str, rate: int, seconds: float) -> dict[str, Any]:
-    """Publisher: this process (its own executor, a thread pacing the rate). Subscriber: the
-    ticker example in another process, read by a WebSocket client here."""
+async def latency(url: str, rate: int, seconds: float, via_sql: bool = False) -> dict[str, Any]:
+    """Publisher: this process (its own executor, a thread pacing the rate; with `via_sql`, a
+    committed transaction calling `fraiseql_publish()` per event). Subscriber: the ticker
+    example in another process, read by a WebSocket client here."""
     port = free_port()
     server = subprocess.Popen(
         [
@@ -102,17 +104,23 @@ async def latency(url: str, rate: int, seconds: float) -> dict[str, Any]:
             await asyncio.sleep(0.5)
 
             def publish() -> None:
+                sql = psycopg.connect(url, autocommit=True) if via_sql else None
                 start = time.perf_counter()
                 for n in range(count):
                     target = start + n / rate
                     delay = target - time.perf_counter()
                     if delay > 0:
                         time.sleep(delay)
-                    publisher.publish_event(
-                        "tick",
-                        channel,
-                        {"id": str(n), "channel": channel, "value": n, "ts": time.time()},
-                    )
+                    data = {"id": str(n), "channel": channel, "value": n, "ts": time.time()}
+                    if sql is None:
+                        publisher.publish_event("tick", channel, data)
+                    else:  # each statement is its own committed transaction
+                        sql.execute(
+                            "SELECT fraiseql_publish(%s, 'tick', %s::jsonb)",
+                            (channel, json.dumps(data)),
+                        )
+                if sql is not None:
+                    sql.close()
 
             thread = threading.Thread(target=publish)
             thread.start()
@@ -192,6 +200,11 @@ def main() -> None:
             "latency": asyncio.run(latency(BUSES[name], args.rate, args.seconds)),
             "ingest": ingest(BUSES[name], args.ingest),
         }
+    if "postgresql" in names:
+        url = BUSES["postgresql"]
+        results["postgresql-sql"] = {
+            "latency": asyncio.run(latency(url, args.rate, args.seconds, via_sql=True)),
+        }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bus.json").write_text(json.dumps(results, indent=2) + "\n")
     lines = [
@@ -204,12 +217,13 @@ def main() -> None:
         "| bus | p50 | p99 | max | received | ingest events/s |",
         "|---|---:|---:|---:|---:|---:|",
     ]
-    for name in names:
-        lat, ing = results[name]["latency"], results[name]["ingest"]
+    for name in [n for n in (*names, "postgresql-sql") if n in results]:
+        lat, ing = results[name]["latency"], results[name].get("ingest")
+        ingest_text = f"{ing['events_per_second']:,.0f}" if ing else "n/a"
         lines.append(
             f"| {name} | {lat['p50_ms']:.2f} ms | {lat['p99_ms']:.2f} ms | "
             f"{lat['max_ms']:.2f} ms | {lat['received']}/{lat['events']} | "
-            f"{ing['events_per_second']:,.0f} |"
+            f"{ingest_text} |"
         )
     (args.out / "bus.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

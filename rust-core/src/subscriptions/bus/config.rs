@@ -375,7 +375,7 @@ impl PyEventBusConfig {
     }
 
     #[staticmethod]
-    #[pyo3(signature = (connection_string, channel_prefix=super::postgres::DEFAULT_PREFIX))]
+    #[pyo3(signature = (connection_string, channel_prefix="fraiseql"))]
     fn postgresql(connection_string: &str, channel_prefix: &str) -> PyResult<Self> {
         EventBusConfig::postgresql(connection_string, channel_prefix)
             .map(Self::from)
@@ -672,5 +672,12 @@ mod tests {
         };
         assert!(!format!("{config:?} {config}").contains("hunter2"));
         assert_eq!(config.bus_type(), "postgresql");
+    }
+
+    #[test]
+    fn python_default_prefix_is_the_default() {
+        // The binding's signature spells the default as a literal (for stubs and
+        // introspection); it must stay the bus's default.
+        assert_eq!(super::super::postgres::DEFAULT_PREFIX, "fraiseql");
     }
 }
