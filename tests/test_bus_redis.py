@@ -24,9 +24,16 @@ QUERY = "subscription { ticks { id } }"
 
 
 @pytest.fixture
-def group() -> str:
-    """A consumer group of its own, so tests never see each other's keys."""
-    return f"test-{uuid.uuid4().hex[:12]}"
+def group() -> Iterator[str]:
+    """A consumer group of its own, so tests never see each other's keys; removed after."""
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    yield name
+    client = redis.Redis.from_url(URL)
+    for pattern in (f"fraiseql:{name}:*", f"fraiseql:{name}-other:*"):
+        keys = list(client.scan_iter(pattern))
+        if keys:
+            client.delete(*keys)
+    client.close()
 
 
 @pytest.fixture
@@ -137,6 +144,31 @@ def test_nothing_lost_when_the_subscribing_connection_is_killed(
         metrics = a.get_metrics()
         assert metrics["bus_reconnects"] >= 2
         assert metrics["bus_replayed"] >= 1
+    finally:
+        a.stop_bus()
+        b.stop_bus()
+
+
+def test_nothing_lost_or_doubled_when_the_publishing_connection_is_killed(
+    group: str, server: redis.Redis
+) -> None:
+    a, b = executor(group), executor(group)
+    count = 10_000
+    try:
+        a.register_subscription("c", "s", QUERY, channels=["ch"])
+        wait_listening(server, group, "ch")
+        received: list[str] = []
+        for i in range(count):
+            b.publish_event("tick", "ch", {"id": str(i)})
+            if i in (1500, 4000, 7500):
+                # Every command connection but ours, mid-batch: the publisher sends its batch
+                # again, and the events Redis had applied must not be appended twice.
+                server.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+            if i % 500 == 0:
+                received += pump(a, 0, timeout=0)
+        received += pump(a, count - len(received), timeout=30)
+        assert received == [str(i) for i in range(count)]
+        assert b.get_metrics()["bus_published"] == count
     finally:
         a.stop_bus()
         b.stop_bus()

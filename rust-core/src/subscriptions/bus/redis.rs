@@ -4,7 +4,8 @@
 //! subscribers for and remembers the last stream id it delivered per channel; after its
 //! connection drops it reconnects with backoff, subscribes again and reads the stream from that
 //! id, so nothing published meanwhile is lost (within the retention) and nothing is delivered
-//! twice (ids at or below the last delivered one are dropped).
+//! twice (ids at or below the last delivered one are dropped). A publisher numbers its events,
+//! so resending a batch after a dropped connection does not append them again.
 
 use super::config::mask_password;
 use super::{runtime, Bus, BusMessage, Inbound, MetricValue};
@@ -25,10 +26,15 @@ pub const PUBLISH_QUEUE: usize = 10_000;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const REPLAY_PAGE: usize = 1000;
 
-/// XADD then PUBLISH "<id> <payload>": one atomic step, one round trip.
-const PUBLISH_SCRIPT: &str =
-    "local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'e', ARGV[1]) \
-     redis.call('PUBLISH', KEYS[2], id .. ' ' .. ARGV[1]) return id";
+/// XADD then PUBLISH "<id> <payload>": one atomic step, one round trip. The publisher's
+/// sequence number (ARGV[4], per publisher ARGV[3], kept in the hash KEYS[3]) makes a batch sent
+/// again after a dropped connection a no-op for the events Redis had already applied.
+const PUBLISH_SCRIPT: &str = "\
+    local last = tonumber(redis.call('HGET', KEYS[3], ARGV[3]) or '0') \
+    if tonumber(ARGV[4]) <= last then return false end \
+    redis.call('HSET', KEYS[3], ARGV[3], ARGV[4]) \
+    local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'e', ARGV[1]) \
+    redis.call('PUBLISH', KEYS[2], id .. ' ' .. ARGV[1]) return id";
 
 enum Command {
     Listen(String),
@@ -119,6 +125,7 @@ impl Bus for RedisBus {
             client,
             prefix: self.prefix.clone(),
             state: self.state.clone(),
+            id: publisher_id(),
         };
         let tasks = vec![
             rt.spawn(listener.run(
@@ -242,6 +249,15 @@ impl StreamId {
     }
 }
 
+/// A random publisher name (the standard library's hasher keys are random per instance).
+fn publisher_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(now_ms());
+    hasher.write_u32(std::process::id());
+    format!("{:016x}", hasher.finish())
+}
+
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -261,6 +277,8 @@ struct Publisher {
     client: redis::Client,
     prefix: String,
     state: Arc<State>,
+    /// Random per bus instance: names this publisher's sequence in Redis.
+    id: String,
 }
 
 impl Publisher {
@@ -271,6 +289,7 @@ impl Publisher {
         mut shutdown: watch::Receiver<bool>,
     ) {
         let mut batch: Vec<BusMessage> = Vec::new();
+        let mut next_seq: u64 = 1;
         loop {
             if batch.is_empty() {
                 tokio::select! {
@@ -278,10 +297,13 @@ impl Publisher {
                     _ = shutdown.changed() => return,
                 }
             }
+            // Numbered once, so a retry of the batch carries the same numbers.
+            let first_seq = next_seq;
+            next_seq += batch.len() as u64;
             // A failed batch is retried whole, in order, once Redis answers again.
             let mut attempt = 0;
             loop {
-                match self.send(&mut conn, &batch).await {
+                match self.send(&mut conn, &batch, first_seq).await {
                     Ok(()) => break,
                     Err(e) => {
                         self.state.failed("publish", &e);
@@ -305,16 +327,21 @@ impl Publisher {
         &self,
         conn: &mut MultiplexedConnection,
         batch: &[BusMessage],
+        first_seq: u64,
     ) -> redis::RedisResult<()> {
         let mut pipe = redis::pipe();
-        for m in batch {
+        let publishers = format!("{}publishers", self.prefix);
+        for (seq, m) in (first_seq..).zip(batch) {
             pipe.cmd("EVAL")
                 .arg(PUBLISH_SCRIPT)
-                .arg(2)
+                .arg(3)
                 .arg(format!("{}s:{}", self.prefix, m.channel))
                 .arg(format!("{}p:{}", self.prefix, m.channel))
+                .arg(&publishers)
                 .arg(&m.payload)
                 .arg(RETENTION)
+                .arg(&self.id)
+                .arg(seq)
                 .ignore();
         }
         pipe.query_async::<()>(conn).await
