@@ -37,9 +37,16 @@ const PUBLISH_SCRIPT: &str = "\
     redis.call('PUBLISH', KEYS[2], id .. ' ' .. ARGV[1]) return id";
 
 enum Command {
-    Listen(String),
+    /// Start listening; the time (ms) the first subscription asked for it.
+    Listen(String, u64),
     Unlisten(String),
 }
+
+/// A new channel's stream is read from this long before the subscription asked for it: events
+/// published after the subscription, before the listener got to it, still arrive (and small
+/// clock differences with the Redis server are absorbed); at worst a subscription sees an event
+/// this much older than itself.
+const LISTEN_MARGIN_MS: u64 = 50;
 
 #[derive(Default)]
 struct State {
@@ -147,7 +154,9 @@ impl Bus for RedisBus {
 
     fn listen(&self, channel: &str) {
         if let Some(r) = self.running.lock().as_ref() {
-            let _ = r.commands.send(Command::Listen(channel.to_owned()));
+            let _ = r
+                .commands
+                .send(Command::Listen(channel.to_owned(), now_ms()));
         }
     }
 
@@ -427,13 +436,15 @@ impl Listener {
                 _ = shutdown.changed() => return Ok(()),
                 command = commands.recv() => match command {
                     None => return Ok(()),
-                    Some(Command::Listen(channel)) if self.channels.contains_key(&channel) => {}
-                    Some(Command::Listen(channel)) => {
-                        // A new channel starts after the stream's current end (no history). The
-                        // end is read before subscribing and the stream replayed after, so an
-                        // event published in between is delivered once, not lost.
+                    Some(Command::Listen(channel, _)) if self.channels.contains_key(&channel) => {}
+                    Some(Command::Listen(channel, asked_ms)) => {
+                        // A new channel starts where the subscription asked for it (not before
+                        // the stream's end at that time: no history). The start is fixed before
+                        // subscribing and the stream replayed after, so an event published in
+                        // between is delivered once, not lost.
                         let tail = self.stream_tail(conn, &channel).await?;
-                        self.channels.insert(channel.clone(), tail);
+                        let asked = StreamId(asked_ms.saturating_sub(LISTEN_MARGIN_MS), 0);
+                        self.channels.insert(channel.clone(), tail.min(asked));
                         sink.subscribe(self.pubsub_name(&channel)).await?;
                         self.replay(conn, &channel).await?;
                     }
