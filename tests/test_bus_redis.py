@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import json
 import select
-import socket
 import subprocess
 import time
 import uuid
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from helpers import free_port
 
 from fraiseql_core_rs import PyEventBusConfig, PySubscriptionExecutor
 
@@ -41,13 +41,6 @@ def server() -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(URL)
     yield client
     client.close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def executor(group: str) -> PySubscriptionExecutor:
@@ -122,9 +115,11 @@ def test_one_publisher_is_delivered_in_its_order(group: str, server: redis.Redis
         b.stop_bus()
 
 
-def test_nothing_lost_when_the_subscribing_connection_is_killed(
-    group: str, server: redis.Redis
-) -> None:
+def publish_while_killing(
+    group: str, server: redis.Redis, kill_at: tuple[int, ...], kill: Callable[[], None]
+) -> tuple[PySubscriptionExecutor, PySubscriptionExecutor, list[str]]:
+    """B publishes 10,000 events to A's subscription, calling `kill` at the given events;
+    returns (A, B, the tick ids A received)."""
     a, b = executor(group), executor(group)
     count = 10_000
     try:
@@ -133,45 +128,42 @@ def test_nothing_lost_when_the_subscribing_connection_is_killed(
         received: list[str] = []
         for i in range(count):
             b.publish_event("tick", "ch", {"id": str(i)})
-            if i in (2000, 6000):
-                wait_listening(server, group, "ch")  # (re)connected: kill it mid-stream
-                killed = server.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
-                assert killed >= 1
+            if i in kill_at:
+                kill()
             if i % 500 == 0:
                 received += pump(a, 0, timeout=0)
         received += pump(a, count - len(received), timeout=30)
-        assert received == [str(i) for i in range(count)]
-        metrics = a.get_metrics()
-        assert metrics["bus_reconnects"] >= 2
-        assert metrics["bus_replayed"] >= 1
+        return a, b, received
     finally:
         a.stop_bus()
         b.stop_bus()
+
+
+def test_nothing_lost_when_the_subscribing_connection_is_killed(
+    group: str, server: redis.Redis
+) -> None:
+    def kill_listener() -> None:
+        wait_listening(server, group, "ch")  # (re)connected: kill it mid-stream
+        assert server.execute_command("CLIENT", "KILL", "TYPE", "pubsub") >= 1
+
+    a, _, received = publish_while_killing(group, server, (2000, 6000), kill_listener)
+    assert received == [str(i) for i in range(10_000)]
+    metrics = a.get_metrics()
+    assert metrics["bus_reconnects"] >= 2
+    assert metrics["bus_replayed"] >= 1
 
 
 def test_nothing_lost_or_doubled_when_the_publishing_connection_is_killed(
     group: str, server: redis.Redis
 ) -> None:
-    a, b = executor(group), executor(group)
-    count = 10_000
-    try:
-        a.register_subscription("c", "s", QUERY, channels=["ch"])
-        wait_listening(server, group, "ch")
-        received: list[str] = []
-        for i in range(count):
-            b.publish_event("tick", "ch", {"id": str(i)})
-            if i in (1500, 4000, 7500):
-                # Every command connection but ours, mid-batch: the publisher sends its batch
-                # again, and the events Redis had applied must not be appended twice.
-                server.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
-            if i % 500 == 0:
-                received += pump(a, 0, timeout=0)
-        received += pump(a, count - len(received), timeout=30)
-        assert received == [str(i) for i in range(count)]
-        assert b.get_metrics()["bus_published"] == count
-    finally:
-        a.stop_bus()
-        b.stop_bus()
+    def kill_commands() -> None:
+        # Every command connection but ours, mid-batch: the publisher sends its batch again,
+        # and the events Redis had applied must not be appended twice.
+        server.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+
+    _, b, received = publish_while_killing(group, server, (1500, 4000, 7500), kill_commands)
+    assert received == [str(i) for i in range(10_000)]
+    assert b.get_metrics()["bus_published"] == 10_000
 
 
 def test_listeners_follow_subscriptions(group: str, server: redis.Redis) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import socket
 import subprocess
 import sys
 import uuid
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from helpers import Client, ws_client
+from helpers import Client, free_port, ws_client
 
 pytestmark = pytest.mark.anyio
 
@@ -26,13 +25,6 @@ BUSES = {
     "postgresql": "postgresql://postgres@127.0.0.1:5432/test",
 }
 TICKS = "subscription ($ch: String!) { ticks(channel: $ch) { id value } }"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @contextlib.contextmanager

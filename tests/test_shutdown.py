@@ -6,24 +6,16 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import httpx
 import pytest
-from helpers import ws_client
+from helpers import free_port, ws_client
 from test_readme import python_block
 
 pytestmark = pytest.mark.anyio
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 async def test_sigterm_completes_operations_and_closes_1001(tmp_path: Path) -> None:
