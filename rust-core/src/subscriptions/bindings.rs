@@ -429,12 +429,15 @@ impl PySubscriptionExecutor {
             };
             return Ok((0, future));
         }
-        self.dispatch(py, event, Some(data), want_future)
+        let result = self.dispatch(py, event, Some(data), want_future);
+        self.shared.wake(py);
+        result
     }
 
     /// Dispatches an event in this process (`data`: its Python form, when at hand) and calls
     /// the resolvers of its groups. With `want_future`, also returns a future resolved once
-    /// async resolvers have delivered.
+    /// async resolvers have delivered. The caller wakes the connections (`Shared::wake`), once
+    /// for however many events it dispatched.
     fn dispatch(
         &self,
         py: Python<'_>,
@@ -454,15 +457,14 @@ impl PySubscriptionExecutor {
         let mut async_groups = Vec::new();
         if !pending.is_empty() {
             let (resolved, scheduled) = self.call_resolvers(py, &event, data, pending)?;
-            delivered += self.registry_op(py, move |reg| {
+            delivered += py.detach(|| {
+                let mut reg = self.shared.registry.lock();
                 resolved
                     .into_iter()
                     .map(|(p, r)| reg.resolve(p.group, p.seq, p.subs, r))
                     .sum::<usize>()
             });
             async_groups = scheduled;
-        } else {
-            self.shared.wake(py);
         }
         let waiter = match &future {
             Some(f) if !async_groups.is_empty() => Some(Arc::new(PublishWaiter {
@@ -824,21 +826,23 @@ impl PySubscriptionExecutor {
     /// Dispatches every event received from the bus, in order; returns how many subscriptions
     /// got a frame now. Call it on the event loop when `bus_fd` is readable.
     fn process_bus_events(&self, py: Python<'_>) -> PyResult<usize> {
-        let mut delivered = 0;
         let inbound = self.shared.inbound.lock().clone();
         let messages = inbound.map(|i| i.take()).unwrap_or_default();
-        for message in messages {
+        let result = messages.into_iter().try_fold(0, |delivered, message| {
             let id = self.shared.next_event_id.fetch_add(1, Ordering::Relaxed) + 1;
             match Event::from_wire(id, &message.channel, &message.payload) {
-                Ok(event) => delivered += self.dispatch(py, event, None, false)?.0,
+                Ok(event) => Ok(delivered + self.dispatch(py, event, None, false)?.0),
                 Err(_) => {
                     self.shared
                         .bus_events_malformed
                         .fetch_add(1, Ordering::Relaxed);
+                    Ok(delivered)
                 }
             }
-        }
-        Ok(delivered)
+        });
+        // One wake-up per connection for the whole batch.
+        self.shared.wake(py);
+        result
     }
 
     /// The oldest queued frame of a subscription, as bytes, or None.

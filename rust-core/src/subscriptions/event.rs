@@ -1,5 +1,6 @@
 //! The event that flows through dispatch, from `publish_event` or (later) from a bus.
 
+use super::plan::write_json_str;
 use serde_json::{Map, Value};
 
 /// One published event. `data` is the root field's value when no resolver is set.
@@ -20,19 +21,26 @@ pub struct Event {
 impl Event {
     /// The event as it travels on a bus (JSON; the channel travels beside it).
     pub fn to_wire(&self) -> Vec<u8> {
-        let mut map = Map::new();
-        map.insert("event_type".into(), Value::String(self.event_type.clone()));
-        map.insert("data".into(), self.data.clone());
-        if let Some(t) = &self.tenant_id {
-            map.insert("tenant_id".into(), Value::String(t.clone()));
-        }
-        if let Some(u) = &self.user_id {
-            map.insert("user_id".into(), Value::String(u.clone()));
+        // Written field by field: the data is serialized in place, never copied.
+        let mut out = Vec::with_capacity(64);
+        out.extend_from_slice(b"{\"event_type\":");
+        write_json_str(&mut out, &self.event_type);
+        out.extend_from_slice(b",\"data\":");
+        let _ = serde_json::to_writer(&mut out, &self.data);
+        for (key, value) in [("tenant_id", &self.tenant_id), ("user_id", &self.user_id)] {
+            if let Some(v) = value {
+                out.extend_from_slice(b",\"");
+                out.extend_from_slice(key.as_bytes());
+                out.extend_from_slice(b"\":");
+                write_json_str(&mut out, v);
+            }
         }
         if let Some(ts) = serde_json::Number::from_f64(self.ts) {
-            map.insert("ts".into(), Value::Number(ts));
+            out.extend_from_slice(b",\"ts\":");
+            out.extend_from_slice(ts.to_string().as_bytes());
         }
-        serde_json::to_vec(&Value::Object(map)).unwrap_or_default()
+        out.push(b'}');
+        out
     }
 
     /// Reads an event received on `channel`; `id` is this process's sequence number for it.

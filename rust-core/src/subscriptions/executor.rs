@@ -778,11 +778,12 @@ impl<R: Clone, W> Registry<R, W> {
                     bytes
                 }
             };
+            let conn_idx = sub.conn;
             let body = FrameBody::Next {
                 prefix: sub.next_prefix.clone(),
                 payload,
             };
-            if self.push_frame(key, body) {
+            if self.push_frame(key, conn_idx, body) {
                 delivered += 1;
             }
         }
@@ -792,11 +793,7 @@ impl<R: Clone, W> Registry<R, W> {
 
     /// Queues a frame for `key`, applying its connection's overflow policy. False when the
     /// frame was not queued (the subscription lagged and ended).
-    fn push_frame(&mut self, key: SubKey, body: FrameBody) -> bool {
-        let Some(sub) = self.subs.get(key.idx, key.gen) else {
-            return false;
-        };
-        let conn_idx = sub.conn;
+    fn push_frame(&mut self, key: SubKey, conn_idx: u32, body: FrameBody) -> bool {
         let Some(conn) = self.conns.at_mut(conn_idx) else {
             return false;
         };
