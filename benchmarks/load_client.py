@@ -1,21 +1,29 @@
-"""A graphql-transport-ws load client: C connections subscribe, one burst of N events is
-triggered, and every `next` is counted, checked and timed.
+"""A graphql-transport-ws load client: C connections open S subscriptions each, one burst of N
+events is triggered, and every `next` is counted, checked and timed.
 
     python benchmarks/load_client.py --url ws://127.0.0.1:8000/graphql \
-        --connections 100 --events 1000 [--server-pid PID] [--timeout 120]
+        --connections 100 [--subscriptions 1] --events 1000 [--rate 0] \
+        [--server-pid PID] [--timeout 120]
 
-Each connection sends `connection_init`, waits for the ack and subscribes (by default to
-`ticks(channel: $ch) { id value }`). The client then waits until the server reports every
-subscription in `GET /stats` (`subscribers`; when the server has no such endpoint it goes on
-after the acks and a short pause), posts the trigger (by default `POST /burst` with
-`{"channel", "count": N, "rate": 0}`), and counts every `next` per connection. It checks that
-each connection received ids "0".."N-1" in order, with none missing and none duplicated.
+Each connection sends `connection_init` and waits for the ack; then every connection sends its
+S `subscribe` messages (ids "1".."S", by default `ticks(channel: $ch) { id value }`) without
+waiting, and the client polls `GET /stats` until the server reports them all (`subscribers`;
+the time this takes is `subscribe_seconds`). It then posts the trigger (by default
+`POST /burst` with `{"channel", "count": N, "rate": R}`; R = 0 is as fast as the server goes)
+and counts every `next` per subscription, checking that each received ids "0".."N-1" in order,
+none missing and none repeated. `--events 0` only subscribes (the idle-memory scenario).
 
-It prints one JSON object: connections, events, messages expected and delivered, seconds from
-the trigger to the last message, messages per second, the checks, and, given the server's PID,
-the server's CPU seconds (user + system, from /proc/PID/stat) per delivered message. The exit
-status is 0 when every check passed, 2 when one failed, 1 on an error (then the JSON has
-`error`). Everything is bounded by `--timeout`.
+When the selection has `ts` (the publish time, `time.time()` in the server), the latency from
+publish to receipt of every message is measured. Given the server's PID, the report has the
+server's CPU seconds (user + system, /proc/PID/stat) per delivered message and its resident
+memory (VmRSS, /proc/PID/status) before the connections, after them, after the subscriptions,
+and sampled every `--sample-every` seconds during the burst.
+
+It prints one JSON object (see `build_report`). The exit status is 0 when every check passed,
+2 when one failed, 1 on an error (then the JSON has `error`). Everything is bounded by
+`--timeout`. The WebSocket side is picows (callbacks, no task per message) and frames are
+parsed with orjson, so that one client process can take far more messages per second than a
+Python server sends.
 """
 
 from __future__ import annotations
@@ -25,8 +33,10 @@ import asyncio
 import contextlib
 import json
 import os
+import statistics
 import sys
 import time
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,14 +44,17 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
-from websockets.asyncio.client import ClientConnection, connect
+import orjson
+from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
 DEFAULT_QUERY = "subscription ($ch: String!) { ticks(channel: $ch) { id value } }"
 SUBPROTOCOL = "graphql-transport-ws"
-#: How long to keep listening once every connection is complete, to catch duplicates.
+#: How long to keep listening once every subscription is complete, to catch repeats.
 SETTLE_SECONDS = 0.2
 #: At most this many handshakes in flight at once.
 CONNECT_CONCURRENCY = 50
+#: Percentiles kept of the latency distribution (for the plots).
+CDF_POINTS = [*range(0, 100), 99.5, 99.9, 100]
 
 
 @dataclass(frozen=True)
@@ -50,7 +63,9 @@ class LoadConfig:
 
     url: str
     connections: int = 100
+    subscriptions: int = 1
     events: int = 1000
+    rate: float = 0.0
     channel: str = "load"
     query: str = DEFAULT_QUERY
     variables: dict[str, Any] | None = None
@@ -58,6 +73,7 @@ class LoadConfig:
     trigger_url: str | None = None
     trigger_body: dict[str, Any] | None = None
     server_pid: int | None = None
+    sample_every: float = 0.25
     timeout: float = 120.0
 
     def http_url(self, path: str) -> str:
@@ -74,63 +90,167 @@ class LoadConfig:
     @property
     def trigger(self) -> tuple[str, dict[str, Any]]:
         """The URL and JSON body POSTed to start the events."""
-        body = self.trigger_body or {"channel": self.channel, "count": self.events, "rate": 0}
+        body = self.trigger_body or {
+            "channel": self.channel,
+            "count": self.events,
+            "rate": self.rate,
+        }
         return self.trigger_url or self.http_url("/burst"), body
 
+    @property
+    def total_subscriptions(self) -> int:
+        return self.connections * self.subscriptions
 
-@dataclass
+
+class Run:
+    """What every connection shares: counters, latencies, and the "all done" signal."""
+
+    def __init__(self, expected_subscriptions: int) -> None:
+        self.received = 0
+        self.pending = expected_subscriptions
+        self.all_done = asyncio.Event()
+        self.latencies = array("d")
+        self.refusals: list[dict[str, Any]] = []
+        self.closes: list[tuple[int | None, str]] = []
+
+    def subscription_done(self) -> None:
+        self.pending -= 1
+        if self.pending == 0:
+            self.all_done.set()
+
+
 class Tally:
-    """What one connection received."""
+    """What one subscription received, checked against ids 0..expected-1 as they come."""
 
-    expected: int
-    ids: list[str | None] = field(default_factory=list)
-    other: list[dict[str, Any]] = field(default_factory=list)
-    completed_at: float | None = None
-    last_at: float | None = None
-    done: asyncio.Event = field(default_factory=asyncio.Event)
+    __slots__ = ("done_at", "expected", "gaps", "last_at", "next_id", "received", "repeats")
 
-    def record_next(self, payload: Any, now: float) -> None:
-        """Counts one `next`; the connection is done once it has `expected` of them."""
-        self.ids.append(event_id(payload))
+    def __init__(self, expected: int) -> None:
+        self.expected = expected
+        self.received = 0
+        self.next_id = 0
+        self.gaps = 0  # ids skipped over (missing unless they come later, then also repeats)
+        self.repeats = 0  # ids at or below one already seen: duplicates or out of order
+        self.last_at: float | None = None
+        self.done_at: float | None = None
+
+    def record(self, value_id: int | None, now: float) -> bool:
+        """Counts one `next`; True when this completes the subscription."""
+        self.received += 1
         self.last_at = now
-        if len(self.ids) == self.expected:
-            self.completed_at = now
-            self.done.set()
+        if value_id == self.next_id:
+            self.next_id += 1
+        elif value_id is None or value_id < self.next_id:
+            self.repeats += 1
+        else:
+            self.gaps += value_id - self.next_id
+            self.next_id = value_id + 1
+        if self.received == self.expected:
+            self.done_at = now
+            return True
+        return False
 
-    def record_other(self, message: dict[str, Any]) -> None:
-        """An `error` or `complete`: the subscription is over."""
-        self.other.append(message)
-        self.done.set()
+    @property
+    def missing(self) -> int:
+        return self.gaps + max(0, self.expected - self.next_id)
+
+    @property
+    def ok(self) -> bool:
+        return self.received == self.expected and self.missing == 0 and self.repeats == 0
 
 
-def event_id(payload: Any) -> str | None:
-    """The `id` of the root field's value in a `next` payload, as a string."""
+def check_ids(ids: Sequence[int | None], expected: int) -> dict[str, int]:
+    """Missing and repeated ids of a sequence against 0..expected-1 (what a `Tally` finds)."""
+    tally = Tally(expected)
+    for value in ids:
+        tally.record(value, 0.0)
+    return {"missing": tally.missing, "repeats": tally.repeats, "received": tally.received}
+
+
+def root_value(payload: Any) -> Any:
+    """The root field's value in a `next` payload."""
     data = payload.get("data") if isinstance(payload, dict) else None
-    root = next(iter(data.values()), None) if isinstance(data, dict) and data else None
-    if isinstance(root, dict) and root.get("id") is not None:
-        return str(root["id"])
+    return next(iter(data.values()), None) if isinstance(data, dict) and data else None
+
+
+def as_int(value: Any) -> int | None:
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
     return None
 
 
-def check_ids(ids: Sequence[str | None], expected: int) -> dict[str, int]:
-    """Missing, duplicated, unexpected and out-of-order ids against "0".."expected-1"."""
-    wanted = {str(i) for i in range(expected)}
-    seen: set[str | None] = set()
-    duplicates = out_of_order = 0
-    previous = -1
-    for value in ids:
-        duplicates += value in seen
-        seen.add(value)
-        number = int(value) if value is not None and value.isdigit() else None
-        if number is not None:
-            out_of_order += number < previous
-            previous = max(previous, number)
-    return {
-        "missing": len(wanted - seen),
-        "duplicates": duplicates,
-        "unexpected": len(seen - wanted),
-        "out_of_order": out_of_order,
-    }
+class Connection(WSListener):  # type: ignore[misc]
+    """One WebSocket: its handshake, its subscriptions' tallies, and what else it was sent."""
+
+    def __init__(self, run: Run, config: LoadConfig) -> None:
+        super().__init__()
+        self.run = run
+        self.tallies = {str(i + 1): Tally(config.events) for i in range(config.subscriptions)}
+        self.acknowledged: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.transport: WSTransport | None = None
+
+    def on_ws_connected(self, transport: WSTransport) -> None:
+        self.transport = transport
+        self.send({"type": "connection_init", "payload": {}})
+
+    def send(self, message: dict[str, Any]) -> None:
+        if self.transport is not None:
+            self.transport.send(WSMsgType.TEXT, orjson.dumps(message))
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        if frame.msg_type == WSMsgType.CLOSE:
+            self.run.closes.append((frame.get_close_code(), frame.get_close_message() or ""))
+            transport.send_close(frame.get_close_code())
+            transport.disconnect()
+            return
+        if frame.msg_type != WSMsgType.TEXT:
+            return
+        message = orjson.loads(frame.get_payload_as_bytes())
+        kind = message.get("type")
+        if kind == "next":
+            self.on_next(message)
+        elif kind == "ping":
+            self.send({"type": "pong"})
+        elif kind == "connection_ack":
+            if not self.acknowledged.done():
+                self.acknowledged.set_result(None)
+        elif kind in ("error", "complete"):
+            self.run.refusals.append(message)
+            self.run.all_done.set()  # a subscription ended early: no point waiting
+
+    def on_next(self, message: dict[str, Any]) -> None:
+        tally = self.tallies.get(message.get("id", ""))
+        if tally is None:
+            return
+        now = time.time()
+        run = self.run
+        run.received += 1
+        root = root_value(message.get("payload"))
+        if isinstance(root, dict):
+            value_id = as_int(root.get("id"))
+            ts = root.get("ts")
+            if isinstance(ts, float):
+                run.latencies.append(now - ts)
+        else:
+            value_id = None
+        if tally.record(value_id, now):
+            run.subscription_done()
+
+    def on_ws_disconnected(self, transport: WSTransport) -> None:
+        if not self.acknowledged.done():
+            self.acknowledged.set_exception(ConnectionError("closed before connection_ack"))
+        self.run.all_done.set()
+
+    def subscribe_all(self, config: LoadConfig) -> None:
+        payload = {"query": config.query, "variables": config.subscribe_variables}
+        for op_id in self.tallies:
+            self.send({"id": op_id, "type": "subscribe", "payload": payload})
+
+    def close(self) -> None:
+        if self.transport is not None and not self.transport.is_disconnected:
+            self.transport.send_close()
+            self.transport.disconnect()
 
 
 def cpu_seconds(pid: int) -> float:
@@ -141,52 +261,27 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def receive(ws: ClientConnection, tally: Tally) -> None:
-    """Counts the connection's messages until it closes; answers server pings."""
-    async for text in ws:
-        message = json.loads(text)
-        kind = message.get("type")
-        if kind == "next":
-            tally.record_next(message.get("payload"), time.perf_counter())
-        elif kind == "ping":
-            await ws.send('{"type":"pong"}')
-        elif kind in ("error", "complete"):
-            tally.record_other(message)
+def rss_bytes(pid: int) -> int:
+    """Resident memory of process `pid` (VmRSS of /proc/PID/status)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")
 
 
-async def open_subscriber(
-    config: LoadConfig, gate: asyncio.Semaphore, stack: contextlib.AsyncExitStack
-) -> tuple[ClientConnection, Tally]:
-    """Connects, initialises and subscribes one connection; returns it with its tally."""
+async def open_connection(config: LoadConfig, run: Run, gate: asyncio.Semaphore) -> Connection:
+    """Connects and initialises one connection."""
     async with gate:
-        ws = await stack.enter_async_context(
-            connect(
-                config.url,
-                subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
-                compression=None,
-                open_timeout=30,
-                close_timeout=2,
-                ping_interval=None,
-                max_size=2**24,
-            )
+        _, connection = await ws_connect(
+            lambda: Connection(run, config),
+            config.url,
+            extra_headers={"Sec-WebSocket-Protocol": SUBPROTOCOL},
+            websocket_handshake_timeout=30,
+            max_frame_size=2**24,
         )
-        await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
-        ack = json.loads(await ws.recv())
-        if ack.get("type") != "connection_ack":
-            raise RuntimeError(f"expected connection_ack, got {ack}")
-        payload = {"query": config.query, "variables": config.subscribe_variables}
-        await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
-    return ws, Tally(config.events)
-
-
-async def open_subscribers(
-    config: LoadConfig, stack: contextlib.AsyncExitStack
-) -> list[tuple[ClientConnection, Tally]]:
-    """Opens every connection, a bounded number of handshakes at a time."""
-    gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
-    return await asyncio.gather(
-        *(open_subscriber(config, gate, stack) for _ in range(config.connections))
-    )
+        await asyncio.wait_for(connection.acknowledged, 30)
+    assert isinstance(connection, Connection)
+    return connection
 
 
 async def subscriber_count(http: httpx.AsyncClient, stats_url: str) -> int | None:
@@ -200,79 +295,114 @@ async def subscriber_count(http: httpx.AsyncClient, stats_url: str) -> int | Non
 
 
 async def wait_until_subscribed(
-    http: httpx.AsyncClient,
-    stats_url: str,
-    target: int,
-    tallies: Sequence[Tally],
-    deadline: float,
+    http: httpx.AsyncClient, stats_url: str, target: int, run: Run, deadline: float
 ) -> bool:
     """Polls `subscribers` until it reaches `target`; False when the server has no stats.
-    Raises if a subscription was refused (its `error` is in its tally)."""
+    Raises if a subscription was refused."""
     while time.monotonic() < deadline:
-        refused = next((tally.other[0] for tally in tallies if tally.other), None)
-        if refused is not None:
-            raise RuntimeError(f"a subscription was refused: {refused}")
+        if run.refusals:
+            raise RuntimeError(f"a subscription was refused: {run.refusals[0]}")
         count = await subscriber_count(http, stats_url)
         if count is None:
             await asyncio.sleep(0.5)  # no stats: give the subscribes a moment to land
             return False
         if count >= target:
             return True
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(0.005)
     raise TimeoutError(f"the server did not report {target} subscribers in time")
 
 
+async def sample_rss(pid: int, run: Run, started: float, every: float, out: list[Any]) -> None:
+    """Appends [seconds since `started`, messages received, server RSS] every `every` s."""
+    while True:
+        out.append([time.perf_counter() - started, run.received, rss_bytes(pid)])
+        await asyncio.sleep(every)
+
+
+@dataclass
+class Measures:
+    """What `run_load` measured besides the tallies."""
+
+    rss: dict[str, int] = field(default_factory=dict)
+    rss_samples: list[Any] = field(default_factory=list)
+    subscribe_seconds: float | None = None
+    stats_seen: bool = False
+    started: float = 0.0
+    timed_out: bool = False
+    trigger_response: httpx.Response | None = None
+    server_cpu: float | None = None
+    client_cpu: float = 0.0
+
+
 async def run_load(config: LoadConfig) -> dict[str, Any]:
-    """Runs one load test; returns the report (see the module docstring)."""
+    """Runs one load test; returns the report (see `build_report`)."""
     deadline = time.monotonic() + config.timeout
     stats_url = config.stats_url or config.http_url("/stats")
-    trigger_url, trigger_body = config.trigger
-    async with contextlib.AsyncExitStack() as stack:
-        http = await stack.enter_async_context(httpx.AsyncClient(timeout=config.timeout))
+    pid = config.server_pid
+    run = Run(config.total_subscriptions)
+    measures = Measures()
+    connections: list[Connection] = []
+    async with httpx.AsyncClient(timeout=config.timeout) as http:
         baseline = await subscriber_count(http, stats_url) or 0
-        opened = await asyncio.wait_for(
-            open_subscribers(config, stack), max(0.0, deadline - time.monotonic())
+        if pid:
+            measures.rss["before_connections"] = rss_bytes(pid)
+        try:
+            gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
+            opening = [open_connection(config, run, gate) for _ in range(config.connections)]
+            connections = await asyncio.wait_for(
+                asyncio.gather(*opening), max(0.0, deadline - time.monotonic())
+            )
+            if pid:
+                measures.rss["after_connections"] = rss_bytes(pid)
+            subscribing = time.perf_counter()
+            for connection in connections:
+                connection.subscribe_all(config)
+            measures.stats_seen = await wait_until_subscribed(
+                http, stats_url, baseline + config.total_subscriptions, run, deadline
+            )
+            measures.subscribe_seconds = time.perf_counter() - subscribing
+            if pid:
+                measures.rss["after_subscriptions"] = rss_bytes(pid)
+            if config.events:
+                await burst(config, http, run, measures, deadline)
+        finally:
+            for connection in connections:
+                connection.close()
+    return build_report(config, connections, run, measures)
+
+
+async def burst(
+    config: LoadConfig, http: httpx.AsyncClient, run: Run, measures: Measures, deadline: float
+) -> None:
+    """Triggers the events and waits for every message (or the deadline)."""
+    pid = config.server_pid
+    trigger_url, trigger_body = config.trigger
+    cpu_before = cpu_seconds(pid) if pid else None
+    client_cpu_before = time.process_time()
+    started = time.perf_counter()
+    measures.started = time.time()
+    sampler = (
+        asyncio.create_task(
+            sample_rss(pid, run, started, config.sample_every, measures.rss_samples)
         )
-        readers = [asyncio.create_task(receive(ws, tally)) for ws, tally in opened]
-        tallies = [tally for _, tally in opened]
-        stats_seen = await wait_until_subscribed(
-            http, stats_url, baseline + config.connections, tallies, deadline
-        )
-        cpu_before = cpu_seconds(config.server_pid) if config.server_pid else None
-        client_cpu_before = time.process_time()
-        started = time.perf_counter()
-        trigger = asyncio.create_task(http.post(trigger_url, json=trigger_body))
-        timed_out = not await wait_all(tallies, deadline)
-        trigger_response = await finish(trigger, deadline)
-        cpu_after = cpu_seconds(config.server_pid) if config.server_pid else None
-        client_cpu = time.process_time() - client_cpu_before
-        await asyncio.sleep(SETTLE_SECONDS)
-        for reader in readers:
-            reader.cancel()
-        await asyncio.gather(*readers, return_exceptions=True)
-    server_cpu = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
-    return build_report(
-        config,
-        tallies,
-        started=started,
-        timed_out=timed_out,
-        stats_seen=stats_seen,
-        trigger_response=trigger_response,
-        server_cpu=server_cpu,
-        client_cpu=client_cpu,
+        if pid
+        else None
     )
-
-
-async def wait_all(tallies: Sequence[Tally], deadline: float) -> bool:
-    """Waits until every connection is done; False if the deadline came first."""
+    trigger = asyncio.create_task(http.post(trigger_url, json=trigger_body))
     try:
-        await asyncio.wait_for(
-            asyncio.gather(*(tally.done.wait() for tally in tallies)),
-            max(0.0, deadline - time.monotonic()),
-        )
+        await asyncio.wait_for(run.all_done.wait(), max(0.0, deadline - time.monotonic()))
     except asyncio.TimeoutError:
-        return False
-    return True
+        measures.timed_out = True
+    if cpu_before is not None and pid:
+        measures.server_cpu = cpu_seconds(pid) - cpu_before
+    measures.client_cpu = time.process_time() - client_cpu_before
+    measures.trigger_response = await finish(trigger, deadline)
+    await asyncio.sleep(SETTLE_SECONDS)
+    if sampler is not None:
+        sampler.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sampler
+        measures.rss["after_burst"] = rss_bytes(pid) if pid else 0
 
 
 async def finish(trigger: asyncio.Task[httpx.Response], deadline: float) -> httpx.Response | None:
@@ -283,58 +413,97 @@ async def finish(trigger: asyncio.Task[httpx.Response], deadline: float) -> http
         return None
 
 
+def latency_summary(latencies: array[float]) -> dict[str, Any] | None:
+    """p50, p99, max and the distribution (milliseconds) of publish-to-receipt latencies."""
+    if not latencies:
+        return None
+    ordered = sorted(latencies)
+    last = len(ordered) - 1
+
+    def at(percent: float) -> float:
+        return ordered[round(percent / 100 * last)] * 1000
+
+    return {
+        "count": len(ordered),
+        "p50_ms": at(50),
+        "p90_ms": at(90),
+        "p99_ms": at(99),
+        "p999_ms": at(99.9),
+        "max_ms": ordered[-1] * 1000,
+        "mean_ms": statistics.fmean(ordered) * 1000,
+        "cdf_ms": [[percent, at(percent)] for percent in CDF_POINTS],
+    }
+
+
 def build_report(
-    config: LoadConfig,
-    tallies: Sequence[Tally],
-    *,
-    started: float,
-    timed_out: bool,
-    stats_seen: bool,
-    trigger_response: httpx.Response | None,
-    server_cpu: float | None,
-    client_cpu: float,
+    config: LoadConfig, connections: Sequence[Connection], run: Run, measures: Measures
 ) -> dict[str, Any]:
     """The JSON report of a run."""
-    checks = [check_ids(tally.ids, config.events) for tally in tallies]
-    totals = {key: sum(check[key] for check in checks) for key in checks[0]} if checks else {}
-    delivered = sum(len(tally.ids) for tally in tallies)
-    ends = [end for t in tallies if (end := t.completed_at or t.last_at) is not None]
-    seconds = max(ends) - started if ends else None
-    complete = sum(check["missing"] == 0 for check in checks)
-    ordered = sum(check["out_of_order"] == 0 for check in checks)
-    other = [message for tally in tallies for message in tally.other]
-    ok = (
-        not timed_out
-        and not other
-        and trigger_response is not None
-        and trigger_response.is_success
-        and complete == ordered == len(tallies)
-        and totals.get("duplicates", 0) == totals.get("unexpected", 0) == 0
+    tallies = [tally for connection in connections for tally in connection.tallies.values()]
+    delivered = sum(tally.received for tally in tallies)
+    missing = sum(tally.missing for tally in tallies)
+    repeats = sum(tally.repeats for tally in tallies)
+    complete = sum(tally.ok for tally in tallies)
+    subscribed = len(tallies) == config.total_subscriptions
+    trigger_ok = not config.events or (
+        measures.trigger_response is not None and measures.trigger_response.is_success
     )
+    ok = (
+        subscribed
+        and not measures.timed_out
+        and not run.refusals
+        and not run.closes
+        and trigger_ok
+        and (not config.events or complete == len(tallies))
+    )
+    ends = [t.last_at for t in tallies if t.last_at is not None]
+    seconds = max(ends) - measures.started if config.events and ends else None
+    server_cpu = measures.server_cpu
+    rss = measures.rss
+    per_subscription = (
+        (rss["after_subscriptions"] - rss["after_connections"]) / config.total_subscriptions
+        if "after_subscriptions" in rss and "after_connections" in rss
+        else None
+    )
+    trigger = measures.trigger_response
     return {
         "ok": ok,
         "url": config.url,
         "connections": config.connections,
+        "subscriptions_per_connection": config.subscriptions,
+        "subscriptions": config.total_subscriptions,
         "events": config.events,
-        "messages_expected": config.connections * config.events,
+        "rate": config.rate,
+        "messages_expected": config.total_subscriptions * config.events,
         "messages_delivered": delivered,
         "seconds": seconds,
         "messages_per_second": delivered / seconds if seconds else None,
-        "complete_connections": complete,
-        "ordered_connections": ordered,
-        **totals,
-        "errors": other[:5],
-        "error_count": len(other),
-        "timed_out": timed_out,
-        "waited_for_stats": stats_seen,
-        "trigger_status": trigger_response.status_code if trigger_response else None,
-        "trigger_response": _json_or_text(trigger_response) if trigger_response else None,
+        "complete_subscriptions": complete,
+        "missing": missing,
+        "repeats": repeats,
+        "refusals": run.refusals[:5],
+        "refusal_count": len(run.refusals),
+        "closes": run.closes[:5],
+        "timed_out": measures.timed_out,
+        "subscribe_seconds": measures.subscribe_seconds,
+        "subscriptions_per_second": (
+            config.total_subscriptions / measures.subscribe_seconds
+            if measures.subscribe_seconds and measures.stats_seen
+            else None
+        ),
+        "waited_for_stats": measures.stats_seen,
+        "trigger_status": trigger.status_code if trigger is not None else None,
+        "trigger_response": _json_or_text(trigger) if trigger is not None else None,
         "server_pid": config.server_pid,
         "server_cpu_seconds": server_cpu,
         "server_cpu_us_per_message": (
             server_cpu / delivered * 1e6 if server_cpu is not None and delivered else None
         ),
-        "client_cpu_seconds": client_cpu,
+        "client_cpu_seconds": measures.client_cpu,
+        "server_rss_bytes": rss,
+        "rss_bytes_per_subscription": per_subscription,
+        "rss_samples": measures.rss_samples,
+        "latency": latency_summary(run.latencies),
     }
 
 
@@ -350,22 +519,27 @@ def parse_args(argv: Sequence[str] | None = None) -> LoadConfig:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", default="ws://127.0.0.1:8000/graphql")
     parser.add_argument("--connections", type=int, default=100)
-    parser.add_argument("--events", type=int, default=1000)
+    parser.add_argument("--subscriptions", type=int, default=1, help="per connection")
+    parser.add_argument("--events", type=int, default=1000, help="0: subscribe only")
+    parser.add_argument("--rate", type=float, default=0.0, help="events/s; 0: full speed")
     parser.add_argument("--channel", default="load")
     parser.add_argument("--query", default=DEFAULT_QUERY)
     parser.add_argument("--variables", type=json.loads, help='JSON (default: {"ch": CHANNEL})')
     parser.add_argument("--stats-url", help="default: /stats on the server of --url")
     parser.add_argument("--trigger-url", help="default: /burst on the server of --url")
     parser.add_argument("--trigger-body", type=json.loads, help="JSON POSTed to the trigger")
-    parser.add_argument("--server-pid", type=int, help="to measure the server's CPU time")
+    parser.add_argument("--server-pid", type=int, help="to measure the server's CPU and memory")
+    parser.add_argument("--sample-every", type=float, default=0.25, help="RSS sampling, seconds")
     parser.add_argument("--timeout", type=float, default=120.0, help="hard limit, seconds")
     args = parser.parse_args(argv)
-    if args.connections < 1 or args.events < 1 or args.timeout <= 0:
-        parser.error("--connections, --events and --timeout must be positive")
+    if min(args.connections, args.subscriptions) < 1 or args.events < 0 or args.timeout <= 0:
+        parser.error("--connections, --subscriptions and --timeout must be positive")
     return LoadConfig(
         url=args.url,
         connections=args.connections,
+        subscriptions=args.subscriptions,
         events=args.events,
+        rate=args.rate,
         channel=args.channel,
         query=args.query,
         variables=args.variables,
@@ -373,6 +547,7 @@ def parse_args(argv: Sequence[str] | None = None) -> LoadConfig:
         trigger_url=args.trigger_url,
         trigger_body=args.trigger_body,
         server_pid=args.server_pid,
+        sample_every=args.sample_every,
         timeout=args.timeout,
     )
 

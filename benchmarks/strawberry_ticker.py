@@ -3,7 +3,8 @@ same schema (`ticks(channel: String!): Tick!`), its `GraphQLRouter` at /graphql 
 graphql-transport-ws, and the same `POST /publish`, `POST /burst` and `GET /stats`
 (`subscribers`) endpoints, so the same load client drives both.
 
-    python benchmarks/strawberry_ticker.py [--host 127.0.0.1] [--port 8001]
+    python benchmarks/strawberry_ticker.py [--host 127.0.0.1] [--port 8001] \
+        [--resolver example|pydantic]
 
 Events go through an in-process broadcast: one `asyncio.Queue` per subscriber, registered
 under its channel; each subscription is an async generator reading its queue (what a
@@ -76,6 +77,15 @@ class Query:
         return True
 
 
+class TickModel(BaseModel):
+    """The pydantic model the `pydantic` resolver validates each event into."""
+
+    id: str
+    channel: str
+    value: int
+    ts: float | None = None
+
+
 @strawberry.type
 class Subscription:
     @strawberry.subscription
@@ -93,7 +103,29 @@ class Subscription:
                 )
 
 
+@strawberry.type
+class PydanticSubscription:
+    @strawberry.subscription
+    async def ticks(self, info: strawberry.Info, channel: str) -> AsyncGenerator[Tick, None]:
+        """The ticks published on `channel`, each validated into a pydantic model first."""
+        broadcast: Broadcast = info.context["broadcast"]
+        with broadcast.listen(channel) as queue:
+            while True:
+                model = TickModel.model_validate(await queue.get())
+                yield Tick(
+                    id=strawberry.ID(model.id),
+                    channel=model.channel,
+                    value=model.value,
+                    ts=model.ts,
+                )
+
+
 schema = strawberry.Schema(query=Query, subscription=Subscription)
+#: The schemas by `--resolver`: the plain one builds `Tick` straight from the event's data.
+SCHEMAS = {
+    "example": schema,
+    "pydantic": strawberry.Schema(query=Query, subscription=PydanticSubscription),
+}
 
 
 class TickData(BaseModel):
@@ -133,8 +165,9 @@ async def publish_burst(broadcast: Broadcast, channel: str, count: int, rate: fl
     return time.perf_counter() - start
 
 
-def create_app() -> FastAPI:
-    """The Strawberry ticker with a fresh broadcast (`app.state.broadcast`)."""
+def create_app(resolver: str = "example") -> FastAPI:
+    """The Strawberry ticker with a fresh broadcast (`app.state.broadcast`); `resolver` picks
+    the schema (`SCHEMAS`)."""
     broadcast = Broadcast()
 
     async def get_context() -> dict[str, Any]:
@@ -143,7 +176,7 @@ def create_app() -> FastAPI:
     app = FastAPI(title="Strawberry ticker")
     app.state.broadcast = broadcast
     router: GraphQLRouter[Any, Any] = GraphQLRouter(
-        schema,
+        SCHEMAS[resolver],
         context_getter=get_context,
         subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL],
     )
@@ -179,8 +212,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8001)
     parser.add_argument("--log-level", default="info")
+    parser.add_argument("--ws", default="auto", help="uvicorn's WebSocket implementation")
+    parser.add_argument("--resolver", choices=sorted(SCHEMAS), default="example")
     args = parser.parse_args(argv)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    served = app if args.resolver == "example" else create_app(args.resolver)
+    uvicorn.run(served, host=args.host, port=args.port, log_level=args.log_level, ws=args.ws)
 
 
 if __name__ == "__main__":

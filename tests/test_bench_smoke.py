@@ -1,4 +1,6 @@
-"""The core benchmark runs end to end on tiny sizes and writes well-formed results."""
+"""The benchmark code runs end to end on tiny sizes and writes well-formed results: the suite
+(`benchmarks/suite.py --quick`: every scenario, every server, one run) and the pytest-benchmark
+micro-benchmarks (run once each, untimed). No figure is asserted, only that they exist."""
 
 from __future__ import annotations
 
@@ -7,20 +9,72 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCH = Path(__file__).parent.parent / "benchmarks" / "bench_core.py"
+BENCHMARKS = Path(__file__).parent.parent / "benchmarks"
 
 
-def test_core_benchmark_quick_run(tmp_path: Path) -> None:
+def test_suite_quick_run_writes_json_markdown_and_plots(tmp_path: Path) -> None:
     subprocess.run(
-        [sys.executable, str(BENCH), "--quick", "--out", str(tmp_path)],
+        [sys.executable, str(BENCHMARKS / "suite.py"), "--quick", f"--out={tmp_path}"],
         check=True,
         capture_output=True,
         timeout=300,
     )
-    results = json.loads((tmp_path / "core.json").read_text())
-    for kind in ("dispatch", "dispatch_identity_resolver"):
-        assert set(results[kind]) == {"10", "100"}
-        assert all(r["median_us"] > 0 for r in results[kind].values())
-    assert results["registration"]["per_second"] > 0
-    assert set(results["strawberry_dispatch"]) == {"10"}
-    assert (tmp_path / "core.md").read_text().startswith("# Core benchmarks")
+    results = json.loads((tmp_path / "suite.json").read_text())
+    scenarios = results["scenarios"]
+    assert set(scenarios) == {
+        "fanout_100x1000",
+        "fanout_1000x200",
+        "one_connection_100_subscriptions",
+        "steady_latency",
+        "resolver",
+        "memory_1k",
+        "memory_10k",
+        "memory_100k",
+        "rss_1m_messages",
+    }
+    assert set(scenarios["fanout_100x1000"]["servers"]) == {
+        "fraiseql-fastapi",
+        "strawberry",
+        "floor",
+    }
+    for name, entry in scenarios.items():
+        for label, server in entry["servers"].items():
+            summary = server["summary"]
+            assert summary["all_ok"] is True, (name, label, server["runs"])
+            if entry["scenario"]["kind"] == "memory":
+                assert summary["subscribe_seconds"]["median"] > 0
+                assert summary["rss_bytes_per_subscription"] is not None
+            else:
+                assert summary["messages_per_second"]["median"] > 0
+                assert summary["latency_p99_ms"]["median"] > 0
+    assert {target["name"] for target in results["targets"]} >= {
+        "fanout_100x1000: messages/s vs Strawberry",
+        "steady_latency: p99",
+        "10,000 subscriptions live",
+    }
+    markdown = (tmp_path / "suite.md").read_text()
+    assert markdown.startswith("# Benchmark results")
+    assert "| fraiseql-fastapi |" in markdown and "| floor |" in markdown
+    for picture in ("fanout_100x1000.png", "steady_latency.png", "memory.png"):
+        assert (tmp_path / picture).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"]({picture})" in markdown
+
+
+def test_micro_benchmarks_run_once_each() -> None:
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(BENCHMARKS / "micro"),
+            "--benchmark-disable",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert completed.returncode == 0, completed.stdout[-3000:]
+    assert " passed" in completed.stdout

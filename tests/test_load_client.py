@@ -1,15 +1,12 @@
 """The load client (benchmarks/load_client.py) with tiny numbers, against the ticker app and
-its Strawberry peer, and the benchmark runner end to end: well-formed reports, and the checks
-catch what they should."""
+its Strawberry peer: well-formed reports, and the checks catch what they should."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import os
-import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,26 +16,27 @@ from helpers import running_server
 from fraiseql_fastapi import EventBusConfig
 
 LOAD_CLIENT = ROOT / "benchmarks" / "load_client.py"
-RUNNER = ROOT / "benchmarks" / "run_ticker_load.py"
 
 REPORT_KEYS = {
     "ok",
     "connections",
+    "subscriptions_per_connection",
     "events",
     "messages_expected",
     "messages_delivered",
     "seconds",
     "messages_per_second",
-    "complete_connections",
-    "ordered_connections",
+    "complete_subscriptions",
     "missing",
-    "duplicates",
-    "unexpected",
-    "out_of_order",
+    "repeats",
     "timed_out",
+    "subscribe_seconds",
     "server_cpu_seconds",
     "server_cpu_us_per_message",
     "client_cpu_seconds",
+    "server_rss_bytes",
+    "rss_bytes_per_subscription",
+    "latency",
 }
 
 
@@ -73,21 +71,49 @@ async def run_load_client(address: str, *args: str) -> tuple[int, dict[str, Any]
     ids=["fraiseql", "strawberry"],
 )
 async def test_load_client_counts_every_message(make_app: Any) -> None:
+    query = "subscription ($ch: String!) { ticks(channel: $ch) { id value ts } }"
     async with running_server(make_app()) as address:
         status, report = await run_load_client(
-            address, "--connections=3", "--events=20", f"--server-pid={os.getpid()}", "--timeout=30"
+            address,
+            "--connections=3",
+            "--subscriptions=2",
+            "--events=20",
+            f"--query={query}",
+            f"--server-pid={os.getpid()}",
+            "--timeout=30",
         )
     assert status == 0, report
     assert set(report) >= REPORT_KEYS
     assert report["ok"] is True
-    assert (report["connections"], report["events"]) == (3, 20)
-    assert report["messages_expected"] == report["messages_delivered"] == 60
-    assert report["complete_connections"] == report["ordered_connections"] == 3
-    assert report["missing"] == report["duplicates"] == report["out_of_order"] == 0
+    assert (report["connections"], report["subscriptions"], report["events"]) == (3, 6, 20)
+    assert report["messages_expected"] == report["messages_delivered"] == 120
+    assert report["complete_subscriptions"] == 6
+    assert report["missing"] == report["repeats"] == 0
     assert report["seconds"] > 0
     assert report["messages_per_second"] > 0
     assert report["server_cpu_seconds"] >= 0
+    assert report["subscribe_seconds"] > 0
+    assert set(report["server_rss_bytes"]) >= {"after_connections", "after_subscriptions"}
     assert report["trigger_response"]["published"] == 20
+    latency = report["latency"]
+    assert latency["count"] == 120
+    assert 0 < latency["p50_ms"] <= latency["p99_ms"] <= latency["max_ms"]
+    assert [point[0] for point in latency["cdf_ms"]][:3] == [0, 1, 2]
+
+
+@pytest.mark.anyio
+async def test_load_client_subscribes_without_events() -> None:
+    app = load_module("examples/ticker/app.py").create_app(EventBusConfig.memory())
+    async with running_server(app) as address:
+        status, report = await run_load_client(
+            address, "--connections=2", "--subscriptions=5", "--events=0", "--timeout=30"
+        )
+    assert status == 0, report
+    assert report["subscriptions"] == 10
+    assert report["messages_delivered"] == 0
+    assert report["waited_for_stats"] is True
+    assert report["subscriptions_per_second"] > 0
+    assert report["latency"] is None
 
 
 @pytest.mark.anyio
@@ -103,7 +129,7 @@ async def test_load_client_reports_missing_messages() -> None:
     assert report["timed_out"] is True
     assert report["messages_delivered"] == 10
     assert report["missing"] == 6
-    assert report["complete_connections"] == 0
+    assert report["complete_subscriptions"] == 0
 
 
 @pytest.mark.anyio
@@ -117,37 +143,9 @@ async def test_load_client_reports_a_refused_subscription() -> None:
     assert "refused" in report["error"]
 
 
-def test_check_ids_finds_gaps_duplicates_and_disorder() -> None:
+def test_check_ids_finds_gaps_and_repeats() -> None:
     check_ids = load_module("benchmarks/load_client.py").check_ids
-    assert check_ids(["0", "1", "2"], 3) == {
-        "missing": 0,
-        "duplicates": 0,
-        "unexpected": 0,
-        "out_of_order": 0,
-    }
-    assert check_ids(["0", "2", "1", "1", "9", None], 4) == {
-        "missing": 1,
-        "duplicates": 1,
-        "unexpected": 2,
-        "out_of_order": 2,
-    }
-
-
-def test_benchmark_runner_writes_both_results(tmp_path: Path) -> None:
-    tiny = ["--connections=2", "--events=10", "--runs=1", "--timeout=30", f"--out={tmp_path}"]
-    subprocess.run(
-        [sys.executable, str(RUNNER), *tiny],
-        check=True,
-        capture_output=True,
-        timeout=180,
-    )
-    results = json.loads((tmp_path / "ticker_load.json").read_text())
-    assert set(results["summary"]) == {"fraiseql-fastapi", "strawberry"}
-    for summary in results["summary"].values():
-        assert summary["all_runs_ok"] is True
-        assert summary["messages_delivered"] == 20
-        assert summary["messages_per_second"] > 0
-    markdown = (tmp_path / "ticker_load.md").read_text()
-    assert markdown.startswith("# Ticker load")
-    assert "| fraiseql-fastapi |" in markdown
-    assert "| strawberry |" in markdown
+    assert check_ids([0, 1, 2], 3) == {"missing": 0, "repeats": 0, "received": 3}
+    # 3 is skipped (missing), 1 comes twice and None is not an id (repeats), 4 never comes.
+    assert check_ids([0, 2, 1, 1, None], 5) == {"missing": 3, "repeats": 3, "received": 5}
+    assert check_ids([0, 1], 4) == {"missing": 2, "repeats": 0, "received": 2}

@@ -116,11 +116,14 @@ async def publish_burst(
 
 
 def create_app(
-    bus: EventBusConfig | None = None, options: ProtocolOptions | None = None
+    bus: EventBusConfig | None = None,
+    options: ProtocolOptions | None = None,
+    subscriptions: SubscriptionRegistry | None = None,
 ) -> FastAPI:
     """The ticker application with a fresh manager (`app.state.manager`); `bus` defaults to
-    the one `FRAISEQL_EVENT_BUS` names."""
-    manager = SubscriptionManager(bus or bus_from_env(), subscriptions=registry.fields)
+    the one `FRAISEQL_EVENT_BUS` names, `subscriptions` to this module's `ticks`."""
+    fields = (subscriptions or registry).fields
+    manager = SubscriptionManager(bus or bus_from_env(), subscriptions=fields)
     app = FastAPI(title="fraiseql-fastapi ticker", lifespan=manager.lifespan)
     app.state.manager = manager
     app.include_router(SubscriptionRouterFactory.create(manager, path="/graphql", options=options))
