@@ -1,4 +1,4 @@
-"""The Strawberry peer of `examples/ticker/app.py`, for `benchmarks/run_ticker_load.py`: the
+"""The Strawberry peer of `examples/ticker/app.py`, for the benchmark suite (`suite.py`): the
 same schema (`ticks(channel: String!): Tick!`), its `GraphQLRouter` at /graphql speaking
 graphql-transport-ws, and the same `POST /publish`, `POST /burst` and `GET /stats`
 (`subscribers`) endpoints, so the same load client drives both.
