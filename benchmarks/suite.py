@@ -46,6 +46,8 @@ LOAD_CLIENT = HERE / "load_client.py"
 RESULTS = HERE / "results"
 #: Seconds a server may take to answer `GET /stats` after it is started.
 STARTUP_TIMEOUT = 30.0
+#: uvicorn's WebSocket implementation for every server (`--ws`; None: uvicorn's default).
+WS_IMPLEMENTATION: str | None = os.environ.get("BENCH_UVICORN_WS")
 QUERY = "subscription ($ch: String!) { ticks(channel: $ch) { id value ts } }"
 
 
@@ -116,6 +118,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         ALL,
         connections=1000,
         events=200,
+        runs=2,  # Strawberry needs about 45 s a run here
     ),
     Scenario(
         "one_connection_100_subscriptions",
@@ -241,6 +244,8 @@ def started(server: Server) -> Iterator[Running]:
         *server.args,
     ]
     env = {**os.environ, "FRAISEQL_EVENT_BUS": "memory", "PYTHONUNBUFFERED": "1"}
+    if WS_IMPLEMENTATION:
+        command.append(f"--ws={WS_IMPLEMENTATION}")
     process = subprocess.Popen(pinned(0, command), env=env, cwd=ROOT)
     running = Running(server, process, port)
     try:

@@ -238,6 +238,9 @@ class PySubscriptionExecutor:
         """Removes a connection and all its subscriptions and frames; returns how many
         subscriptions were active. KeyError if unknown."""
     def is_active(self, subscription_id: str) -> bool: ...
+    def connection_active(self, connection_id: str) -> int:
+        """How many of the connection's subscriptions are active (registered and not ended),
+        in constant time. KeyError if unknown."""
     def connection_subscriptions(self, connection_id: str) -> list[str]:
         """Ids of the connection's active subscriptions. KeyError if unknown."""
     def get_metrics(self) -> Metrics: ...

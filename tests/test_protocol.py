@@ -334,6 +334,36 @@ async def test_subscription_limit() -> None:
         assert manager.get_metrics()["subscribers"] == 2
 
 
+async def test_subscription_limit_counts_live_operations_only() -> None:
+    async with server(max_subscriptions=2) as (address, manager), ws_client(address) as c:
+        await c.init()
+        await c.subscribe("a", ROOM, {"room": "a"})
+        await c.subscribe("b", ROOM, {"room": "b"})
+        await until(lambda: manager.get_metrics()["subscribers"] == 2)
+        # Operations the server ended (here by a resolver error) free their place, again and
+        # again, without the connection keeping track of more than a few of them.
+        for n in range(10):
+            victim = f"r{n - 1}" if n else "a"
+            data = {"id": "1", "room_id": victim, "text": "", "fail": True}
+            await manager.publish(f"room:{victim}", data)
+            assert (await c.receive())["id"] == victim
+            await c.subscribe(f"r{n}", ROOM, {"room": f"r{n}"})
+            await until(lambda: manager.get_metrics()["subscribers"] == 2)
+        (handler,) = manager._handlers.values()
+        assert len(handler._operations) <= 4
+        await c.subscribe("over", ROOM, {"room": "over"})
+        error = await c.receive()
+        assert (error["id"], error["payload"][0]["extensions"]["code"]) == (
+            "over",
+            "TOO_MANY_SUBSCRIPTIONS",
+        )
+        # ... and so do those the client completes.
+        await c.send({"id": "b", "type": "complete"})
+        await until(lambda: manager.get_metrics()["subscribers"] == 1)
+        await c.subscribe("c", ROOM, {"room": "c"})
+        await until(lambda: manager.get_metrics()["subscribers"] == 2)
+
+
 # --- lifecycle ------------------------------------------------------------------------------
 
 

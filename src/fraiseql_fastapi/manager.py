@@ -268,6 +268,13 @@ class SubscriptionManager:
         """True while the subscription is live in the core."""
         return self.executor.is_active(_subscription_key(connection_id, op_id))
 
+    def live_subscriptions(self, connection_id: str) -> int:
+        """How many subscriptions of the connection are live in the core (constant time)."""
+        try:
+            return self.executor.connection_active(connection_id)
+        except KeyError:
+            return 0
+
     def complete(self, connection_id: str, op_id: str) -> None:
         """Ends a subscription (client `complete`); unknown ids are ignored."""
         with contextlib.suppress(KeyError):

@@ -884,6 +884,15 @@ impl PySubscriptionExecutor {
         self.shared.registry.lock().is_active(subscription_id)
     }
 
+    /// How many subscriptions of a connection are active (registered and not ended).
+    fn connection_active(&self, connection_id: &str) -> PyResult<usize> {
+        self.shared
+            .registry
+            .lock()
+            .connection_active(connection_id)
+            .ok_or_else(|| unknown_connection(connection_id))
+    }
+
     /// Ids of the active subscriptions of a connection.
     fn connection_subscriptions(&self, connection_id: &str) -> PyResult<Vec<String>> {
         self.shared

@@ -136,6 +136,8 @@ struct Connection<W> {
     /// A wake-up is outstanding: no other is sent until the queue is drained.
     notified: bool,
     subs: Vec<SubKey>,
+    /// How many of `subs` have not ended.
+    active: usize,
 }
 
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -318,6 +320,7 @@ impl<R: Clone, W> Registry<R, W> {
             waker: None,
             notified: false,
             subs: Vec::new(),
+            active: 0,
         });
         self.conn_ids.insert(id.into(), idx);
         idx
@@ -459,6 +462,7 @@ impl<R: Clone, W> Registry<R, W> {
         }
         if let Some(conn) = self.conns.at_mut(conn_idx) {
             conn.subs.push(key);
+            conn.active += 1;
         }
         self.sub_ids.insert(spec.subscription_id.into(), key);
         self.active += 1;
@@ -577,7 +581,10 @@ impl<R: Clone, W> Registry<R, W> {
         }
         sub.ended = true;
         self.active -= 1;
-        let group = sub.group;
+        let (group, conn) = (sub.group, sub.conn);
+        if let Some(c) = self.conns.at_mut(conn) {
+            c.active -= 1;
+        }
         for channel in sub.channels.iter() {
             if let Some(set) = self.channels.get_mut(channel) {
                 set.swap_remove(&key);
@@ -886,6 +893,12 @@ impl<R: Clone, W> Registry<R, W> {
             .filter_map(|s| s.1.as_ref())
             .map(|c| c.queue.len())
             .sum()
+    }
+
+    /// How many subscriptions of a connection have not ended (O(1)).
+    pub fn connection_active(&self, id: &str) -> Option<usize> {
+        let idx = *self.conn_ids.get(id)?;
+        self.conns.at(idx).map(|c| c.active)
     }
 
     /// Subscriptions ids of a connection (active and ended-but-undrained).

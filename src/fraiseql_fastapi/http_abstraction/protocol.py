@@ -81,6 +81,45 @@ class ProtocolOptions:
     max_message_size: int = 1 << 20
 
 
+class FramesReady:
+    """The wake-up of a connection's sender: like `asyncio.Event` with a single waiter, which
+    is all the sender needs, and cheaper, since it is set and waited for once per message sent
+    in the usual case of one frame per wake-up. `set` is called by the core, on the loop."""
+
+    __slots__ = ("_flag", "_waiter")
+
+    def __init__(self) -> None:
+        self._flag = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    def is_set(self) -> bool:
+        return self._flag
+
+    def set(self) -> None:
+        if self._flag:
+            return
+        self._flag = True
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def clear(self) -> None:
+        self._flag = False
+
+    async def wait(self) -> None:
+        """Returns once set (at once if it is); one task at a time may wait."""
+        if self._flag:
+            return
+        waiter = self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await waiter
+        finally:
+            if self._waiter is waiter:
+                self._waiter = None
+
+
 class GraphQLTransportWSHandler:
     """Serves one WebSocket connection with the graphql-transport-ws protocol."""
 
@@ -98,14 +137,18 @@ class GraphQLTransportWSHandler:
         self.options = options or ProtocolOptions()
         self.connection_id = ""
         self.context = ConnectionContext()
-        self.frames_ready = asyncio.Event()
+        self.frames_ready = FramesReady()
         self._init_received = False
         self._acknowledged = False
         self._closed = False
         self._pong = asyncio.Event()
         self._send_lock = asyncio.Lock()
-        #: Live operations by id: subscriptions (None) and running queries (their task).
+        #: Operations by id: subscriptions (None) and running queries (their task). A query
+        #: leaves when it is done; a subscription the core ended (error, lag) stays until its id
+        #: is looked up, the client completes it, or enough of them are pruned (`_at_limit`).
         self._operations: dict[str, asyncio.Task[None] | None] = {}
+        #: How many entries of `_operations` are queries.
+        self._queries = 0
         self._tasks: list[asyncio.Task[None]] = []
 
     # ----- lifecycle ------------------------------------------------------------------------
@@ -185,15 +228,24 @@ class GraphQLTransportWSHandler:
 
     async def _send_frames(self) -> None:
         """Sends what the core queued for this connection, each time it says there is some."""
+        # The hot path: one pass per wake-up, usually with one frame; look-ups hoisted.
+        ready = self.frames_ready
+        drain = self.manager.drain
+        send_text = self.websocket.send_text
+        lock = self._send_lock
+        connection_id = self.connection_id
         while True:
-            await self.frames_ready.wait()
-            self.frames_ready.clear()
-            frames = self.manager.drain(self.connection_id)
-            async with self._send_lock:
+            await ready.wait()
+            ready.clear()
+            frames = drain(connection_id)
+            await lock.acquire()
+            try:
                 for text in frames:
                     if self._closed:
                         return
-                    await self.websocket.send_text(text)
+                    await send_text(text)
+            finally:
+                lock.release()
 
     async def _send(self, text: str) -> None:
         async with self._send_lock:
@@ -263,7 +315,7 @@ class GraphQLTransportWSHandler:
                 CloseCode.SUBSCRIBER_ALREADY_EXISTS, f"Subscriber for {op_id} already exists"
             )
             return
-        if sum(self._is_live(i) for i in list(self._operations)) >= self.options.max_subscriptions:
+        if self._at_limit():
             await self._send_errors(
                 op_id,
                 [
@@ -291,12 +343,18 @@ class GraphQLTransportWSHandler:
             return
         task = asyncio.create_task(self._run_query(op_id, prepared))
         self._operations[op_id] = task
+        self._queries += 1
 
     async def _run_query(self, op_id: str, prepared: Any) -> None:
-        result = await self.manager.execute(prepared, self.context)
-        if self._operations.get(op_id) is not asyncio.current_task():
+        try:
+            result = await self.manager.execute(prepared, self.context)
+        finally:
+            # Done (or failed): no longer a live operation, unless `_forget` already took it.
+            ours = self._operations.get(op_id) is asyncio.current_task()
+            if ours:
+                self._remove(op_id)
+        if not ours:
             return
-        del self._operations[op_id]
         await self._send_json({"id": op_id, "type": MessageType.NEXT.value, "payload": result})
         await self._send_json({"id": op_id, "type": MessageType.COMPLETE.value})
 
@@ -313,14 +371,35 @@ class GraphQLTransportWSHandler:
         else:
             live = not task.done()
         if not live:
-            del self._operations[op_id]
+            self._remove(op_id)
         return live
+
+    def _at_limit(self) -> bool:
+        """True when `max_subscriptions` operations are live, in constant time (amortised):
+        the core counts the connection's live subscriptions, and every query in
+        `_operations` is running. Entries of subscriptions the core ended are pruned once they
+        are as many as the limit, which keeps `_operations` under twice the limit."""
+        limit = self.options.max_subscriptions
+        tracked = len(self._operations)
+        if tracked < limit:  # every live operation is tracked
+            return False
+        live = self.manager.live_subscriptions(self.connection_id) + self._queries
+        if tracked - live >= limit:
+            for op_id in list(self._operations):
+                self._is_live(op_id)
+        return live >= limit
+
+    def _remove(self, op_id: str) -> asyncio.Task[None] | None:
+        task = self._operations.pop(op_id)
+        if task is not None:
+            self._queries -= 1
+        return task
 
     def _forget(self, op_id: str) -> None:
         """Ends an operation on our side (client `complete`, shutdown, disconnect)."""
         if op_id not in self._operations:
             return
-        task = self._operations.pop(op_id)
+        task = self._remove(op_id)
         if task is None:
             self.manager.complete(self.connection_id, op_id)
         else:

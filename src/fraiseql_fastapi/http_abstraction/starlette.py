@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Match
 from starlette.types import Receive, Scope, Send
-from starlette.websockets import WebSocket, WebSocketState
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from .adapter import WebSocketDisconnected
 from .http import execute_post
@@ -27,6 +27,9 @@ class StarletteWebSocketAdapter:
 
     def __init__(self, websocket: WebSocket) -> None:
         self._ws = websocket
+        #: The ASGI `send` under the WebSocket, for the hot path of `send_text` (None: always
+        #: go through `WebSocket.send_text`).
+        self._asgi_send: Send | None = getattr(websocket, "_send", None)
 
     @property
     def subprotocols(self) -> Sequence[str]:
@@ -56,7 +59,18 @@ class StarletteWebSocketAdapter:
         return str(text)
 
     async def send_text(self, text: str) -> None:
-        await self._ws.send_text(text)
+        ws = self._ws
+        send = self._asgi_send
+        if send is None or ws.application_state is not WebSocketState.CONNECTED:
+            await ws.send_text(text)
+            return
+        # What `WebSocket.send` does for a `websocket.send` once connected, without its
+        # per-message checks of the message type and state.
+        try:
+            await send({"type": "websocket.send", "text": text})
+        except OSError as error:
+            ws.application_state = WebSocketState.DISCONNECTED
+            raise WebSocketDisconnect(code=1006) from error
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         if self._ws.application_state != WebSocketState.DISCONNECTED:

@@ -343,3 +343,31 @@ fn channel_changes_follow_first_and_last_subscription() {
     reg.remove_connection("c");
     assert_eq!(changes(&mut reg), vec![("x".into(), false)]);
 }
+
+#[test]
+fn connection_active_counts_live_subscriptions_only() {
+    let mut reg = Reg::new(QueueDefaults {
+        capacity: 2,
+        policy: OverflowPolicy::Lag,
+    });
+    register(&mut reg, spec("c", "a", None, None));
+    register(&mut reg, spec("c", "b", None, None));
+    register(&mut reg, spec("d", "x", None, None));
+    assert_eq!(reg.connection_active("c"), Some(2));
+    assert_eq!(reg.complete("a"), Some(()));
+    assert_eq!(reg.connection_active("c"), Some(1));
+    for i in 0..3 {
+        reg.dispatch(&event("users", json!({"id": i}), None, None));
+        let _ = reg.drain("d");
+    }
+    assert!(!reg.is_active("b"), "lagged");
+    assert_eq!(reg.connection_active("c"), Some(0));
+    assert_eq!(reg.connection_active("d"), Some(1));
+    register(&mut reg, spec("c", "b", None, None));
+    assert_eq!(reg.connection_active("c"), Some(1));
+    let _ = reg.drain("c");
+    assert_eq!(reg.connection_active("c"), Some(1));
+    assert_eq!(reg.remove_connection("c"), Some(1));
+    assert_eq!(reg.connection_active("c"), None);
+    assert_eq!(reg.connection_active("d"), Some(1));
+}
