@@ -35,7 +35,8 @@ def write(document: dict[str, Any], out: Path, readme: Path | None = None) -> No
 def embed(readme: Path, markdown: str) -> None:
     """Replaces the results section of the README (between the markers) by `markdown`."""
     text = readme.read_text()
-    body = markdown.split("\n", 1)[1].lstrip()  # without the page title
+    body = markdown.split("\n", 1)[1].lstrip()  # without the page title; one level down
+    body = re.sub(r"^## ", "### ", body, flags=re.M)
     section = f"{README_START}\n{body.rstrip()}\n{README_END}"
     pattern = re.compile(re.escape(README_START) + ".*?" + re.escape(README_END), re.S)
     if pattern.search(text):
@@ -142,9 +143,9 @@ def render_scenario(name: str, entry: dict[str, Any]) -> list[str]:
             lines.append(
                 f"| {label} | {fmt_spread(s['messages_per_second'])} "
                 f"| {fmt_spread(s['server_cpu_us_per_message'], '{:.1f}')} "
-                f"| {fmt_spread(s['latency_p50_ms'], '{:.2f}')} "
-                f"| {fmt_spread(s['latency_p99_ms'], '{:.2f}')} "
-                f"| {fmt_spread(s['latency_max_ms'], '{:.2f}')} | {ok(s)} |"
+                f"| {fmt_spread(s['latency_p50_ms'], '{:,.2f}')} "
+                f"| {fmt_spread(s['latency_p99_ms'], '{:,.2f}')} "
+                f"| {fmt_spread(s['latency_max_ms'], '{:,.2f}')} | {ok(s)} |"
             )
     elif kind == "memory":
         lines += [

@@ -539,6 +539,7 @@ class Options:
     quick: bool
     readme: bool
     micro: Path | None = field(default=None)
+    rerender: Path | None = field(default=None)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> Options:
@@ -550,6 +551,9 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
     parser.add_argument("--quick", action="store_true", help="tiny sizes, one run (smoke test)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--micro", type=Path, help="pytest-benchmark JSON to include in the report")
+    parser.add_argument(
+        "--rerender", type=Path, help="write the report and plots again from a suite.json"
+    )
     args = parser.parse_args(argv)
     if args.runs is not None and args.runs < 1:
         parser.error("--runs must be positive")
@@ -559,6 +563,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         args.quick,
         readme=args.out.resolve() == RESULTS.resolve() and not args.quick,
         micro=args.micro,
+        rerender=args.rerender,
     )
 
 
@@ -567,6 +572,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     import report
 
     options = parse_args(argv)
+    if options.rerender:
+        document = json.loads(options.rerender.read_text())
+        report.write(document, options.out, readme=HERE / "README.md" if options.readme else None)
+        return 0
     started_at = time.monotonic()
     results = run_suite(options.scenarios)
     document = {
