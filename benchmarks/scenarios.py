@@ -1,0 +1,140 @@
+"""The suite's servers and scenarios (what `suite.py` runs)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+
+@dataclass(frozen=True)
+class Server:
+    """A server as a scenario runs it: its label, script and extra arguments."""
+
+    label: str
+    script: str
+    args: tuple[str, ...] = ()
+
+
+OURS = Server("fraiseql-fastapi", "fraiseql_server.py")
+STRAWBERRY = Server("strawberry", "strawberry_ticker.py")
+FLOOR = Server("floor", "floor_server.py")
+ALL = (OURS, STRAWBERRY, FLOOR)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One scenario: what the load client does, against which servers, how many times."""
+
+    name: str
+    title: str
+    kind: str  # "throughput", "latency", "memory" or "flat"
+    servers: tuple[Server, ...]
+    connections: int
+    subscriptions: int = 1
+    events: int = 1000
+    rate: float = 0.0
+    runs: int = 3
+    timeout: float = 120.0
+
+    @property
+    def messages(self) -> int:
+        return self.connections * self.subscriptions * self.events
+
+
+def memory(size: int, servers: tuple[Server, ...], runs: int = 2) -> Scenario:
+    """Idle subscriptions: `size` over 100 connections, no events."""
+    limit = ("--max-subscriptions", str(max(100, size // 100)))
+    with_limit = tuple(replace(s, args=s.args + limit) if s is OURS else s for s in servers)
+    return Scenario(
+        f"memory_{size // 1000}k",
+        f"{size:,} idle subscriptions over 100 connections",
+        "memory",
+        with_limit,
+        connections=100,
+        subscriptions=size // 100,
+        events=0,
+        runs=runs,
+        timeout=300.0,
+    )
+
+
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario(
+        "fanout_100x1000",
+        "Fan-out: 100 connections x 1 subscription, 1,000 events",
+        "throughput",
+        ALL,
+        connections=100,
+    ),
+    Scenario(
+        "fanout_1000x200",
+        "Fan-out: 1,000 connections x 1 subscription, 200 events",
+        "throughput",
+        ALL,
+        connections=1000,
+        events=200,
+        runs=2,  # Strawberry needs about 45 s a run here
+    ),
+    Scenario(
+        "one_connection_100_subscriptions",
+        "Many subscriptions on one connection: 1 connection x 100 subscriptions, 1,000 events",
+        "throughput",
+        ALL,
+        connections=1,
+        subscriptions=100,
+    ),
+    Scenario(
+        "steady_latency",
+        "Latency under a steady load: 100 connections, 100 events/s for 10 s",
+        "latency",
+        ALL,
+        connections=100,
+        rate=100.0,
+    ),
+    Scenario(
+        "resolver",
+        "Resolver work: 100 connections x 1,000 events, pass-through vs pydantic resolver",
+        "throughput",
+        (
+            replace(
+                OURS, label="fraiseql-fastapi (pass-through)", args=("--resolver", "passthrough")
+            ),
+            replace(OURS, label="fraiseql-fastapi (pydantic)", args=("--resolver", "pydantic")),
+            replace(STRAWBERRY, label="strawberry (pydantic)", args=("--resolver", "pydantic")),
+        ),
+        connections=100,
+    ),
+    memory(1_000, ALL),
+    memory(10_000, ALL),
+    memory(100_000, (OURS, FLOOR), runs=1),
+    Scenario(
+        "rss_1m_messages",
+        "Resident memory across 1,000,000 delivered messages (100 connections x 10,000 events)",
+        "flat",
+        (OURS,),
+        connections=100,
+        events=10_000,
+        runs=1,
+        timeout=300.0,
+    ),
+)
+
+
+def quick(scenario: Scenario) -> Scenario:
+    """The same scenario on tiny numbers (the smoke test's), one run."""
+    if scenario.kind == "memory":
+        return replace(
+            scenario,
+            connections=2,
+            subscriptions=max(1, scenario.subscriptions // 100),
+            runs=1,
+            timeout=60,
+        )
+    return replace(
+        scenario,
+        connections=min(scenario.connections, 3),
+        subscriptions=min(scenario.subscriptions, 3),
+        events=min(scenario.events, 20),
+        rate=min(scenario.rate, 200.0),
+        runs=1,
+        timeout=60,
+    )
