@@ -122,7 +122,7 @@ class Run:
 class Tally:
     """What one subscription received, checked against ids 0..expected-1 as they come."""
 
-    __slots__ = ("done_at", "expected", "gaps", "last_at", "next_id", "received", "repeats")
+    __slots__ = ("expected", "gaps", "last_at", "next_id", "received", "repeats")
 
     def __init__(self, expected: int) -> None:
         self.expected = expected
@@ -131,7 +131,6 @@ class Tally:
         self.gaps = 0  # ids skipped over (missing unless they come later, then also repeats)
         self.repeats = 0  # ids at or below one already seen: duplicates or out of order
         self.last_at: float | None = None
-        self.done_at: float | None = None
 
     def record(self, value_id: int | None, now: float) -> bool:
         """Counts one `next`; True when this completes the subscription."""
@@ -144,10 +143,7 @@ class Tally:
         else:
             self.gaps += value_id - self.next_id
             self.next_id = value_id + 1
-        if self.received == self.expected:
-            self.done_at = now
-            return True
-        return False
+        return self.received == self.expected
 
     @property
     def missing(self) -> int:
