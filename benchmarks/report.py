@@ -353,19 +353,23 @@ def plot_memory(entries: dict[str, dict[str, Any]], out: Path) -> str:
 def plot_rss(entry: dict[str, Any], out: Path) -> str:
     """The server's resident memory against the messages delivered so far."""
     figure, axis = plt.subplots(figsize=(8, 4))
+    highest = 0.0
     for index, (label, server) in enumerate(entry["servers"].items()):
         for run in server["runs"]:
             samples = run.get("rss_samples") or []
             if samples:
+                mib = [s[2] / 2**20 for s in samples]
+                highest = max(highest, *mib)
                 axis.plot(
                     [s[1] for s in samples],
-                    [s[2] / 2**20 for s in samples],
+                    mib,
                     color=COLORS[index % len(COLORS)],
                     label=label,
+                    marker=".",
                 )
     axis.set_xlabel("messages delivered")
     axis.set_ylabel("server resident memory (MiB)")
-    axis.set_ylim(bottom=0)
+    axis.set_ylim(0, max(highest, 1.0) * 1.25)
     axis.set_title(entry["scenario"]["title"], fontsize=10)
     axis.grid(True, alpha=0.3)
     axis.legend(fontsize=8)
