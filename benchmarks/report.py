@@ -132,34 +132,17 @@ def render_scenario(name: str, entry: dict[str, Any]) -> list[str]:
     lines.append("")
     kind = scenario["kind"]
     servers = entry["servers"]
-    if kind in ("throughput", "latency"):
+    if kind in COLUMNS:
+        columns = COLUMNS[kind]
+        checked = "all subscribed" if kind == "memory" else "all delivered, in order"
         lines += [
-            "| server | messages/s | server CPU µs/message | latency p50 ms | p99 ms | max ms "
-            "| all delivered, in order |",
-            "|---|---:|---:|---:|---:|---:|---|",
+            "| server | " + " | ".join(title for title, _, _ in columns) + f" | {checked} |",
+            "|---|" + "---:|" * len(columns) + "---|",
         ]
         for label, server in servers.items():
             s = server["summary"]
-            lines.append(
-                f"| {label} | {fmt_spread(s['messages_per_second'])} "
-                f"| {fmt_spread(s['server_cpu_us_per_message'], '{:.1f}')} "
-                f"| {fmt_spread(s['latency_p50_ms'], '{:,.2f}')} "
-                f"| {fmt_spread(s['latency_p99_ms'], '{:,.2f}')} "
-                f"| {fmt_spread(s['latency_max_ms'], '{:,.2f}')} | {ok(s)} |"
-            )
-    elif kind == "memory":
-        lines += [
-            "| server | resident memory per idle subscription | all live after | subscriptions/s "
-            "| all subscribed |",
-            "|---|---:|---:|---:|---|",
-        ]
-        for label, server in servers.items():
-            s = server["summary"]
-            lines.append(
-                f"| {label} | {fmt_spread(s['rss_bytes_per_subscription'], '{:,.0f} B')} "
-                f"| {fmt_spread(s['subscribe_seconds'], '{:.3f} s')} "
-                f"| {fmt_spread(s['subscriptions_per_second'])} | {ok(s)} |"
-            )
+            cells = [fmt_spread(s[metric], pattern) for _, metric, pattern in columns]
+            lines.append(f"| {label} | " + " | ".join(cells) + f" | {ok(s)} |")
     elif kind == "flat":
         lines += [
             "| server | RSS at the start | RSS at the end | growth | messages/s "
@@ -179,6 +162,25 @@ def render_scenario(name: str, entry: dict[str, Any]) -> list[str]:
                 f"| {fmt_spread(s['messages_per_second'])} | {ok(s)} |"
             )
     return [*lines, ""]
+
+
+#: The columns of a scenario's table, per kind: title, summary metric, number format.
+_TIMING = [
+    ("messages/s", "messages_per_second", "{:,.0f}"),
+    ("server CPU µs/message", "server_cpu_us_per_message", "{:.1f}"),
+    ("latency p50 ms", "latency_p50_ms", "{:,.2f}"),
+    ("p99 ms", "latency_p99_ms", "{:,.2f}"),
+    ("max ms", "latency_max_ms", "{:,.2f}"),
+]
+COLUMNS = {
+    "throughput": _TIMING,
+    "latency": _TIMING,
+    "memory": [
+        ("resident memory per idle subscription", "rss_bytes_per_subscription", "{:,.0f} B"),
+        ("all live after", "subscribe_seconds", "{:.3f} s"),
+        ("subscriptions/s", "subscriptions_per_second", "{:,.0f}"),
+    ],
+}
 
 
 def ok(summary: dict[str, Any]) -> str:

@@ -17,7 +17,7 @@ import argparse
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from typing import Any
 
 import strawberry
@@ -86,46 +86,41 @@ class TickModel(BaseModel):
     ts: float | None = None
 
 
-@strawberry.type
-class Subscription:
-    @strawberry.subscription
-    async def ticks(self, info: strawberry.Info, channel: str) -> AsyncGenerator[Tick, None]:
-        """The ticks published on `channel`, in publish order."""
-        broadcast: Broadcast = info.context["broadcast"]
-        with broadcast.listen(channel) as queue:
-            while True:  # until the client completes or goes (the generator is closed)
-                data = await queue.get()
-                yield Tick(
-                    id=strawberry.ID(data["id"]),
-                    channel=data["channel"],
-                    value=data["value"],
-                    ts=data.get("ts"),
-                )
+def tick(data: dict[str, Any]) -> Tick:
+    """The `Tick` of an event's data, as it is."""
+    return Tick(
+        id=strawberry.ID(data["id"]),
+        channel=data["channel"],
+        value=data["value"],
+        ts=data.get("ts"),
+    )
 
 
-@strawberry.type
-class PydanticSubscription:
-    @strawberry.subscription
-    async def ticks(self, info: strawberry.Info, channel: str) -> AsyncGenerator[Tick, None]:
-        """The ticks published on `channel`, each validated into a pydantic model first."""
-        broadcast: Broadcast = info.context["broadcast"]
-        with broadcast.listen(channel) as queue:
-            while True:
-                model = TickModel.model_validate(await queue.get())
-                yield Tick(
-                    id=strawberry.ID(model.id),
-                    channel=model.channel,
-                    value=model.value,
-                    ts=model.ts,
-                )
+def validated_tick(data: dict[str, Any]) -> Tick:
+    """The `Tick` of an event's data validated into a pydantic model first."""
+    model = TickModel.model_validate(data)
+    return Tick(id=strawberry.ID(model.id), channel=model.channel, value=model.value, ts=model.ts)
 
 
-schema = strawberry.Schema(query=Query, subscription=Subscription)
+def ticker_schema(to_tick: Callable[[dict[str, Any]], Tick]) -> strawberry.Schema:
+    """The schema whose `ticks` subscription turns each event into a `Tick` with `to_tick`."""
+
+    @strawberry.type
+    class Subscription:
+        @strawberry.subscription
+        async def ticks(self, info: strawberry.Info, channel: str) -> AsyncGenerator[Tick, None]:
+            """The ticks published on `channel`, in publish order."""
+            broadcast: Broadcast = info.context["broadcast"]
+            with broadcast.listen(channel) as queue:
+                while True:  # until the client completes or goes (the generator is closed)
+                    yield to_tick(await queue.get())
+
+    return strawberry.Schema(query=Query, subscription=Subscription)
+
+
+schema = ticker_schema(tick)
 #: The schemas by `--resolver`: the plain one builds `Tick` straight from the event's data.
-SCHEMAS = {
-    "example": schema,
-    "pydantic": strawberry.Schema(query=Query, subscription=PydanticSubscription),
-}
+SCHEMAS = {"example": schema, "pydantic": ticker_schema(validated_tick)}
 
 
 class TickData(BaseModel):

@@ -76,7 +76,6 @@ class Fanout:
         self.published = 0
         self.delivered = 0
         self.checked = 0
-        self.resolver_calls_at_start = self.executor.get_metrics()["resolver_calls"]
 
     def publish(self) -> int:
         """The timed part: dispatches one event (filter, resolve, project, serialize, queue)."""
@@ -126,4 +125,4 @@ class Fanout:
     @property
     def resolver_calls(self) -> int:
         """Resolver calls made since the executor was built."""
-        return self.executor.get_metrics()["resolver_calls"] - self.resolver_calls_at_start
+        return self.executor.get_metrics()["resolver_calls"]

@@ -284,12 +284,12 @@ class SubscriptionSchema:
             return [GraphQLError(message, field_node)]
         # Built directly: `dataclasses.replace` costs several times more, on every subscribe.
         return PreparedOperation(
-            prepared.kind,
-            prepared.query,
-            prepared.document,
-            prepared.operation,
-            prepared.variables,
-            prepared.variable_values,
+            kind=prepared.kind,
+            query=prepared.query,
+            document=prepared.document,
+            operation=prepared.operation,
+            variables=prepared.variables,
+            variable_values=prepared.variable_values,
             field=field,
             field_node=field_node,
             args=args,

@@ -92,9 +92,6 @@ class FramesReady:
         self._flag = False
         self._waiter: asyncio.Future[None] | None = None
 
-    def is_set(self) -> bool:
-        return self._flag
-
     def set(self) -> None:
         if self._flag:
             return
@@ -380,11 +377,8 @@ class GraphQLTransportWSHandler:
         `_operations` is running. Entries of subscriptions the core ended are pruned once they
         are as many as the limit, which keeps `_operations` under twice the limit."""
         limit = self.options.max_subscriptions
-        tracked = len(self._operations)
-        if tracked < limit:  # every live operation is tracked
-            return False
         live = self.manager.live_subscriptions(self.connection_id) + self._queries
-        if tracked - live >= limit:
+        if len(self._operations) - live >= limit:
             for op_id in list(self._operations):
                 self._is_live(op_id)
         return live >= limit
