@@ -256,29 +256,42 @@ def test_trigger_publishes_on_insert(tag: str, db: psycopg.Connection) -> None:
         db.execute(f"DROP FUNCTION {table}_notify()")
 
 
+def publish_while_killing(
+    a: PySubscriptionExecutor,
+    b: PySubscriptionExecutor,
+    ch: str,
+    kill_at: tuple[int, ...],
+    kill: Callable[[], None],
+) -> None:
+    """B publishes 10,000 events to A's subscription on `ch`, calling `kill` at the given
+    events; A must receive each of them once, in order."""
+    count = 10_000
+    a.register_subscription("c", "s", QUERY, channels=[ch])
+    wait_for(lambda: a.get_metrics()["bus_channels"] == 1)
+    received: list[str] = []
+    for i in range(count):
+        publish(b, ch, str(i))
+        if i in kill_at:
+            kill()
+        if i % 500 == 0:
+            received += pump(a, 0, timeout=0)
+    received += pump(a, count - len(received), timeout=30)
+    assert received == [str(i) for i in range(count)]
+    assert pump(a, 1, timeout=0.3) == []
+
+
 def test_nothing_lost_when_the_listening_connection_is_killed(
     tag: str, db: psycopg.Connection
 ) -> None:
     a, b = executor(tag + "a"), executor(tag + "b")
-    ch = f"{tag}:kill"
-    count = 10_000
     try:
-        a.register_subscription("c", "s", QUERY, channels=[ch])
-        wait_for(lambda: a.get_metrics()["bus_channels"] == 1)
-        received: list[str] = []
-        for i in range(count):
-            publish(b, ch, str(i))
-            if i in (2000, 6000):
-                kill(db, a, f"{tag}a-bus-listen")
-            if i % 500 == 0:
-                received += pump(a, 0, timeout=0)
-        received += pump(a, count - len(received), timeout=30)
-        assert received == [str(i) for i in range(count)]
-        assert pump(a, 1, timeout=0.3) == []
+        publish_while_killing(
+            a, b, f"{tag}:kill", (2000, 6000), lambda: kill(db, a, f"{tag}a-bus-listen")
+        )
         metrics = a.get_metrics()
         assert metrics["bus_reconnects"] >= 2
         assert metrics["bus_connected"] is True
-        assert metrics["bus_received"] == count
+        assert metrics["bus_received"] == 10_000
         assert "terminating connection" in (metrics["bus_last_error"] or "")
     finally:
         a.stop_bus()
@@ -289,25 +302,14 @@ def test_nothing_lost_or_doubled_when_the_publishing_connection_is_killed(
     tag: str, db: psycopg.Connection
 ) -> None:
     a, b = executor(tag + "a"), executor(tag + "b")
-    ch = f"{tag}:kill"
-    count = 10_000
     try:
-        a.register_subscription("c", "s", QUERY, channels=[ch])
-        wait_for(lambda: a.get_metrics()["bus_channels"] == 1)
-        received: list[str] = []
-        for i in range(count):
-            publish(b, ch, str(i))
-            if i in (1000, 4000, 7000):
-                kill(db, b, f"{tag}b-bus-publish")
-            if i % 500 == 0:
-                received += pump(a, 0, timeout=0)
-        received += pump(a, count - len(received), timeout=30)
-        assert received == [str(i) for i in range(count)]
-        assert pump(a, 1, timeout=0.3) == []
+        publish_while_killing(
+            a, b, f"{tag}:kill", (1000, 4000, 7000), lambda: kill(db, b, f"{tag}b-bus-publish")
+        )
         wait_for(lambda: b.get_metrics()["bus_publish_queue"] == 0)
         metrics = b.get_metrics()
         assert metrics["bus_reconnects"] >= 3
-        assert metrics["bus_published"] == count
+        assert metrics["bus_published"] == 10_000
     finally:
         a.stop_bus()
         b.stop_bus()
@@ -487,7 +489,7 @@ def test_channel_prefixes_keep_applications_apart(tag: str) -> None:
     mine, theirs, also_mine = app("fq_a"), app("fq_b"), app("fq_a")
     try:
         mine.register_subscription("c", "s", QUERY, channels=[f"{tag}-ch"])
-        time.sleep(0.3)
+        wait_for(lambda: mine.get_metrics()["bus_channels"] == 1)
         publish(theirs, f"{tag}-ch", "theirs")
         publish(also_mine, f"{tag}-ch", "mine")
         assert pump(mine, 2, timeout=3) == ["mine"]

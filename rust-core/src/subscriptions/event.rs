@@ -37,7 +37,7 @@ impl Event {
         }
         if let Some(ts) = serde_json::Number::from_f64(self.ts) {
             out.extend_from_slice(b",\"ts\":");
-            out.extend_from_slice(ts.to_string().as_bytes());
+            let _ = serde_json::to_writer(&mut out, &ts);
         }
         out.push(b'}');
         out

@@ -58,7 +58,7 @@ impl EventBusConfig {
     /// key=value DSN naming a host.
     pub fn postgresql(connection_string: &str, channel_prefix: &str) -> Result<Self, String> {
         validate_postgres(connection_string)?;
-        super::postgres::schema_sql(channel_prefix)?;
+        super::postgres::check_prefix(channel_prefix)?;
         Ok(EventBusConfig::PostgreSQL {
             connection_string: connection_string.to_owned(),
             channel_prefix: channel_prefix.to_owned(),

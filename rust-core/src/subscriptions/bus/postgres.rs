@@ -139,6 +139,11 @@ pub fn schema_sql(prefix: &str) -> Result<String, String> {
     Ok(schema_sql_for(&Names::new(prefix)?))
 }
 
+/// Checks a table and function prefix (the names `schema_sql` would derive from it).
+pub fn check_prefix(prefix: &str) -> Result<(), String> {
+    Names::new(prefix).map(drop)
+}
+
 fn schema_sql_for(n: &Names) -> String {
     let Names {
         table,
@@ -346,6 +351,15 @@ impl Cursor {
         }
     }
 
+    /// The read of the rows not in the set (`read_sql`), its parameters added to `params`.
+    fn read_filter(&self, params: &mut Params) -> ReadFilter {
+        ReadFilter {
+            xmax: params.add(self.base.xmax),
+            xip: params.add(self.base.xip.clone()),
+            extra: self.partial_sql(params),
+        }
+    }
+
     /// The whole condition: true for rows (alias `t`) not in the set.
     fn undelivered_sql(&self, params: &mut Params) -> String {
         // Not visible in a snapshot: at or above its xmax, or among its running transactions
@@ -400,10 +414,10 @@ enum ChannelFilter<'a> {
 /// these placeholders (written as two ranges of the (xid, id) index, each already in delivery
 /// order, so the plan is an ordered index scan whatever the table's statistics), that also
 /// satisfy `extra`.
-struct ReadFilter<'a> {
-    xmax: &'a str,
-    xip: &'a str,
-    extra: &'a str,
+struct ReadFilter {
+    xmax: String,
+    xip: String,
+    extra: String,
 }
 
 /// A read of the events table: the statement's snapshot (always, in a row of its own when
@@ -411,7 +425,7 @@ struct ReadFilter<'a> {
 /// `filter`, in delivery order, with each row's age and the page size before the byte cut (to
 /// tell whether the page is complete). One statement, so its snapshot is the one the rows were
 /// read with.
-fn read_sql(n: &Names, filter: &ReadFilter<'_>, channels: ChannelFilter<'_>) -> String {
+fn read_sql(n: &Names, filter: &ReadFilter, channels: ChannelFilter<'_>) -> String {
     let channel_filter = match channels {
         ChannelFilter::Listened => format!(
             "EXISTS (SELECT 1 FROM pg_temp.{} l WHERE l.channel = t.channel)",
@@ -1008,9 +1022,9 @@ impl ListenConn {
         )
         .await?;
         let filter = ReadFilter {
-            xmax: "$1",
-            xip: "$2",
-            extra: "true",
+            xmax: "$1".to_owned(),
+            xip: "$2".to_owned(),
+            extra: "true".to_owned(),
         };
         let read_sql = read_sql(n, &filter, ChannelFilter::Listened);
         let read = bounded("preparing the read", client.prepare(&read_sql)).await?;
@@ -1179,14 +1193,7 @@ impl Listener {
             parse_page(&bounded("reading events", rows).await?)?
         } else {
             let mut params = Params::default();
-            let base = &self.cursor.base;
-            let (xmax, xip) = (params.add(base.xmax), params.add(base.xip.clone()));
-            let extra = self.cursor.partial_sql(&mut params);
-            let filter = ReadFilter {
-                xmax: &xmax,
-                xip: &xip,
-                extra: &extra,
-            };
+            let filter = self.cursor.read_filter(&mut params);
             let sql = read_sql(&self.names, &filter, ChannelFilter::Listened);
             let refs = params.refs();
             let rows = c.conn.client.query(sql.as_str(), &refs);
@@ -1216,24 +1223,15 @@ impl Listener {
         let mut after: Position = (0, 0);
         loop {
             let mut params = Params::default();
-            let before = &self.before_last_read;
-            let (xmax, xip) = (
-                params.add(before.base.xmax),
-                params.add(before.base.xip.clone()),
-            );
-            let extra = format!(
+            let mut filter = self.before_last_read.read_filter(&mut params);
+            filter.extra = format!(
                 "{} AND NOT {} AND (t.xid, t.id) > ({}::bigint, {}::bigint)",
-                before.partial_sql(&mut params),
+                filter.extra,
                 self.cursor.undelivered_sql(&mut params),
                 params.add(after.0),
                 params.add(after.1)
             );
             let channels = params.add(joining.clone());
-            let filter = ReadFilter {
-                xmax: &xmax,
-                xip: &xip,
-                extra: &extra,
-            };
             let sql = read_sql(&self.names, &filter, ChannelFilter::Any(&channels));
             let refs = params.refs();
             let rows = c.conn.client.query(sql.as_str(), &refs);
