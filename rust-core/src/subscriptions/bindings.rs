@@ -6,13 +6,14 @@
 
 use super::bus::config::{EventBusConfig, PyEventBusConfig};
 use super::bus::{Bus, BusMessage, Inbound, MetricValue};
-use super::event::Event;
+use super::event::{now_seconds, Event};
 use super::executor::{
-    GroupRef, Pending, QueueDefaults, RegisterError, Registry, Resolution, ResolverScope,
-    ResolverSpec, SubscriptionSpec,
+    FieldError, GroupRef, Pending, QueueDefaults, RegisterError, Registry, Resolution,
+    ResolverScope, ResolverSpec, SubscriptionSpec,
 };
 use super::filter::{FilterOp, FilterSpec, Operand};
 use super::message::{PyGraphQLMessage, PySubscriptionPayload};
+use super::metrics::DELIVERY_BUCKETS;
 use super::plan::{self, ProjectionPlan};
 use super::py_value::{to_json, to_json_map, to_py};
 use super::queue::{FrameBody, OverflowPolicy, SubKey};
@@ -29,7 +30,6 @@ use rustc_hash::FxHashMap;
 use serde_json::{Map, Value};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Registers the classes of the `subscriptions` module on `m`.
 pub fn init_subscriptions(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -49,7 +49,7 @@ struct PyResolver {
     func: Py<PyAny>,
     variables: Py<PyAny>,
     context: Py<PyAny>,
-    /// The root field name, for error messages.
+    /// The root field's name, for error messages and `format_error`.
     field: String,
 }
 
@@ -73,6 +73,8 @@ struct Shared {
     inbound: Mutex<Option<Arc<Inbound>>>,
     bus_started: AtomicBool,
     bus_events_malformed: AtomicU64,
+    /// `format_error(exception, field)`: what a client sees of a failed resolver call.
+    format_error: Option<Py<PyAny>>,
 }
 
 impl Shared {
@@ -146,6 +148,83 @@ impl Shared {
         }
         Ok(compiled)
     }
+}
+
+impl Shared {
+    /// What a resolver call produced (its result, not an awaitable, or its exception).
+    fn resolution(
+        &self,
+        py: Python<'_>,
+        result: PyResult<Bound<'_, PyAny>>,
+        field: &str,
+    ) -> Resolution {
+        let converted = result.and_then(|value| {
+            if value.is_none() {
+                return Ok(None);
+            }
+            to_json(&value, &format!("result of the resolver of \"{field}\"")).map(Some)
+        });
+        match converted {
+            Ok(Some(v)) => Resolution::Value(v),
+            Ok(None) => Resolution::Skip,
+            Err(err) => Resolution::Error(self.field_error(py, &err, field)),
+        }
+    }
+
+    /// The client's view of a resolver failure: `format_error(exception, field)` decides; without
+    /// it, or when it fails, the message is masked (the exception's text may hold secrets).
+    fn field_error(&self, py: Python<'_>, err: &PyErr, field: &str) -> FieldError {
+        let Some(hook) = &self.format_error else {
+            return masked_error();
+        };
+        let formatted = hook
+            .bind(py)
+            .call1((err.value(py), field))
+            .and_then(|answer| field_error_of(&answer));
+        formatted.unwrap_or_else(|hook_err| {
+            hook_err.write_unraisable(py, Some(hook.bind(py)));
+            masked_error()
+        })
+    }
+}
+
+fn masked_error() -> FieldError {
+    let mut extensions = Map::new();
+    extensions.insert("code".into(), Value::from("INTERNAL_SERVER_ERROR"));
+    FieldError {
+        message: "Internal server error".into(),
+        extensions: Some(extensions),
+    }
+}
+
+/// A field error from what `format_error` returned: a mapping with a string `message` and,
+/// optionally, an `extensions` mapping (any `path` or `locations` is ours to set).
+fn field_error_of(answer: &Bound<'_, PyAny>) -> PyResult<FieldError> {
+    let mut error = match to_json(answer, "format_error's result")? {
+        Value::Object(map) => map,
+        _ => return Err(PyTypeError::new_err("format_error must return a dict")),
+    };
+    let message = match error.remove("message") {
+        Some(Value::String(m)) => m,
+        _ => {
+            return Err(PyTypeError::new_err(
+                "format_error must return a dict with a string 'message'",
+            ))
+        }
+    };
+    let extensions = match error.remove("extensions") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(map)) => Some(map),
+        Some(_) => {
+            return Err(PyTypeError::new_err(
+                "format_error's 'extensions' must be a dict",
+            ))
+        }
+    };
+    Ok(FieldError {
+        message,
+        extensions,
+    })
 }
 
 /// The event handed to resolvers as their first argument.
@@ -253,39 +332,6 @@ fn filters_arg(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<FilterSpec>> {
     Ok(out)
 }
 
-fn now_seconds() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
-}
-
-fn exception_message(py: Python<'_>, err: &PyErr) -> String {
-    let text = err
-        .value(py)
-        .str()
-        .map(|s| s.to_string())
-        .unwrap_or_default();
-    if text.is_empty() {
-        err.get_type(py)
-            .name()
-            .map(|n| n.to_string())
-            .unwrap_or_else(|_| "Resolver error".into())
-    } else {
-        text
-    }
-}
-
-/// Turns what a resolver returned (not an awaitable) into a resolution.
-fn resolution_of(result: &Bound<'_, PyAny>, field: &str) -> Resolution {
-    if result.is_none() {
-        return Resolution::Skip;
-    }
-    match to_json(result, &format!("result of the resolver of \"{field}\"")) {
-        Ok(v) => Resolution::Value(v),
-        Err(e) => Resolution::Error(exception_message(result.py(), &e)),
-    }
-}
-
 static GET_RUNNING_LOOP: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static ENSURE_FUTURE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
@@ -336,6 +382,7 @@ struct ResolverDone {
     group: GroupRef,
     seq: u64,
     subs: Mutex<Vec<SubKey>>,
+    published: f64,
     field: String,
     waiter: Option<Arc<PublishWaiter>>,
 }
@@ -352,16 +399,14 @@ impl ResolverDone {
         let resolution = if cancelled {
             Resolution::Skip
         } else {
-            match task.call_method0("result") {
-                Ok(result) => resolution_of(&result, &self.field),
-                Err(err) => Resolution::Error(exception_message(py, &err)),
-            }
+            self.shared
+                .resolution(py, task.call_method0("result"), &self.field)
         };
         let subs = std::mem::take(&mut *self.subs.lock());
-        let (group, seq) = (self.group, self.seq);
-        let delivered = self
-            .shared
-            .with_registry(py, move |reg| reg.resolve(group, seq, subs, resolution));
+        let (group, seq, published) = (self.group, self.seq, self.published);
+        let delivered = self.shared.with_registry(py, move |reg| {
+            reg.resolve(group, seq, subs, published, resolution)
+        });
         if let Some(w) = &self.waiter {
             w.finish_one(py, delivered);
         }
@@ -461,7 +506,7 @@ impl PySubscriptionExecutor {
                 let mut reg = self.shared.registry.lock();
                 resolved
                     .into_iter()
-                    .map(|(p, r)| reg.resolve(p.group, p.seq, p.subs, r))
+                    .map(|(p, r)| reg.resolve(p.group, p.seq, p.subs, p.published, r))
                     .sum::<usize>()
             });
             async_groups = scheduled;
@@ -523,7 +568,6 @@ impl PySubscriptionExecutor {
                 r.context.clone_ref(py),
             ));
             let resolution = match result {
-                Err(err) => Resolution::Error(exception_message(py, &err)),
                 Ok(value) if value.hasattr("__await__").unwrap_or(false) => {
                     match ENSURE_FUTURE
                         .import(py, "asyncio", "ensure_future")
@@ -539,14 +583,15 @@ impl PySubscriptionExecutor {
                             if value.hasattr("close").unwrap_or(false) {
                                 let _ = value.call_method0("close");
                             }
-                            Resolution::Error(format!(
+                            let err = PyRuntimeError::new_err(format!(
                                 "The resolver of \"{}\" is async and needs a running asyncio event loop: publish from a coroutine",
                                 r.field
-                            ))
+                            ));
+                            Resolution::Error(self.shared.field_error(py, &err, &r.field))
                         }
                     }
                 }
-                Ok(value) => resolution_of(&value, &r.field),
+                result => self.shared.resolution(py, result, &r.field),
             };
             resolved.push((p, resolution));
         }
@@ -572,6 +617,7 @@ impl PySubscriptionExecutor {
             group: pending.group,
             seq: pending.seq,
             subs: Mutex::new(pending.subs),
+            published: pending.published,
             field,
             waiter,
         };
@@ -583,13 +629,22 @@ impl PySubscriptionExecutor {
 #[pymethods]
 impl PySubscriptionExecutor {
     #[new]
-    #[pyo3(signature = (config=None, *, max_queue=1000, overflow_policy="lag", schema=None))]
+    #[pyo3(signature = (
+        config=None, *, max_queue=1000, overflow_policy="lag", schema=None, format_error=None
+    ))]
     fn new(
         config: Option<&Bound<'_, PyEventBusConfig>>,
         max_queue: usize,
         overflow_policy: &str,
         schema: Option<&Bound<'_, PyAny>>,
+        format_error: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
+        let format_error = match format_error.filter(|f| !f.is_none()) {
+            Some(f) if !f.is_callable() => {
+                return Err(PyTypeError::new_err("format_error must be callable"))
+            }
+            f => f.map(|f| f.clone().unbind()),
+        };
         let schema = match schema.filter(|s| !s.is_none()) {
             Some(s) => Some(Arc::new(
                 SchemaInfo::from_json(&to_json(s, "schema")?).map_err(|e| {
@@ -615,6 +670,7 @@ impl PySubscriptionExecutor {
                 inbound: Mutex::new(None),
                 bus_started: AtomicBool::new(false),
                 bus_events_malformed: AtomicU64::new(0),
+                format_error,
             }),
             config: bus_config,
         })
@@ -718,7 +774,7 @@ impl PySubscriptionExecutor {
                         func: func.clone().unbind(),
                         variables,
                         context,
-                        field: plan.root.response_key.clone(),
+                        field: plan.root.name.clone(),
                     }),
                     scope,
                 })
@@ -947,6 +1003,15 @@ impl PySubscriptionExecutor {
             }
         }
         Ok(dict)
+    }
+
+    /// The time from publish to a frame being drained for sending, as a histogram:
+    /// `(upper bounds in seconds, count per bucket, sum)`. The counts are per bucket (not
+    /// cumulative) and have one more entry than the bounds, for the frames above the last.
+    fn delivery_histogram(&self) -> (Vec<f64>, Vec<u64>, f64) {
+        let reg = self.shared.registry.lock();
+        let h = &reg.metrics.delivery;
+        (DELIVERY_BUCKETS.to_vec(), h.counts.to_vec(), h.sum)
     }
 
     fn __repr__(&self) -> String {

@@ -2,6 +2,14 @@
 
 use super::plan::write_json_str;
 use serde_json::{Map, Value};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Seconds since the Unix epoch: the clock of `Event::ts`, comparable across processes.
+pub fn now_seconds() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
 
 /// One published event. `data` is the root field's value when no resolver is set.
 #[derive(Debug, Clone)]

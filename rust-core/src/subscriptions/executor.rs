@@ -6,8 +6,12 @@
 //! argument filters drop some (each drop counted); the survivors are bucketed by resolution
 //! group. Groups without a resolver are delivered at once from the event data; groups with one
 //! come back as `Pending` for the caller to resolve (once per group) and hand to `resolve`.
+//!
+//! A resolver that fails for one event is a field error (GraphQL's semantics): that event's
+//! `next` carries `errors` and a null field, and the subscription goes on. Only a failure of the
+//! stream itself (falling behind, EVENTS_LAGGED) ends a subscription with `error`.
 
-use super::event::Event;
+use super::event::{now_seconds, Event};
 use super::filter::{ArgFilter, FilterSpec};
 use super::metrics::Metrics;
 use super::plan::{write_json_str, ProjectionPlan};
@@ -93,8 +97,18 @@ pub enum Resolution {
     Value(Value),
     /// `None` from the resolver: nothing is sent.
     Skip,
-    /// The resolver raised: the group's subscriptions get an `error` and end.
-    Error(String),
+    /// The resolver failed for this event: the group's subscriptions get a `next` whose
+    /// payload has the error and a null field; they go on receiving later events.
+    Error(FieldError),
+}
+
+/// A field error as the client sees it: the message and `extensions`; the path is each
+/// subscription's root response key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldError {
+    pub message: String,
+    /// A JSON object, or None for no `extensions`.
+    pub extensions: Option<Map<String, Value>>,
 }
 
 /// A group that needs its resolver called for one event.
@@ -103,6 +117,8 @@ pub struct Pending<R> {
     pub resolver: R,
     pub seq: u64,
     pub subs: Vec<SubKey>,
+    /// When the event was published (seconds since the epoch).
+    pub published: f64,
 }
 
 /// A generation-checked reference to a resolution group.
@@ -153,8 +169,9 @@ struct Group<R> {
     resolver: Option<R>,
     next_seq: u64,
     deliver_seq: u64,
-    /// Results that finished before an earlier event's result of the same group.
-    parked: BTreeMap<u64, (Vec<SubKey>, Resolution)>,
+    /// Results that finished before an earlier event's result of the same group, with their
+    /// subscriptions and publish time.
+    parked: BTreeMap<u64, (Vec<SubKey>, f64, Resolution)>,
 }
 
 /// A slot arena with generations: indices are reused, stale keys are detected.
@@ -359,8 +376,10 @@ impl<R: Clone, W> Registry<R, W> {
         conn.notified = false;
         let frames: Vec<QueuedFrame> = conn.queue.drain_all().collect();
         self.metrics.frames_sent += frames.len() as u64;
+        let now = now_seconds();
         let mut out = Vec::with_capacity(frames.len());
         for f in frames {
+            self.metrics.delivery.observe(now - f.published);
             self.frame_taken(f.sub);
             out.push(f.body);
         }
@@ -555,8 +574,9 @@ impl<R: Clone, W> Registry<R, W> {
             .conns
             .at_mut(conn)
             .and_then(|c| c.queue.take_first_of(key));
-        if frame.is_some() {
+        if let Some(f) = &frame {
             self.metrics.frames_sent += 1;
+            self.metrics.delivery.observe(now_seconds() - f.published);
             self.frame_taken(key);
         }
         Some(frame.map(|f| f.body))
@@ -695,7 +715,7 @@ impl<R: Clone, W> Registry<R, W> {
                 continue;
             };
             match &group.resolver {
-                None => delivered += self.deliver_value(&subs, &event.data),
+                None => delivered += self.deliver_value(&subs, event.ts, &event.data),
                 Some(r) => {
                     let seq = group.next_seq;
                     group.next_seq += 1;
@@ -708,6 +728,7 @@ impl<R: Clone, W> Registry<R, W> {
                         resolver: r.clone(),
                         seq,
                         subs,
+                        published: event.ts,
                     });
                 }
             }
@@ -715,53 +736,67 @@ impl<R: Clone, W> Registry<R, W> {
         (delivered, pending)
     }
 
-    /// Delivers a group's resolution, keeping each group's results in event order: a result
+    /// Delivers a group's resolution (of a `Pending` taken from `dispatch`: its group, seq,
+    /// subscriptions and publish time), keeping each group's results in event order: a result
     /// that finishes before an earlier one of the same group waits for it.
     pub fn resolve(
         &mut self,
         group: GroupRef,
         seq: u64,
         subs: Vec<SubKey>,
+        published: f64,
         resolution: Resolution,
     ) -> usize {
         let Some(g) = self.groups.get_mut(group.idx, group.gen) else {
             return 0;
         };
         if seq != g.deliver_seq {
-            g.parked.insert(seq, (subs, resolution));
+            g.parked.insert(seq, (subs, published, resolution));
             return 0;
         }
-        let mut delivered = self.apply(&subs, resolution);
+        let mut delivered = self.apply(&subs, published, resolution);
         while let Some(g) = self.groups.get_mut(group.idx, group.gen) {
             g.deliver_seq += 1;
             let next = g.deliver_seq;
             match g.parked.remove(&next) {
-                Some((subs, resolution)) => delivered += self.apply(&subs, resolution),
+                Some((subs, published, resolution)) => {
+                    delivered += self.apply(&subs, published, resolution)
+                }
                 None => break,
             }
         }
         delivered
     }
 
-    fn apply(&mut self, subs: &[SubKey], resolution: Resolution) -> usize {
+    fn apply(&mut self, subs: &[SubKey], published: f64, resolution: Resolution) -> usize {
         match resolution {
-            Resolution::Value(v) => self.deliver_value(subs, &v),
+            Resolution::Value(v) => self.deliver_value(subs, published, &v),
             Resolution::Skip => {
                 self.metrics.resolver_skips += 1;
                 0
             }
-            Resolution::Error(message) => {
+            Resolution::Error(error) => {
                 self.metrics.resolver_errors += 1;
-                for key in subs {
-                    self.end_with_error(*key, &message, "RESOLVER_ERROR");
-                }
-                0
+                self.deliver(subs, published, |plan| {
+                    projection::error_payload(plan, &error)
+                })
             }
         }
     }
 
     /// Projects `value` for each subscription (once per distinct plan) and queues the frames.
-    fn deliver_value(&mut self, subs: &[SubKey], value: &Value) -> usize {
+    fn deliver_value(&mut self, subs: &[SubKey], published: f64, value: &Value) -> usize {
+        self.deliver(subs, published, |plan| projection::payload(plan, value))
+    }
+
+    /// Queues a `next` frame for each subscription, with the payload `payload_for` makes for
+    /// its plan (once per distinct plan).
+    fn deliver(
+        &mut self,
+        subs: &[SubKey],
+        published: f64,
+        payload_for: impl Fn(&ProjectionPlan) -> Vec<u8>,
+    ) -> usize {
         // One payload per distinct plan; consecutive subscriptions usually share the last one.
         let mut payloads: FxHashMap<*const ProjectionPlan, Arc<[u8]>> = FxHashMap::default();
         let mut last: Option<(*const ProjectionPlan, Arc<[u8]>)> = None;
@@ -779,7 +814,7 @@ impl<R: Clone, W> Registry<R, W> {
                 _ => {
                     let bytes = payloads
                         .entry(plan_ptr)
-                        .or_insert_with(|| projection::payload(&sub.plan, value).into())
+                        .or_insert_with(|| payload_for(&sub.plan).into())
                         .clone();
                     last = Some((plan_ptr, bytes.clone()));
                     bytes
@@ -790,7 +825,7 @@ impl<R: Clone, W> Registry<R, W> {
                 prefix: sub.next_prefix.clone(),
                 payload,
             };
-            if self.push_frame(key, conn_idx, body) {
+            if self.push_frame(key, conn_idx, body, published) {
                 delivered += 1;
             }
         }
@@ -800,7 +835,7 @@ impl<R: Clone, W> Registry<R, W> {
 
     /// Queues a frame for `key`, applying its connection's overflow policy. False when the
     /// frame was not queued (the subscription lagged and ended).
-    fn push_frame(&mut self, key: SubKey, conn_idx: u32, body: FrameBody) -> bool {
+    fn push_frame(&mut self, key: SubKey, conn_idx: u32, body: FrameBody, published: f64) -> bool {
         let Some(conn) = self.conns.at_mut(conn_idx) else {
             return false;
         };
@@ -812,6 +847,7 @@ impl<R: Clone, W> Registry<R, W> {
                         key,
                         "The subscription fell too far behind and was ended; resubscribe to resync",
                         "EVENTS_LAGGED",
+                        published,
                     );
                     return false;
                 }
@@ -823,16 +859,20 @@ impl<R: Clone, W> Registry<R, W> {
                 }
             }
         }
-        self.enqueue(key, conn_idx, body);
+        self.enqueue(key, conn_idx, body, published);
         true
     }
 
-    fn enqueue(&mut self, key: SubKey, conn_idx: u32, body: FrameBody) {
+    fn enqueue(&mut self, key: SubKey, conn_idx: u32, body: FrameBody, published: f64) {
         if let Some(sub) = self.subs.get_mut(key.idx, key.gen) {
             sub.queued += 1;
         }
         if let Some(conn) = self.conns.at_mut(conn_idx) {
-            conn.queue.push(QueuedFrame { sub: key, body });
+            conn.queue.push(QueuedFrame {
+                sub: key,
+                body,
+                published,
+            });
             self.metrics.frames_queued += 1;
             if !conn.notified {
                 conn.notified = true;
@@ -843,7 +883,7 @@ impl<R: Clone, W> Registry<R, W> {
 
     /// Sends an `error` message for the subscription (past the queue bound: the client must
     /// learn why its stream stopped) and ends it.
-    fn end_with_error(&mut self, key: SubKey, message: &str, code: &str) {
+    fn end_with_error(&mut self, key: SubKey, message: &str, code: &str, published: f64) {
         let Some(sub) = self.subs.get(key.idx, key.gen) else {
             return;
         };
@@ -860,7 +900,12 @@ impl<R: Clone, W> Registry<R, W> {
         frame.extend_from_slice(b"}}]}");
         let conn = sub.conn;
         self.unindex(key);
-        self.enqueue(key, conn, FrameBody::Whole(frame.into_boxed_slice()));
+        self.enqueue(
+            key,
+            conn,
+            FrameBody::Whole(frame.into_boxed_slice()),
+            published,
+        );
     }
 
     // ----- gauges -----

@@ -1,5 +1,5 @@
-//! Counters of the engine, reported by `get_metrics()`. Updated under the registry lock, so
-//! plain integers suffice.
+//! Counters of the engine, reported by `get_metrics()`, and the delivery-time histogram.
+//! Updated under the registry lock, so plain integers suffice.
 
 /// Monotonic counters; gauges (active connections, subscriptions, ...) are read off the registry.
 #[derive(Debug, Default, Clone)]
@@ -20,6 +20,8 @@ pub struct Metrics {
     pub resolver_skips: u64,
     pub queue_overflows: u64,
     pub frames_dropped: u64,
+    /// Time from publish to the frame being handed to the connection's sender.
+    pub delivery: DeliveryHistogram,
 }
 
 impl Metrics {
@@ -46,5 +48,52 @@ impl Metrics {
             ("queue_overflows", self.queue_overflows),
             ("frames_dropped", self.frames_dropped),
         ]
+    }
+}
+
+/// Upper bounds (seconds, inclusive) of the delivery-time buckets; a last bucket takes the rest.
+pub const DELIVERY_BUCKETS: [f64; 16] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+
+/// A fixed-bucket histogram: recording a value is a search over 16 bounds and an increment,
+/// with no allocation.
+#[derive(Debug, Default, Clone)]
+pub struct DeliveryHistogram {
+    /// Per bucket (not cumulative); the last one counts values above every bound.
+    pub counts: [u64; DELIVERY_BUCKETS.len() + 1],
+    pub sum: f64,
+}
+
+impl DeliveryHistogram {
+    pub fn observe(&mut self, seconds: f64) {
+        // Clocks of two machines may disagree: a negative time (or NaN) counts as zero.
+        let seconds = seconds.max(0.0);
+        let bucket = DELIVERY_BUCKETS.partition_point(|bound| *bound < seconds);
+        self.counts[bucket] += 1;
+        self.sum += seconds;
+    }
+
+    pub fn count(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_are_inclusive_upper_bounds() {
+        let mut h = DeliveryHistogram::default();
+        for v in [0.0001, 0.00011, -1.0, 0.003, 11.0, f64::NAN] {
+            h.observe(v);
+        }
+        assert_eq!(h.counts[0], 3, "0.0001, the negative value and NaN");
+        assert_eq!(h.counts[1], 1);
+        assert_eq!(h.counts[5], 1);
+        assert_eq!(h.counts[DELIVERY_BUCKETS.len()], 1, "11 s");
+        assert_eq!(h.count(), 6);
     }
 }

@@ -4,6 +4,7 @@
 //! graphql-js does and a null (or a failed coercion) in a non-null position bubbles up to the
 //! nearest nullable parent, with an entry in `errors` (GraphQL spec, "Handling Field Errors").
 
+use super::executor::FieldError;
 use super::plan::{write_json_str, Field, Leaf, ProjectionPlan, SelectionSet, Wrapper};
 use serde_json::{Number, Value};
 
@@ -60,6 +61,33 @@ pub fn write_payload(out: &mut Vec<u8>, plan: &ProjectionPlan, value: &Value) {
         out.extend_from_slice(&data);
         out.push(b'}');
     }
+}
+
+/// The payload of an event whose resolver failed: the error at the root field's path and the
+/// field null, or `data` null when the field is non-null (GraphQL's null propagation).
+pub fn error_payload(plan: &ProjectionPlan, error: &FieldError) -> Vec<u8> {
+    let root = &plan.root;
+    let mut out = Vec::with_capacity(96 + error.message.len());
+    out.extend_from_slice(b"{\"errors\":[{\"message\":");
+    write_json_str(&mut out, &error.message);
+    out.extend_from_slice(b",\"path\":[");
+    write_json_str(&mut out, &root.response_key);
+    out.push(b']');
+    if let Some(extensions) = &error.extensions {
+        out.extend_from_slice(b",\"extensions\":");
+        // A map of JSON values always serializes.
+        let _ = serde_json::to_writer(&mut out, extensions);
+    }
+    out.extend_from_slice(b"}],\"data\":");
+    if matches!(root.output.wrappers.first(), Some(Wrapper::NonNull)) {
+        out.extend_from_slice(b"null");
+    } else {
+        out.push(b'{');
+        out.extend_from_slice(&root.key_json);
+        out.extend_from_slice(b"null}");
+    }
+    out.push(b'}');
+    out
 }
 
 /// The payload bytes of `value` projected onto `plan`.

@@ -88,6 +88,8 @@ impl OverflowPolicy {
 pub struct QueuedFrame {
     pub sub: SubKey,
     pub body: FrameBody,
+    /// When its event was published (seconds since the epoch), for the delivery histogram.
+    pub published: f64,
 }
 
 /// A connection's queue: FIFO, bounded by `capacity` frames.
@@ -154,6 +156,7 @@ mod tests {
         QueuedFrame {
             sub: SubKey { idx, gen: 0 },
             body: FrameBody::Whole(text.as_bytes().into()),
+            published: 0.0,
         }
     }
 

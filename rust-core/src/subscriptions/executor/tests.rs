@@ -178,6 +178,7 @@ fn resolver_groups_share_one_call_and_keep_order() {
                 l1.group,
                 l1.seq,
                 l1.subs,
+                l1.published,
                 Resolution::Value(json!({"id": "second"}))
             ),
             0
@@ -187,6 +188,7 @@ fn resolver_groups_share_one_call_and_keep_order() {
                 p1.group,
                 p1.seq,
                 p1.subs,
+                p1.published,
                 Resolution::Value(json!({"id": "first"}))
             ),
             4
@@ -201,31 +203,87 @@ fn resolver_groups_share_one_call_and_keep_order() {
 }
 
 #[test]
-fn resolver_error_ends_the_group_with_an_error_frame() {
+fn resolver_error_is_a_field_error_and_the_subscription_goes_on() {
     let mut reg = Reg::default();
-    let mut s = spec("c", "s", None, None);
-    s.resolver = Some(ResolverSpec {
-        handle: 1,
-        identity: 1,
-        scope: ResolverScope::Global,
-    });
-    register(&mut reg, s);
+    for (id, query) in [
+        ("s", "subscription { users { id } }"),
+        ("aliased", "subscription { who: users { id } }"),
+    ] {
+        let mut s = spec("c", id, None, None);
+        s.plan = plan(query);
+        s.resolver = Some(ResolverSpec {
+            handle: 1,
+            identity: 1,
+            scope: ResolverScope::Global,
+        });
+        register(&mut reg, s);
+    }
+    let error = FieldError {
+        message: "Internal server error".into(),
+        extensions: json!({"code": "INTERNAL_SERVER_ERROR"})
+            .as_object()
+            .cloned(),
+    };
     let (_, pending) = reg.dispatch(&event("users", json!({}), None, None));
+    assert_eq!(pending.len(), 1, "one call for the group");
     for p in pending {
-        reg.resolve(p.group, p.seq, p.subs, Resolution::Error("boom".into()));
+        let n = reg.resolve(
+            p.group,
+            p.seq,
+            p.subs,
+            p.published,
+            Resolution::Error(error.clone()),
+        );
+        assert_eq!(n, 2);
     }
     assert_eq!(
         next_json(&mut reg, "s"),
-        Some(
-            json!({"id": "s", "type": "error", "payload": [{"message": "boom", "path": ["users"], "extensions": {"code": "RESOLVER_ERROR"}}]})
-        )
+        Some(json!({"id": "s", "type": "next", "payload": {
+            "errors": [{"message": "Internal server error", "path": ["users"],
+                        "extensions": {"code": "INTERNAL_SERVER_ERROR"}}],
+            "data": {"users": null}}}))
     );
-    assert_eq!(reg.active_subscriptions(), 0);
-    assert!(
-        reg.key_of("s").is_none(),
-        "freed once its last frame was taken"
+    assert_eq!(
+        next_json(&mut reg, "aliased"),
+        Some(json!({"id": "aliased", "type": "next", "payload": {
+            "errors": [{"message": "Internal server error", "path": ["who"],
+                        "extensions": {"code": "INTERNAL_SERVER_ERROR"}}],
+            "data": {"who": null}}}))
     );
-    assert_eq!(reg.group_count(), 0);
+    assert_eq!(reg.metrics.resolver_errors, 1);
+    assert_eq!(reg.active_subscriptions(), 2, "a field error ends nothing");
+    let (_, pending) = reg.dispatch(&event("users", json!({}), None, None));
+    for p in pending {
+        reg.resolve(
+            p.group,
+            p.seq,
+            p.subs,
+            p.published,
+            Resolution::Value(json!({"id": "2"})),
+        );
+    }
+    assert_eq!(
+        next_json(&mut reg, "s").map(|v| v["payload"].clone()),
+        Some(json!({"data": {"users": {"id": "2"}}}))
+    );
+}
+
+#[test]
+fn drained_frames_record_their_delivery_time() {
+    let mut reg = Reg::default();
+    register(&mut reg, spec("c", "s", None, None));
+    let mut e = event("users", json!({"id": 1}), None, None);
+    e.ts = now_seconds() - 0.003;
+    reg.dispatch(&e);
+    reg.dispatch(&event("users", json!({"id": 2}), None, None)); // ts 0: past every bucket
+    assert_eq!(reg.drain("c").map(|f| f.len()), Some(2));
+    let h = &reg.metrics.delivery;
+    assert_eq!(h.count(), 2);
+    let over = crate::subscriptions::metrics::DELIVERY_BUCKETS.len();
+    assert_eq!(h.counts[over], 1);
+    // 3 ms (plus the test's own time) lands in the 5 ms or a later bucket, never before.
+    let bucket = h.counts[..over].iter().position(|&n| n == 1);
+    assert!(matches!(bucket, Some(5..)), "{:?}", h.counts);
 }
 
 #[test]
