@@ -49,6 +49,10 @@ class ValueFilter(TypedDict, total=False):
 #: JSON-compatible value) is the root field's value; None sends nothing.
 Resolver = Callable[["PyEvent", Any, Any], Any]
 
+#: What a client sees of a failed resolver call: `(exception, root field name) -> {"message":
+#: str, "extensions": {...} | None}`; called once per failed call (per group, not subscriber).
+FormatError = Callable[[BaseException, str], Mapping[str, Any]]
+
 @final
 class PyEvent:
     """The event passed to resolvers as their first argument."""
@@ -129,6 +133,7 @@ class PySubscriptionExecutor:
         max_queue: int = 1000,
         overflow_policy: OverflowPolicy = "lag",
         schema: Mapping[str, Any] | None = None,
+        format_error: FormatError | None = None,
     ) -> PySubscriptionExecutor:
         """`schema` describes the GraphQL schema so that responses follow it (static
         `__typename`, scalar coercion, null bubbling with `errors`, fields read from their source
@@ -142,6 +147,13 @@ class PySubscriptionExecutor:
                        "DateTime": {"kind": "SCALAR"}}}
 
         Without it, data is projected by field name and sent as it is. ValueError if invalid.
+
+        A resolver that raises (or returns something that is not JSON) for an event gives that
+        event's subscribers a `next` with the error at the root field's path and the field
+        null (`data` null when the field is non-null); they keep receiving later events.
+        `format_error(exception, field_name)` is called once per failed call and returns what
+        the client sees, `{"message": ..., "extensions": {...}}`; without it, or when it fails,
+        the message is "Internal server error" with code INTERNAL_SERVER_ERROR.
         """
     @property
     def config(self) -> PyEventBusConfig:
@@ -244,6 +256,10 @@ class PySubscriptionExecutor:
     def connection_subscriptions(self, connection_id: str) -> list[str]:
         """Ids of the connection's active subscriptions. KeyError if unknown."""
     def get_metrics(self) -> Metrics: ...
+    def delivery_histogram(self) -> tuple[list[float], list[int], float]:
+        """Time from publish (the event's `ts`) to its frame being drained for sending:
+        `(bucket upper bounds in seconds, count per bucket, sum of seconds)`. Counts are per
+        bucket, not cumulative, with one more entry than the bounds (above the last)."""
 
 #: The `type` of a graphql-transport-ws message.
 GraphQLMessageType = Literal[

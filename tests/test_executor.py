@@ -341,7 +341,7 @@ def test_resolver_none_and_exception() -> None:
         return None
 
     def boom(event: PyEvent, variables: Any, context: Any) -> Any:
-        raise RuntimeError("database is down")
+        raise RuntimeError("db password=hunter2 at 10.0.0.5 failed")
 
     def not_json(event: PyEvent, variables: Any, context: Any) -> Any:
         return {"id": object()}
@@ -351,28 +351,61 @@ def test_resolver_none_and_exception() -> None:
     register(executor, "boom", resolver=boom)
     register(executor, "bad", resolver=not_json)
     register(executor, "plain")
-    assert executor.publish_event("e", "users", {"id": "1"}) == 1
+    masked = {
+        "errors": [
+            {
+                "message": "Internal server error",
+                "path": ["users"],
+                "extensions": {"code": "INTERNAL_SERVER_ERROR"},
+            }
+        ],
+        "data": {"users": None},
+    }
+    # A failed call is a field error in that event's `next`; nothing of the exception leaks.
+    assert executor.publish_event("e", "users", {"id": "1"}) == 3
     assert frames(executor, "skip") == []
-    assert frames(executor, "boom") == [
-        {
-            "id": "boom",
-            "type": "error",
-            "payload": [
-                {
-                    "message": "database is down",
-                    "path": ["users"],
-                    "extensions": {"code": "RESOLVER_ERROR"},
-                }
-            ],
-        }
-    ]
-    (bad,) = frames(executor, "bad")
-    assert "not JSON-serializable" in bad["payload"][0]["message"]
-    assert not executor.is_active("boom")
-    assert executor.is_active("skip")
+    assert frames(executor, "boom") == [{"id": "boom", "type": "next", "payload": masked}]
+    assert frames(executor, "bad") == [{"id": "bad", "type": "next", "payload": masked}]
+    assert executor.is_active("boom") and executor.is_active("bad") and executor.is_active("skip")
     metrics = executor.get_metrics()
     assert (metrics["resolver_errors"], metrics["resolver_skips"]) == (2, 1)
-    assert executor.publish_event("e", "users", {"id": "2"}) == 1  # others unaffected
+    assert executor.publish_event("e", "users", {"id": "2"}) == 3  # the subscriptions go on
+
+
+def unmasked(exception: BaseException, field: str) -> dict[str, Any]:
+    return {"message": str(exception)}
+
+
+def test_format_error_decides_what_the_client_sees(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[tuple[str, str]] = []
+
+    def format_error(exception: BaseException, field: str) -> dict[str, Any]:
+        seen.append((type(exception).__name__, field))
+        return {"message": f"failed: {exception}", "extensions": {"code": "X", "n": 1}}
+
+    def boom(event: PyEvent, variables: Any, context: Any) -> Any:
+        raise ValueError(event.data["why"])
+
+    executor = PySubscriptionExecutor(format_error=format_error)
+    register(executor, "a", resolver=boom, query="subscription { who: users { id } }")
+    executor.publish_event("e", "users", {"why": "no"})
+    assert frames(executor, "a")[0]["payload"] == {
+        "errors": [{"message": "failed: no", "path": ["who"], "extensions": {"code": "X", "n": 1}}],
+        "data": {"who": None},
+    }
+    assert seen == [("ValueError", "users")], "once per call, with the field's name"
+    # A hook that fails or answers nonsense: masked, never the raw text; its failure reported.
+    unraisable: list[Any] = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    for answer in [42, {"message": 1}, {"message": "m", "extensions": []}]:
+        executor = PySubscriptionExecutor(format_error=lambda exception, field, a=answer: a)
+        register(executor, "b", resolver=boom)
+        executor.publish_event("e", "users", {"why": "secret"})
+        (frame,) = frames(executor, "b")
+        assert frame["payload"]["errors"][0]["message"] == "Internal server error"
+    assert [type(u.exc_value) for u in unraisable] == [TypeError] * 3
+    with pytest.raises(TypeError, match="format_error must be callable"):
+        PySubscriptionExecutor(format_error=1)  # type: ignore[arg-type]
 
 
 def test_async_resolvers_deliver_in_publish_order() -> None:
@@ -401,27 +434,28 @@ def test_async_resolver_error_and_sync_publish() -> None:
         async def fail(event: PyEvent, variables: Any, context: Any) -> Any:
             raise ValueError("nope")
 
-        executor = PySubscriptionExecutor()
+        executor = PySubscriptionExecutor(format_error=unmasked)
         register(executor, "s", resolver=fail)
         assert executor.publish_event("e", "users", {}) == 0  # scheduled, not yet delivered
         for _ in range(3):
             await asyncio.sleep(0)
+        assert executor.is_active("s")
         return frames(executor, "s")
 
     (frame,) = asyncio.run(main())
-    assert frame["type"] == "error"
-    assert frame["payload"][0]["message"] == "nope"
+    assert frame["type"] == "next"
+    assert frame["payload"]["errors"][0]["message"] == "nope"
 
 
 def test_async_resolver_without_running_loop_is_an_error_frame() -> None:
     async def resolver(event: PyEvent, variables: Any, context: Any) -> Any:
         return {"id": "1"}
 
-    executor = PySubscriptionExecutor()
+    executor = PySubscriptionExecutor(format_error=unmasked)
     register(executor, "s", resolver=resolver)
     executor.publish_event("e", "users", {})
     (frame,) = frames(executor, "s")
-    assert "needs a running asyncio event loop" in frame["payload"][0]["message"]
+    assert "needs a running asyncio event loop" in frame["payload"]["errors"][0]["message"]
     with pytest.raises(RuntimeError, match="running asyncio event loop"):
         executor.publish_event_async("e", "users", {})
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +17,7 @@ from helpers import running_server, ws_client
 
 from fraiseql_fastapi import ConnectionContext, SubscriptionManager, subscription
 from fraiseql_fastapi.decorator import SubscriptionRegistry
-from fraiseql_fastapi.http_abstraction import ProtocolOptions
+from fraiseql_fastapi.http_abstraction import GraphQLTransportWSHandler, ProtocolOptions
 from fraiseql_fastapi.http_abstraction.fastapi import SubscriptionRouterFactory
 
 pytestmark = pytest.mark.anyio
@@ -38,8 +39,6 @@ async def message_posted(event: Any, room_id: str, context: Any) -> Message | No
     """New messages in a room."""
     if event.data.get("skip"):
         return None
-    if event.data.get("fail"):
-        raise RuntimeError("resolver failed")
     return Message(id=event.data["id"], room_id=event.data["room_id"], text=event.data["text"])
 
 
@@ -65,8 +64,8 @@ def authenticate(payload: Any, websocket: Any) -> Any:
 ROOM = "subscription ($room: String!) { messagePosted(roomId: $room) { id text } }"
 
 
-def make_app(**options: Any) -> tuple[FastAPI, SubscriptionManager]:
-    manager = SubscriptionManager(subscriptions=registry.fields)
+def make_app(max_queue: int = 1000, **options: Any) -> tuple[FastAPI, SubscriptionManager]:
+    manager = SubscriptionManager(subscriptions=registry.fields, max_queue=max_queue)
     app = FastAPI(lifespan=manager.lifespan)
     defaults: dict[str, Any] = {"connection_init_timeout": 0.5, "ping_interval": None}
     app.include_router(
@@ -78,8 +77,10 @@ def make_app(**options: Any) -> tuple[FastAPI, SubscriptionManager]:
 
 
 @contextlib.asynccontextmanager
-async def server(**options: Any) -> AsyncIterator[tuple[str, SubscriptionManager]]:
-    app, manager = make_app(**options)
+async def server(
+    max_queue: int = 1000, **options: Any
+) -> AsyncIterator[tuple[str, SubscriptionManager]]:
+    app, manager = make_app(max_queue, **options)
     async with running_server(app) as address:
         yield address, manager
 
@@ -258,20 +259,6 @@ async def test_query_over_the_socket() -> None:
         assert await c.receive() == {"id": "q", "type": "complete"}
 
 
-async def test_resolver_error_is_an_error_message() -> None:
-    async with server() as (address, manager), ws_client(address) as c:
-        await c.init()
-        await c.subscribe("1", ROOM, {"room": "1"})
-        await until(lambda: manager.get_metrics()["subscribers"] == 1)
-        await manager.publish("room:1", {"id": "1", "room_id": "1", "text": "", "fail": True})
-        error = await c.receive()
-        assert error["type"] == "error"
-        assert error["payload"][0]["message"] == "resolver failed"
-        # The operation ended, so its id is free again.
-        await c.subscribe("1", ROOM, {"room": "1"})
-        await until(lambda: manager.get_metrics()["subscribers"] == 1)
-
-
 async def test_two_subscriptions_in_order_without_loss() -> None:
     count = 1000
     async with server() as (address, manager), ws_client(address) as c:
@@ -335,18 +322,21 @@ async def test_subscription_limit() -> None:
 
 
 async def test_subscription_limit_counts_live_operations_only() -> None:
-    async with server(max_subscriptions=2) as (address, manager), ws_client(address) as c:
+    options = {"max_subscriptions": 2, "max_queue": 2}
+    async with server(**options) as (address, manager), ws_client(address) as c:
         await c.init()
         await c.subscribe("a", ROOM, {"room": "a"})
         await c.subscribe("b", ROOM, {"room": "b"})
         await until(lambda: manager.get_metrics()["subscribers"] == 2)
-        # Operations the server ended (here by a resolver error) free their place, again and
-        # again, without the connection keeping track of more than a few of them.
+        # Operations the server ended (here by falling behind: three events, with no chance to
+        # send in between, for a queue of two) free their place, again and again, without the
+        # connection keeping track of more than a few of them.
         for n in range(10):
             victim = f"r{n - 1}" if n else "a"
-            data = {"id": "1", "room_id": victim, "text": "", "fail": True}
-            await manager.publish(f"room:{victim}", data)
-            assert (await c.receive())["id"] == victim
+            for i in range(3):
+                data = {"id": str(i), "room_id": victim, "text": ""}
+                manager.executor.publish_event("e", f"room:{victim}", data)
+            assert [(await c.receive())["type"] for _ in range(3)] == ["next", "next", "error"]
             await c.subscribe(f"r{n}", ROOM, {"room": f"r{n}"})
             await until(lambda: manager.get_metrics()["subscribers"] == 2)
         (handler,) = manager._handlers.values()
@@ -425,3 +415,70 @@ async def test_a_tight_publish_loop_does_not_lag_subscribers() -> None:
         received = [(await c.receive())["payload"]["data"]["counter"] for _ in range(count)]
         assert received == list(range(count))
         assert manager.get_metrics()["queue_overflows"] == 0
+
+
+# --- ordering against the client's complete -----------------------------------------------
+
+
+class GatedSocket:
+    """A `WebSocketAdapter` whose sends wait at a gate, like a socket whose buffer is full;
+    it records, for every frame sent, whether its operation was still live in the core."""
+
+    def __init__(self, manager: SubscriptionManager) -> None:
+        self.manager = manager
+        self.handler: GraphQLTransportWSHandler | None = None
+        self.incoming: asyncio.Queue[str] = asyncio.Queue()
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.sent: list[tuple[dict[str, Any], bool]] = []
+        self.closed = False
+
+    subprotocols = ("graphql-transport-ws",)
+    request = None
+
+    @property
+    def is_connected(self) -> bool:
+        return not self.closed
+
+    async def accept(self, subprotocol: str | None) -> None:
+        pass
+
+    async def receive_text(self) -> str:
+        return await self.incoming.get()
+
+    async def send_text(self, text: str) -> None:
+        await self.gate.wait()
+        message = json.loads(text)
+        assert self.handler is not None
+        live = self.manager.is_subscribed(self.handler.connection_id, message.get("id", ""))
+        self.sent.append((message, live))
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        self.closed = True
+
+
+async def test_no_next_is_sent_after_the_clients_complete_is_handled() -> None:
+    manager = SubscriptionManager(subscriptions=registry.fields)
+    socket = GatedSocket(manager)
+    handler = socket.handler = GraphQLTransportWSHandler(
+        manager, socket, options=ProtocolOptions(ping_interval=None)
+    )
+    task = asyncio.create_task(handler.run())
+    await socket.incoming.put(json.dumps({"type": "connection_init"}))
+    payload = {"query": "subscription { counter }"}
+    await socket.incoming.put(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
+    await until(lambda: manager.get_metrics()["subscribers"] == 1)
+    socket.gate.clear()  # the socket stops taking frames...
+    for n in range(3):  # ...while three events queue up for the operation
+        manager.executor.publish_event("e", "counter", {"n": n})
+    await until(lambda: manager.get_metrics()["frames_sent"] == 3)  # the sender took them
+    await socket.incoming.put(json.dumps({"id": "1", "type": "complete"}))
+    for _ in range(20):
+        await asyncio.sleep(0)
+    socket.gate.set()
+    await until(lambda: manager.get_metrics()["subscribers"] == 0)
+    await asyncio.sleep(0.05)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    nexts = [(m["payload"], live) for m, live in socket.sent if m.get("type") == "next"]
+    assert nexts == [({"data": {"counter": n}}, True) for n in range(3)]

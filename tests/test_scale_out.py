@@ -66,6 +66,14 @@ async def subscribers(http: httpx.AsyncClient, address: str) -> int:
     return count
 
 
+async def published(http: httpx.AsyncClient, address: str, count: int) -> None:
+    for _ in range(500):
+        if (await http.get(f"http://{address}/stats")).json()["bus_published"] >= count:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"{address} did not publish {count} events")
+
+
 @contextlib.asynccontextmanager
 async def subscribed(address: str, channel: str) -> AsyncIterator[Client]:
     async with ws_client(address) as client:
@@ -100,6 +108,10 @@ async def test_every_process_delivers_everything_once_in_order(bus: str) -> None
                             json={"channel": channel, "data": {"id": f"{address}-{n}", "value": n}},
                         )
                         response.raise_for_status()
+                    # `publish` returns once the event is queued for the bus: let this
+                    # process's events be on the bus before the other publishes (two
+                    # publishers at once have no order between them).
+                    await published(http, address, per_server)
                 expected = [f"{a}-{n}" for a in (one, two) for n in range(per_server)]
                 for client in (c1, c2, c3):
                     got = [

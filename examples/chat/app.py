@@ -10,6 +10,7 @@ then open http://127.0.0.1:8000/ in two windows (try tokens of different tenants
 - `POST /rooms/{room_id}/messages` with `Authorization: Bearer <token>` and `{"text": "hi"}`
   publishes to the room **of the poster's tenant**: the event carries `tenant_id`, so the Rust
   core delivers it only to connections of that tenant, even in a room of the same name.
+- `GET /metrics`: Prometheus metrics of the manager.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from fraiseql_fastapi import (
 from fraiseql_fastapi.decorator import SubscriptionRegistry
 from fraiseql_fastapi.http_abstraction import ProtocolOptions
 from fraiseql_fastapi.http_abstraction.fastapi import SubscriptionRouterFactory
+from fraiseql_fastapi.metrics import metrics_endpoint
 
 STATIC = Path(__file__).parent / "static"
 
@@ -119,6 +121,8 @@ def create_app(
             manager, path="/graphql", on_connect=authenticate, options=options
         )
     )
+
+    app.add_route("/metrics", metrics_endpoint(manager), include_in_schema=False)
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:

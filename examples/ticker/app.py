@@ -9,6 +9,7 @@ endpoints to publish ticks, fire bursts and read the manager's metrics.
 - `POST /burst` `{"channel": "prices", "count": 1000, "rate": 0}` publishes ticks with ids
   "0".."count-1" at `rate` per second (0: as fast as it can) -> `{"published": n, "seconds": s}`
 - `GET /stats`: `manager.get_metrics()`, including `subscribers`
+- `GET /metrics`: the same in Prometheus's text format (`fraiseql_fastapi.metrics`)
 
 The event bus comes from `FRAISEQL_EVENT_BUS`: `memory` (default), a `redis://` URL or a
 `postgresql://` URL.
@@ -30,6 +31,7 @@ from fraiseql_fastapi import ID, EventBusConfig, SubscriptionManager, subscripti
 from fraiseql_fastapi.decorator import SubscriptionRegistry
 from fraiseql_fastapi.http_abstraction import ProtocolOptions
 from fraiseql_fastapi.http_abstraction.fastapi import SubscriptionRouterFactory
+from fraiseql_fastapi.metrics import metrics_endpoint
 
 #: This example's own subscriptions (so that importing several examples does not mix them).
 registry = SubscriptionRegistry()
@@ -127,6 +129,7 @@ def create_app(
     app = FastAPI(title="fraiseql-fastapi ticker", lifespan=manager.lifespan)
     app.state.manager = manager
     app.include_router(SubscriptionRouterFactory.create(manager, path="/graphql", options=options))
+    app.add_route("/metrics", metrics_endpoint(manager), include_in_schema=False)
 
     @app.post("/publish")
     async def publish(request: PublishRequest) -> dict[str, int]:

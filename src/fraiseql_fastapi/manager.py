@@ -8,6 +8,7 @@ publish events.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import inspect
 import logging
@@ -24,6 +25,7 @@ from fraiseql_core_rs import PyEvent, PyEventBusConfig, PySubscriptionExecutor
 from .context import ConnectionContext
 from .conversion import args_to_json, from_graphql_args, to_jsonable
 from .decorator import Scope, SubscriptionField, default_registry
+from .error_formatting import ErrorFormatter, FormatError
 from .schema import PreparedOperation, SubscriptionSchema
 
 if TYPE_CHECKING:
@@ -35,7 +37,9 @@ logger = logging.getLogger("fraiseql_fastapi")
 class CoreResolver:
     """What the Rust core calls, once per event for each group of subscriptions sharing a
     field, its arguments and its scope: turns the arguments into Python values, calls the user's
-    resolver and turns its result into JSON-compatible data."""
+    resolver and turns its result into JSON-compatible data. An exception goes back to the core,
+    which sends that event's subscribers a field error formatted by the manager's
+    `ErrorFormatter` (masked, logged) and keeps their subscriptions."""
 
     def __init__(self, field: SubscriptionField) -> None:
         self.field = field
@@ -59,6 +63,12 @@ class SubscriptionManager:
     await manager.publish("room:42", {"id": "1", "room_id": "42", "text": "hi"},
                           event_type="messagePosted")
     ```
+
+    A resolver that raises sends that event's subscribers a GraphQL field error, and their
+    subscriptions go on. Its message is masked ("Internal server error", code
+    INTERNAL_SERVER_ERROR) unless `mask_errors=False` (development) or the exception is a
+    `graphql.GraphQLError` raised on purpose; the exception is logged with its traceback on the
+    `fraiseql_fastapi` logger. `format_error(error) -> dict` may rewrite every error sent.
     """
 
     def __init__(
@@ -68,18 +78,24 @@ class SubscriptionManager:
         subscriptions: Iterable[SubscriptionField] | None = None,
         max_queue: int = 1000,
         overflow_policy: str = "lag",
+        mask_errors: bool = True,
+        format_error: FormatError | None = None,
     ) -> None:
         fields = list(default_registry.fields if subscriptions is None else subscriptions)
         self.schema = SubscriptionSchema(fields)
+        self.errors = ErrorFormatter(mask_errors=mask_errors, format_error=format_error)
         self.executor = PySubscriptionExecutor(
             bus,
             max_queue=max_queue,
             overflow_policy=overflow_policy,  # type: ignore[arg-type]
             schema=self.schema.core_type_info(),
+            format_error=self.errors.resolver_error,
         )
         self._resolvers = {field.name: CoreResolver(field) for field in fields}
         self._handlers: dict[str, GraphQLTransportWSHandler] = {}
         self._previous_signal_handlers: dict[int, Any] = {}
+        #: Connections closed, by close code (ours or the client's).
+        self.connections_closed: collections.Counter[int] = collections.Counter()
 
     # ----- application API ----------------------------------------------------------------------
 
@@ -116,9 +132,11 @@ class SubscriptionManager:
         return self.schema.print_schema()
 
     def get_metrics(self) -> dict[str, Any]:
-        """The core's counters and gauges, plus `subscribers` (active subscriptions)."""
+        """The core's counters and gauges, plus `subscribers` (active subscriptions) and
+        `connections_closed` (a dict: close code -> connections closed with it)."""
         metrics: dict[str, Any] = dict(self.executor.get_metrics())
         metrics["subscribers"] = metrics["active_subscriptions"]
+        metrics["connections_closed"] = dict(self.connections_closed)
         return metrics
 
     async def start(self) -> None:
@@ -201,9 +219,16 @@ class SubscriptionManager:
         return self.schema.prepare(query, operation_name, variables)
 
     async def execute(self, prepared: PreparedOperation, context: ConnectionContext) -> Any:
-        """Executes a query or mutation; returns the result in its wire form."""
+        """Executes a query or mutation; returns the result in its wire form, with errors
+        masked and formatted as for subscriptions."""
         result = await self.schema.execute(prepared, context)
-        return result.formatted
+        formatted: dict[str, Any] = {"data": result.data}
+        if result.errors:
+            self.errors.log_unexpected(result.errors)
+            formatted["errors"] = self.errors.format_all(result.errors)
+        if result.extensions is not None:
+            formatted["extensions"] = result.extensions
+        return formatted
 
     def open_connection(self, handler: GraphQLTransportWSHandler) -> str:
         """Registers a connection with the core; its handler is woken when frames are queued."""
@@ -217,6 +242,10 @@ class SubscriptionManager:
         self._handlers.pop(connection_id, None)
         with contextlib.suppress(KeyError):
             self.executor.remove_connection(connection_id)
+
+    def connection_closed(self, code: int) -> None:
+        """Counts a connection that closed with `code` (by us or by the client)."""
+        self.connections_closed[code] += 1
 
     def drain(self, connection_id: str) -> list[str]:
         """The frames queued for a connection (none once it is gone)."""

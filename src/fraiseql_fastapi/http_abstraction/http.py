@@ -24,7 +24,7 @@ async def execute_post(manager: SubscriptionManager, body: Any) -> tuple[int, di
         return 400, _errors("'operationName' must be a string")
     prepared = manager.prepare(body["query"], operation_name, variables)
     if isinstance(prepared, list):
-        return 400, {"errors": [error.formatted for error in prepared]}
+        return 400, {"errors": manager.errors.format_all(prepared)}
     if prepared.kind == "subscription":
         return 400, _errors("Subscriptions are served over WebSocket (graphql-transport-ws)")
     return 200, await manager.execute(prepared, ConnectionContext())

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from enum import Enum, IntEnum
 from typing import TYPE_CHECKING, Any
 
+from graphql import GraphQLError
+
 from fraiseql_core_rs import PyGraphQLMessage
 
 from ..context import ConnectionContext
@@ -38,6 +40,8 @@ class CloseCode(IntEnum):
 
     NORMAL_CLOSURE = 1000
     GOING_AWAY = 1001
+    #: Not sent: what a connection that ended without a close frame is counted as.
+    ABNORMAL_CLOSURE = 1006
     MESSAGE_TOO_BIG = 1009
     INTERNAL_SERVER_ERROR = 4500
     BAD_REQUEST = 4400
@@ -164,7 +168,8 @@ class GraphQLTransportWSHandler:
             while not self._closed:
                 try:
                     text = await self.websocket.receive_text()
-                except WebSocketDisconnected:
+                except WebSocketDisconnected as gone:
+                    self._mark_closed(gone.code)
                     break
                 except TypeError:
                     await self.close(CloseCode.BAD_REQUEST, "Binary messages are not supported")
@@ -186,15 +191,22 @@ class GraphQLTransportWSHandler:
 
     async def close(self, code: int, reason: str) -> None:
         """Closes the socket once (the reason is cut to the 123 bytes a close frame allows)."""
-        if self._closed:
+        if not self._mark_closed(code):
             return
-        self._closed = True
         encoded = reason.encode()[:123].decode(errors="ignore")
         with contextlib.suppress(Exception):
             await self.websocket.close(int(code), encoded)
 
-    async def _cleanup(self) -> None:
+    def _mark_closed(self, code: int) -> bool:
+        """Marks the connection closed with `code` and counts it; False if it already was."""
+        if self._closed:
+            return False
         self._closed = True
+        self.manager.connection_closed(code)
+        return True
+
+    async def _cleanup(self) -> None:
+        self._mark_closed(CloseCode.ABNORMAL_CLOSURE)  # when neither side closed (cancelled)
         for op_id in list(self._operations):
             self._forget(op_id)
         for task in self._tasks:
@@ -234,10 +246,11 @@ class GraphQLTransportWSHandler:
         while True:
             await ready.wait()
             ready.clear()
-            frames = drain(connection_id)
             await lock.acquire()
             try:
-                for text in frames:
+                # Drained under the lock, which a client's `complete` takes too: frames drained
+                # before it is handled are sent before it is, none after.
+                for text in drain(connection_id):
                     if self._closed:
                         return
                     await send_text(text)
@@ -273,7 +286,8 @@ class GraphQLTransportWSHandler:
         elif kind == "subscribe":
             await self._on_subscribe(message)
         elif kind == "complete":
-            self._forget(message.id or "")
+            async with self._send_lock:
+                self._forget(message.id or "")
         else:
             await self.close(CloseCode.BAD_REQUEST, f'Unexpected message of type "{kind}" received')
 
@@ -313,14 +327,14 @@ class GraphQLTransportWSHandler:
             )
             return
         if self._at_limit():
+            limit = self.options.max_subscriptions
             await self._send_errors(
                 op_id,
                 [
-                    {
-                        "message": "Too many operations on this connection "
-                        f"(at most {self.options.max_subscriptions})",
-                        "extensions": {"code": "TOO_MANY_SUBSCRIPTIONS"},
-                    }
+                    GraphQLError(
+                        f"Too many operations on this connection (at most {limit})",
+                        extensions={"code": "TOO_MANY_SUBSCRIPTIONS"},
+                    )
                 ],
             )
             return
@@ -329,12 +343,12 @@ class GraphQLTransportWSHandler:
             payload.query, payload.operation_name, payload.variables or None
         )
         if isinstance(prepared, list):
-            await self._send_errors(op_id, [error.formatted for error in prepared])
+            await self._send_errors(op_id, prepared)
             return
         if prepared.kind == "subscription":
             errors = self.manager.subscribe(self.connection_id, op_id, prepared, self.context)
             if errors:
-                await self._send_errors(op_id, [error.formatted for error in errors])
+                await self._send_errors(op_id, errors)
             else:
                 self._operations[op_id] = None
             return
@@ -355,8 +369,9 @@ class GraphQLTransportWSHandler:
         await self._send_json({"id": op_id, "type": MessageType.NEXT.value, "payload": result})
         await self._send_json({"id": op_id, "type": MessageType.COMPLETE.value})
 
-    async def _send_errors(self, op_id: str, errors: list[Any]) -> None:
-        await self._send_json({"id": op_id, "type": MessageType.ERROR.value, "payload": errors})
+    async def _send_errors(self, op_id: str, errors: list[GraphQLError]) -> None:
+        payload = self.manager.errors.format_all(errors)
+        await self._send_json({"id": op_id, "type": MessageType.ERROR.value, "payload": payload})
 
     def _is_live(self, op_id: str) -> bool:
         """A subscription the core ended (error, lag) is no longer live: its id is free."""

@@ -1,0 +1,248 @@
+"""Resolver errors as GraphQL defines them, over real WebSockets: a failed call for one event is
+a field error in that event's `next` (masked unless raised on purpose or unmasked), logged once
+per call with its traceback and counted; the subscription goes on. Only a stream failure
+(EVENTS_LAGGED) ends it with `error`."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from graphql import (
+    GraphQLError,
+    GraphQLField,
+    GraphQLObjectType,
+    GraphQLSchema,
+    GraphQLString,
+    graphql,
+)
+from helpers import running_server, ws_client
+from test_protocol import until
+
+from fraiseql_fastapi import SubscriptionManager, subscription
+from fraiseql_fastapi.decorator import SubscriptionRegistry
+from fraiseql_fastapi.error_formatting import ErrorFormatter
+from fraiseql_fastapi.http_abstraction import ProtocolOptions
+from fraiseql_fastapi.http_abstraction.fastapi import SubscriptionRouterFactory
+
+pytestmark = pytest.mark.anyio
+
+registry = SubscriptionRegistry()
+SECRET = "db password=hunter2 at 10.0.0.5 failed"
+
+
+@dataclass
+class Message:
+    id: str
+    text: str
+
+
+def outcome(data: Mapping[str, Any]) -> Message | None:
+    if data.get("fail") == "secret":
+        raise RuntimeError(SECRET)
+    if data.get("fail") == "graphql":
+        raise GraphQLError("Room is closed", extensions={"code": "ROOM_CLOSED", "room": "1"})
+    return Message(id=data["id"], text=data["text"])
+
+
+@subscription(channel="room", registry=registry)
+async def message_posted(event: Any) -> Message | None:
+    """Shared by every subscriber (no context): one call per event."""
+    return outcome(event.data)
+
+
+@subscription(channel="room", registry=registry)
+def required_message(event: Any) -> Message:
+    """A non-null field: its error nulls `data` itself."""
+    result = outcome(event.data)
+    assert result is not None
+    return result
+
+
+QUERY = "subscription { messagePosted { id text } }"
+
+
+@contextlib.asynccontextmanager
+async def server(**manager_options: Any) -> AsyncIterator[tuple[str, SubscriptionManager]]:
+    manager = SubscriptionManager(subscriptions=registry.fields, **manager_options)
+    app = FastAPI(lifespan=manager.lifespan)
+    app.include_router(
+        SubscriptionRouterFactory.create(manager, options=ProtocolOptions(ping_interval=None))
+    )
+    async with running_server(app) as address:
+        yield address, manager
+
+
+def masked(key: str, data: Any) -> dict[str, Any]:
+    return {
+        "errors": [
+            {
+                "message": "Internal server error",
+                "path": [key],
+                "extensions": {"code": "INTERNAL_SERVER_ERROR"},
+            }
+        ],
+        "data": data,
+    }
+
+
+async def test_an_exception_is_masked_logged_once_and_the_stream_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="fraiseql_fastapi")
+    async with server() as (address, manager), ws_client(address) as a, ws_client(address) as b:
+        for client in (a, b):
+            await client.init()
+            await client.subscribe("1", QUERY)
+        await client.subscribe("2", "subscription { alias: messagePosted { id } }")
+        await until(lambda: manager.get_metrics()["subscribers"] == 3)
+        await manager.publish("room", {"fail": "secret"})
+        assert await a.receive() == {
+            "id": "1",
+            "type": "next",
+            "payload": masked("messagePosted", {"messagePosted": None}),
+        }
+        received = [await b.receive(), await b.receive()]
+        assert sorted(received, key=lambda m: str(m["id"])) == [
+            {
+                "id": "1",
+                "type": "next",
+                "payload": masked("messagePosted", {"messagePosted": None}),
+            },
+            {"id": "2", "type": "next", "payload": masked("alias", {"alias": None})},
+        ]
+        # The same subscriptions get the next event.
+        await manager.publish("room", {"id": "7", "text": "hi"})
+        assert await a.receive() == {
+            "id": "1",
+            "type": "next",
+            "payload": {"data": {"messagePosted": {"id": "7", "text": "hi"}}},
+        }
+        assert manager.get_metrics()["resolver_errors"] == 1
+    records = [r for r in caplog.records if r.name == "fraiseql_fastapi"]
+    assert len(records) == 1, "one log record per resolver call, not per subscriber"
+    (record,) = records
+    assert record.levelno == logging.ERROR and "messagePosted" in record.getMessage()
+    assert record.exc_info is not None and str(record.exc_info[1]) == SECRET
+    assert "test_resolver_errors.py" in caplog.text, "with its traceback"
+
+
+async def test_a_graphql_error_goes_out_as_raised_and_unmasking_is_for_development() -> None:
+    async with server(mask_errors=False) as (address, manager), ws_client(address) as c:
+        await c.init()
+        await c.subscribe("1", QUERY)
+        await until(lambda: manager.get_metrics()["subscribers"] == 1)
+        await manager.publish("room", {"fail": "graphql"})
+        assert (await c.receive())["payload"]["errors"] == [
+            {
+                "message": "Room is closed",
+                "path": ["messagePosted"],
+                "extensions": {"code": "ROOM_CLOSED", "room": "1"},
+            }
+        ]
+        await manager.publish("room", {"fail": "secret"})
+        assert (await c.receive())["payload"]["errors"] == [
+            {
+                "message": SECRET,
+                "path": ["messagePosted"],
+                "extensions": {"code": "INTERNAL_SERVER_ERROR"},
+            }
+        ]
+    async with server() as (address, manager), ws_client(address) as c:
+        await c.init()
+        await c.subscribe("1", QUERY)
+        await until(lambda: manager.get_metrics()["subscribers"] == 1)
+        await manager.publish("room", {"fail": "graphql"})
+        assert (await c.receive())["payload"]["errors"][0]["message"] == "Room is closed"
+
+
+async def test_a_non_null_field_nulls_data() -> None:
+    async with server() as (address, manager), ws_client(address) as c:
+        await c.init()
+        await c.subscribe("1", "subscription { requiredMessage { id } }")
+        await until(lambda: manager.get_metrics()["subscribers"] == 1)
+        await manager.publish("room", {"fail": "secret"})
+        assert (await c.receive())["payload"] == masked("requiredMessage", None)
+
+
+async def test_format_error_rewrites_every_error() -> None:
+    seen: list[GraphQLError] = []
+
+    def format_error(error: GraphQLError) -> dict[str, Any]:
+        seen.append(error)
+        return {"message": f"sorry: {error.message}", "extensions": {"code": "SORRY"}}
+
+    async with server(format_error=format_error) as (address, manager), ws_client(address) as c:
+        await c.init()
+        await c.subscribe("bad", "subscription { nope }")
+        error = await c.receive()
+        assert error["type"] == "error"
+        assert error["payload"][0]["message"].startswith("sorry: Cannot query field 'nope'")
+        await c.subscribe("1", QUERY)
+        await until(lambda: manager.get_metrics()["subscribers"] == 1)
+        await manager.publish("room", {"fail": "secret"})
+        assert (await c.receive())["payload"]["errors"] == [
+            {
+                "message": "sorry: Internal server error",
+                "path": ["messagePosted"],
+                "extensions": {"code": "SORRY"},
+            }
+        ]
+    # The hook sees the masked error, with the exception behind it.
+    assert isinstance(seen[-1].original_error, RuntimeError)
+    assert str(seen[-1].original_error) == SECRET
+
+
+async def test_lagging_still_ends_the_subscription_with_error() -> None:
+    async with server(max_queue=3) as (address, manager), ws_client(address) as c:
+        await c.init()
+        await c.subscribe("1", "subscription { requiredMessage { id } }")
+        await until(lambda: manager.get_metrics()["subscribers"] == 1)
+        for i in range(5):  # no chance for the sender to run in between
+            manager.executor.publish_event("e", "room", {"id": str(i), "text": ""})
+        frames = [await c.receive() for _ in range(4)]
+        assert [f["type"] for f in frames] == ["next"] * 3 + ["error"]
+        assert frames[3]["payload"][0]["extensions"]["code"] == "EVENTS_LAGGED"
+        await until(lambda: manager.get_metrics()["subscribers"] == 0)
+
+
+async def test_query_errors_are_masked_and_logged(caplog: pytest.LogCaptureFixture) -> None:
+    def fail(*_: Any) -> str:
+        raise RuntimeError(SECRET)
+
+    def closed(*_: Any) -> str:
+        raise GraphQLError("Closed", extensions={"code": "CLOSED"})
+
+    query = GraphQLObjectType(
+        "Query",
+        {
+            "fail": GraphQLField(GraphQLString, resolve=fail),
+            "closed": GraphQLField(GraphQLString, resolve=closed),
+        },
+    )
+    result = await graphql(GraphQLSchema(query), "{ fail closed }")
+    assert result.errors
+    formatter = ErrorFormatter()
+    with caplog.at_level(logging.ERROR, logger="fraiseql_fastapi"):
+        formatter.log_unexpected(result.errors)
+    formatted = sorted(formatter.format_all(result.errors), key=lambda e: str(e["path"]))
+    assert formatted == [
+        {
+            "message": "Closed",
+            "locations": [{"line": 1, "column": 8}],
+            "path": ["closed"],
+            "extensions": {"code": "CLOSED"},
+        },
+        {
+            "message": "Internal server error",
+            "locations": [{"line": 1, "column": 3}],
+            "path": ["fail"],
+            "extensions": {"code": "INTERNAL_SERVER_ERROR"},
+        },
+    ]
+    assert len(caplog.records) == 1 and str(caplog.records[0].exc_info[1]) == SECRET  # type: ignore[index]
