@@ -246,3 +246,22 @@ async def test_query_errors_are_masked_and_logged(caplog: pytest.LogCaptureFixtu
         },
     ]
     assert len(caplog.records) == 1 and str(caplog.records[0].exc_info[1]) == SECRET  # type: ignore[index]
+
+
+async def test_a_failing_format_error_masks_and_keeps_the_connection(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def format_error(error: GraphQLError) -> dict[str, Any]:
+        raise ValueError(f"hook broke on {error.message}")
+
+    async with server(format_error=format_error) as (address, manager), ws_client(address) as c:
+        await c.init()
+        await c.subscribe("bad", "subscription { nope }")
+        assert (await c.receive())["payload"] == [
+            {"message": "Internal server error", "extensions": {"code": "INTERNAL_SERVER_ERROR"}}
+        ]
+        await c.subscribe("1", QUERY)
+        await until(lambda: manager.get_metrics()["subscribers"] == 1)
+        await manager.publish("room", {"fail": "secret"})
+        assert (await c.receive())["payload"] == masked("messagePosted", {"messagePosted": None})
+    assert "format_error failed" in caplog.text

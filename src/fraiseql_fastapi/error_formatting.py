@@ -57,9 +57,14 @@ class ErrorFormatter:
     def format(self, error: GraphQLError) -> Mapping[str, Any]:
         """The JSON form of one error as the client sees it."""
         error = self._masked(error)
-        if self.format_error is not None:
+        if self.format_error is None:
+            return error.formatted
+        try:
             return self.format_error(error)
-        return error.formatted
+        except Exception:
+            # A broken hook must not leak what it was meant to hide, nor end the connection.
+            logger.exception("format_error failed")
+            return {"message": MASKED_MESSAGE, "extensions": {"code": "INTERNAL_SERVER_ERROR"}}
 
     def format_all(self, errors: Iterable[GraphQLError]) -> list[Mapping[str, Any]]:
         return [self.format(error) for error in errors]
