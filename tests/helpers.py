@@ -7,13 +7,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import socket
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import uvicorn
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
+
+README = Path(__file__).parent.parent / "README.md"
+
+
+def python_block(heading: str) -> str:
+    """The first ```python block of the README after `heading`."""
+    text = README.read_text()
+    section = text[text.index(heading) :]
+    match = re.search(r"```python\n(.*?)```", section, re.DOTALL)
+    assert match is not None
+    return match.group(1)
 
 
 def free_port() -> int:

@@ -3,23 +3,11 @@ core example produces its frame."""
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from helpers import running_server, ws_client
-
-README = Path(__file__).parent.parent / "README.md"
-
-
-def python_block(heading: str) -> str:
-    text = README.read_text()
-    section = text[text.index(heading) :]
-    match = re.search(r"```python\n(.*?)```", section, re.DOTALL)
-    assert match is not None
-    return match.group(1)
+from helpers import python_block, running_server, ws_client
 
 
 @pytest.mark.anyio
