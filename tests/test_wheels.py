@@ -7,7 +7,6 @@ third-party packages from the package index."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -19,9 +18,8 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
-from helpers import free_port, python_block, ws_client
+from helpers import assert_quick_start_delivers, free_port, python_block
 
 ROOT = Path(__file__).parent.parent
 DIST = ROOT / "dist"
@@ -121,26 +119,7 @@ def quick_start_server(venv: Path, tmp_path: Path) -> Iterator[str]:
 
 @pytest.mark.anyio
 async def test_the_readme_quick_start_serves_a_subscription(quick_start_server: str) -> None:
-    async with ws_client(quick_start_server) as client:
-        assert await client.init({"token": "ann"}) == {"type": "connection_ack"}
-        await client.subscribe(
-            "1",
-            "subscription ($room: String!) { messagePosted(roomId: $room) { id text } }",
-            {"room": "42"},
-        )
-        async with httpx.AsyncClient(base_url=f"http://{quick_start_server}") as http:
-            for _ in range(200):  # until the subscription is registered
-                message = {"id": "1", "room_id": "42", "text": "hi"}
-                response = await http.post("/rooms/42/messages", json=message)
-                if response.json()["delivered"]:
-                    break
-                await asyncio.sleep(0.01)
-        assert response.json() == {"delivered": 1}
-        assert await client.receive() == {
-            "id": "1",
-            "type": "next",
-            "payload": {"data": {"messagePosted": {"id": "1", "text": "hi"}}},
-        }
+    await assert_quick_start_delivers(quick_start_server)
 
 
 def test_the_wheels_resolve_with_current_strawberry_and_gql(venv: Path, tmp_path: Path) -> None:
