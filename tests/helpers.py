@@ -7,13 +7,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import socket
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
+import httpx
 import uvicorn
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
+
+README = Path(__file__).parent.parent / "README.md"
+
+
+def python_block(heading: str) -> str:
+    """The first ```python block of the README after `heading`."""
+    text = README.read_text()
+    section = text[text.index(heading) :]
+    match = re.search(r"```python\n(.*?)```", section, re.DOTALL)
+    assert match is not None
+    return match.group(1)
 
 
 def free_port() -> int:
@@ -94,3 +108,28 @@ async def ws_client(
         open_timeout=5,
     ) as ws:
         yield Client(ws)
+
+
+async def assert_quick_start_delivers(address: str) -> None:
+    """The README quick start's exchange against a server at `address`: a subscription to room
+    42, a message posted over HTTP, and its `next`, projected onto the selection."""
+    async with ws_client(address) as client:
+        assert await client.init({"token": "ann"}) == {"type": "connection_ack"}
+        await client.subscribe(
+            "1",
+            "subscription ($room: String!) { messagePosted(roomId: $room) { id text } }",
+            {"room": "42"},
+        )
+        async with httpx.AsyncClient(base_url=f"http://{address}") as http:
+            for _ in range(200):  # until the subscription is registered
+                message = {"id": "1", "room_id": "42", "text": "hi"}
+                response = await http.post("/rooms/42/messages", json=message)
+                if response.json()["delivered"]:
+                    break
+                await asyncio.sleep(0.01)
+        assert response.json() == {"delivered": 1}
+        assert await client.receive() == {
+            "id": "1",
+            "type": "next",
+            "payload": {"data": {"messagePosted": {"id": "1", "text": "hi"}}},
+        }

@@ -539,8 +539,8 @@ ERRORS: list[tuple[Callable[..., Any], dict[str, Any], str]] = [
     (
         endless_input,
         {},
-        "endless_input: invalid schema: Cannot reference Input Object 'ChainInput' within "
-        "itself through a series of non-null fields: 'next'.",
+        "endless_input: invalid schema: Input Object ChainInput cannot be provided a finite "
+        "value because it references itself through fields: ChainInput.next.",
     ),
     (
         ok,

@@ -50,12 +50,16 @@ from graphql import (
     validate,
     validate_schema,
 )
-from graphql.execution.collect_fields import collect_fields
-from graphql.execution.values import get_argument_values, get_variable_values
 
 from .conversion import from_graphql_args, to_jsonable
 from .decorator import SubscriptionField
 from .errors import SubscriptionDefinitionError
+from .graphql_compat import (
+    CoercedVariables,
+    collect_fields,
+    get_argument_values,
+    get_variable_values,
+)
 from .names import error_context
 from .type_mapping import TypeMapper
 
@@ -101,7 +105,7 @@ class PreparedOperation:
     #: The variables as sent.
     variables: Mapping[str, Any]
     #: The variables coerced by the GraphQL rules (defaults applied).
-    variable_values: dict[str, Any]
+    variable_values: CoercedVariables
     field: SubscriptionField | None = None
     field_node: FieldNode | None = None
     args: dict[str, Any] | None = None
@@ -183,7 +187,7 @@ class SubscriptionSchema:
             )
         names = list(self.fields)
 
-        def resolve_names(_root: Any, _info: GraphQLResolveInfo) -> list[str]:
+        def resolve_names(_root: Any, _info: GraphQLResolveInfo[Any]) -> list[str]:
             return names
 
         listing = GraphQLField(
@@ -266,7 +270,7 @@ class SubscriptionSchema:
             fragments,
             prepared.variable_values,
             subscription_type,
-            prepared.operation.selection_set,
+            prepared.operation,
         )
         if not root_fields:  # every root field skipped by @skip / @include
             return [GraphQLError("The subscription selects no field.", prepared.operation)]

@@ -290,7 +290,7 @@ def _unsupported(hint: Any) -> SubscriptionDefinitionError:
 def _attribute_resolver(python_name: str) -> Callable[..., Any]:
     """Reads a field by its Python name, from a mapping or an object (for query execution)."""
 
-    def resolve(source: Any, _info: GraphQLResolveInfo, **_args: Any) -> Any:
+    def resolve(source: Any, _info: GraphQLResolveInfo[Any], **_args: Any) -> Any:
         if isinstance(source, Mapping):
             return source.get(python_name)
         return getattr(source, python_name, None)
@@ -299,7 +299,7 @@ def _attribute_resolver(python_name: str) -> Callable[..., Any]:
 
 
 def _resolve_union(names: Mapping[Any, str]) -> Callable[..., str | None]:
-    def resolve_type(value: Any, _info: GraphQLResolveInfo, _abstract: Any) -> str | None:
+    def resolve_type(value: Any, _info: GraphQLResolveInfo[Any], _abstract: Any) -> str | None:
         if isinstance(value, Mapping):
             typename = value.get("__typename")
             return typename if isinstance(typename, str) else None
