@@ -101,7 +101,7 @@ const PRUNE_BATCH: i64 = 10_000;
 /// a reconnect must cover) even when none of this process's channels has events.
 const REFRESH_EVERY: Duration = Duration::from_secs(30);
 /// Stored as the table's comment once the schema is complete; bumped when the SQL changes.
-const SCHEMA_VERSION: &str = "fraiseql bus schema 2";
+const SCHEMA_VERSION: &str = "fraiseql bus schema 3";
 
 /// The names of everything the bus creates for one prefix.
 #[derive(Debug, Clone)]
@@ -210,7 +210,8 @@ $fn$;
 
 -- Deletes up to `batch` events committed more than `retention` ago; returns how many. Commit
 -- time is known through snapshots recorded here on each call: a row visible in a snapshot taken
--- at least `retention` ago had committed by then. One caller at a time; others return 0.
+-- at least `retention` ago had committed by then (one every half retention, between 1 and 10
+-- seconds apart). One caller at a time; others return 0.
 CREATE OR REPLACE FUNCTION {prune_fn}(
     retention interval DEFAULT '1 hour', batch integer DEFAULT 10000
 ) RETURNS bigint LANGUAGE plpgsql VOLATILE SET search_path FROM CURRENT AS $fn$
@@ -224,7 +225,8 @@ BEGIN
     END IF;
     IF NOT EXISTS (SELECT 1 FROM {marks}
                    WHERE taken_at > clock_timestamp()
-                                    - least(interval '10 seconds', retention / 2)) THEN
+                                    - greatest(interval '1 second',
+                                               least(interval '10 seconds', retention / 2))) THEN
         INSERT INTO {marks} (snap) VALUES (pg_current_snapshot());
     END IF;
     SELECT taken_at, snap INTO horizon_at, horizon FROM {marks}
