@@ -4,7 +4,9 @@ Every class is available both here and in the submodule `fraiseql_core_rs.subscr
 Checked against the compiled module by `python -m mypy.stubtest fraiseql_core_rs`.
 """
 
+import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import timedelta
 from types import ModuleType
 from typing import Any, ClassVar, Literal, TypedDict, final
 
@@ -363,19 +365,30 @@ class PyEventBusConfig:
     def memory() -> PyEventBusConfig:
         """In-process bus: a single worker."""
     @staticmethod
-    def redis(url: str, consumer_group: str = "fraiseql-subscriptions") -> PyEventBusConfig:
+    def redis(
+        url: str,
+        consumer_group: str = "fraiseql-subscriptions",
+        tls_ca_file: str | os.PathLike[str] | None = None,
+    ) -> PyEventBusConfig:
         """Redis bus. `url` is a redis://, rediss://, unix:// or redis+unix:// URL (redis:// and
         rediss:// need a host), e.g. `redis://:password@localhost:6379/0`; `consumer_group`
-        must not be empty."""
+        must not be empty. A rediss:// server is verified against the system's trusted roots,
+        or against the CA certificates of the PEM file `tls_ca_file` (read now: ValueError when
+        it is missing or holds no certificate); `rediss://...#insecure` skips verification."""
     @staticmethod
     def postgresql(
-        connection_string: str, channel_prefix: str = "fraiseql"
+        connection_string: str,
+        channel_prefix: str = "fraiseql",
+        retention: float | timedelta = 3600.0,
     ) -> PyEventBusConfig:
         """PostgreSQL bus. `connection_string` is a postgresql:// or postgres:// URL or a libpq
         key=value DSN such as `host=127.0.0.1 dbname=app user=app`, and must name a host.
+        TLS follows libpq: `sslmode` (disable, prefer (the default), require, verify-ca,
+        verify-full) and `sslrootcert` (a PEM file, read now, or `system`).
         `channel_prefix` names the events table and SQL functions (`{prefix}_events`,
         `{prefix}_publish`): two applications on one database stay apart with different
-        prefixes."""
+        prefixes. `retention` (seconds or a timedelta, positive) is how long events stay in the
+        table: the longest outage a process recovers from without losing events."""
     @property
     def bus_type(self) -> EventBusType: ...
     @property
@@ -391,5 +404,11 @@ class PyEventBusConfig:
     @property
     def channel_prefix(self) -> str | None:
         """The PostgreSQL table and function prefix; None for other buses."""
+    @property
+    def tls_ca_file(self) -> str | None:
+        """The Redis CA file; None when not given and for other buses."""
+    @property
+    def retention(self) -> float | None:
+        """The PostgreSQL retention in seconds; None for other buses."""
     def __eq__(self, other: object, /) -> bool: ...
     def __hash__(self) -> int: ...

@@ -1,9 +1,19 @@
-"""Shared fixtures. Helpers for servers and clients live in `helpers.py`."""
+"""Shared fixtures. Helpers for servers and clients live in `helpers.py` and `tls_servers.py`."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from helpers import running_server, ws_client
+from tls_servers import (
+    Certificates,
+    TlsPostgres,
+    TlsRedis,
+    make_certificates,
+    tls_postgres,
+    tls_redis,
+)
 
 __all__ = ["running_server", "ws_client"]
 
@@ -12,3 +22,25 @@ __all__ = ["running_server", "ws_client"]
 def anyio_backend() -> str:
     """Async tests run on asyncio (the loop the Rust core's callbacks expect)."""
     return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
+    """A CA, a server certificate for `localhost` it signed, and an unrelated CA."""
+    return make_certificates(tmp_path_factory.mktemp("certs"))
+
+
+@pytest.fixture(scope="session")
+def redis_tls(
+    certificates: Certificates, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TlsRedis]:
+    """A TLS-only Redis of the tests' own, with a password."""
+    with tls_redis(certificates, tmp_path_factory.mktemp("redis-tls")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def postgres_tls(certificates: Certificates) -> Iterator[TlsPostgres]:
+    """A PostgreSQL cluster of the tests' own with ssl=on."""
+    with tls_postgres(certificates) as server:
+        yield server

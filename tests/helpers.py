@@ -1,4 +1,5 @@
-"""Test helpers: a real uvicorn server on 127.0.0.1 and a graphql-transport-ws test client.
+"""Test helpers: a real uvicorn server on 127.0.0.1, a graphql-transport-ws test client, and
+processes of the ticker example sharing a bus.
 
 Imported by tests as `from helpers import ...` (pytest puts tests/ on sys.path)."""
 
@@ -7,18 +8,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import re
 import socket
-from collections.abc import AsyncIterator
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import uvicorn
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-README = Path(__file__).parent.parent / "README.md"
+ROOT = Path(__file__).parent.parent
+README = ROOT / "README.md"
 
 
 def python_block(heading: str) -> str:
@@ -133,3 +139,106 @@ async def assert_quick_start_delivers(address: str) -> None:
             "type": "next",
             "payload": {"data": {"messagePosted": {"id": "1", "text": "hi"}}},
         }
+
+
+TICKS = "subscription ($ch: String!) { ticks(channel: $ch) { id value } }"
+
+
+@contextlib.contextmanager
+def ticker_process(bus: str, env: Mapping[str, str] | None = None) -> Iterator[str]:
+    """The ticker example in a process of its own on a free port, its bus from `bus`
+    (FRAISEQL_EVENT_BUS) and `env`; yields "127.0.0.1:PORT"."""
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "examples" / "ticker" / "app.py"),
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        env={**os.environ, **(env or {}), "FRAISEQL_EVENT_BUS": bus},
+    )
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+async def ready(http: httpx.AsyncClient, address: str) -> None:
+    for _ in range(300):
+        with contextlib.suppress(httpx.TransportError):
+            await http.get(f"http://{address}/stats")
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{address} did not start")
+
+
+async def subscribers(http: httpx.AsyncClient, address: str) -> int:
+    count: int = (await http.get(f"http://{address}/stats")).json()["subscribers"]
+    return count
+
+
+async def published(http: httpx.AsyncClient, address: str, count: int) -> None:
+    """Waits until the process at `address` has put `count` events on its bus."""
+    for _ in range(500):
+        if (await http.get(f"http://{address}/stats")).json()["bus_published"] >= count:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"{address} did not publish {count} events")
+
+
+@contextlib.asynccontextmanager
+async def subscribed(address: str, channel: str) -> AsyncIterator[Client]:
+    async with ws_client(address) as client:
+        await client.init()
+        await client.subscribe("1", TICKS, {"ch": channel})
+        yield client
+
+
+async def check_processes_share_the_bus(
+    bus: str, channel: str, per_server: int = 300, env: Mapping[str, str] | None = None
+) -> None:
+    """Two ticker processes on `bus`, two subscribers on one and one on the other; publishes
+    through each: every subscriber gets every event once, in order."""
+    with ticker_process(bus, env) as one, ticker_process(bus, env) as two:
+        async with httpx.AsyncClient(timeout=30) as http:
+            await ready(http, one)
+            await ready(http, two)
+            async with (
+                subscribed(one, channel) as c1,
+                subscribed(one, channel) as c2,
+                subscribed(two, channel) as c3,
+            ):
+                for _ in range(200):
+                    if await subscribers(http, one) == 2 and await subscribers(http, two) == 1:
+                        break
+                    await asyncio.sleep(0.02)
+                await asyncio.sleep(0.2)  # the bus listens once the subscription is in
+                # Publish through each process, one after the other.
+                for address in (one, two):
+                    for n in range(per_server):
+                        response = await http.post(
+                            f"http://{address}/publish",
+                            json={"channel": channel, "data": {"id": f"{address}-{n}", "value": n}},
+                        )
+                        response.raise_for_status()
+                    # `publish` returns once the event is queued for the bus: let this
+                    # process's events be on the bus before the other publishes (two
+                    # publishers at once have no order between them).
+                    await published(http, address, per_server)
+                expected = [f"{a}-{n}" for a in (one, two) for n in range(per_server)]
+                for client in (c1, c2, c3):
+                    got = [
+                        (await client.receive(timeout=20))["payload"]["data"]["ticks"]["id"]
+                        for _ in expected
+                    ]
+                    assert got == expected
+                    with pytest.raises(asyncio.TimeoutError):
+                        await client.receive(timeout=0.3)  # and nothing more: no duplicate

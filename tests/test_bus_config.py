@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import re
+import subprocess
+from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -245,13 +248,18 @@ def test_postgresql_requires_a_host(conn: str, shown: str) -> None:
 def test_repr_masks_passwords() -> None:
     assert repr(PyEventBusConfig.memory()) == "PyEventBusConfig.memory()"
     assert repr(PyEventBusConfig.redis("redis://:hunter2@cache:6379/0", "g")) == (
-        "PyEventBusConfig.redis(url='redis://:***@cache:6379/0', consumer_group='g')"
+        "PyEventBusConfig.redis(url='redis://:***@cache:6379/0', consumer_group='g', "
+        "tls_ca_file=None)"
     )
     assert repr(PyEventBusConfig.postgresql("host=db password='hunter 2' user=u")) == (
-        "PyEventBusConfig.postgresql(connection_string=\"host=db password='***' user=u\")"
+        "PyEventBusConfig.postgresql(connection_string=\"host=db password='***' user=u\", "
+        "channel_prefix='fraiseql', retention=3600.0)"
     )
-    assert repr(PyEventBusConfig.postgresql("postgresql://h/db?password=hunter2")) == (
-        "PyEventBusConfig.postgresql(connection_string='postgresql://h/db?password=***')"
+    assert repr(
+        PyEventBusConfig.postgresql("postgresql://h/db?password=hunter2", "app", retention=90)
+    ) == (
+        "PyEventBusConfig.postgresql(connection_string='postgresql://h/db?password=***', "
+        "channel_prefix='app', retention=90.0)"
     )
 
 
@@ -277,3 +285,87 @@ def test_configs_are_immutable() -> None:
     config = PyEventBusConfig.memory()
     with pytest.raises(AttributeError):
         config.bus_type = "redis"  # type: ignore[misc]
+
+
+# --- TLS and retention ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def ca_file(tmp_path: Path) -> str:
+    """A CA certificate of the test's own (made with the openssl CLI)."""
+    path = tmp_path / "ca.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-subj",
+            "/CN=test-ca",
+            "-days",
+            "1",
+            "-nodes",
+            "-keyout",
+            str(tmp_path / "ca.key"),
+            "-out",
+            str(path),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return str(path)
+
+
+def test_redis_tls_ca_file(ca_file: str) -> None:
+    config = PyEventBusConfig.redis("rediss://:pw@cache:6380", tls_ca_file=Path(ca_file))
+    assert config.tls_ca_file == ca_file
+    assert repr(config) == (
+        "PyEventBusConfig.redis(url='rediss://:***@cache:6380', "
+        f"consumer_group='fraiseql-subscriptions', tls_ca_file={ca_file!r})"
+    )
+    assert config != PyEventBusConfig.redis("rediss://:pw@cache:6380")
+    assert PyEventBusConfig.redis("redis://h").tls_ca_file is None
+
+
+def test_redis_tls_ca_file_errors(ca_file: str, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"^cannot read CA file '/nonexistent\.pem': "):
+        PyEventBusConfig.redis("rediss://h", tls_ca_file="/nonexistent.pem")
+    (tmp_path / "empty.pem").write_text("not a certificate")
+    with pytest.raises(ValueError, match="holds no PEM certificate"):
+        PyEventBusConfig.redis("rediss://h", tls_ca_file=tmp_path / "empty.pem")
+    with pytest.raises(ValueError, match=r"needs a rediss:// URL, not 'redis://:\*\*\*@h'"):
+        PyEventBusConfig.redis("redis://:pw@h", tls_ca_file=ca_file)
+
+
+def test_postgresql_tls_options(ca_file: str) -> None:
+    for conn in (
+        f"host=h sslmode=verify-full sslrootcert={ca_file}",
+        f"postgresql://u:pw@h/db?sslmode=verify-ca&sslrootcert={ca_file}",
+        "postgresql://h/db?sslmode=require",
+        "host=h sslmode=disable",
+    ):
+        assert PyEventBusConfig.postgresql(conn).connection_string == conn
+    with pytest.raises(ValueError, match=r"invalid sslmode 'verify'; expected disable, prefer"):
+        PyEventBusConfig.postgresql("host=h sslmode=verify password=hunter2")
+    with pytest.raises(ValueError, match=r"'postgresql://u:\*\*\*@h/db\?sslrootcert=/no.pem"):
+        PyEventBusConfig.postgresql(
+            "postgresql://u:hunter2@h/db?sslrootcert=/no.pem&sslmode=verify-full"
+        )
+
+
+def test_postgresql_retention() -> None:
+    assert PyEventBusConfig.postgresql("host=h").retention == 3600.0
+    assert PyEventBusConfig.postgresql("host=h", retention=1.5).retention == 1.5
+    assert PyEventBusConfig.postgresql("host=h", retention=timedelta(days=1)).retention == 86400
+    assert PyEventBusConfig.postgresql("host=h", retention=60) == PyEventBusConfig.postgresql(
+        "host=h", retention=timedelta(minutes=1)
+    )
+    assert PyEventBusConfig.redis("redis://h").retention is None
+    for bad in (0, -1, float("nan"), timedelta(0)):
+        with pytest.raises(ValueError, match="retention must be positive"):
+            PyEventBusConfig.postgresql("host=h", retention=bad)
+    with pytest.raises(TypeError):
+        PyEventBusConfig.postgresql("host=h", retention="1h")  # type: ignore[arg-type]

@@ -496,3 +496,34 @@ def test_channel_prefixes_keep_applications_apart(tag: str) -> None:
     finally:
         for ex in (mine, theirs, also_mine):
             ex.stop_bus()
+
+
+def test_retention_is_configurable(tag: str, db: psycopg.Connection) -> None:
+    from datetime import timedelta
+
+    def app(prefix: str, retention: float | timedelta) -> PySubscriptionExecutor:
+        ex = PySubscriptionExecutor(
+            PyEventBusConfig.postgresql(
+                dsn(f"{tag}-{prefix}"), channel_prefix=prefix, retention=retention
+            )
+        )
+        ex.start_bus()
+        return ex
+
+    short, long = app("fq_ret_short", 1.0), app("fq_ret_long", timedelta(hours=1))
+    ch = f"{tag}-ch"
+
+    def rows(prefix: str) -> int:
+        return int(one(db, f"SELECT count(*) FROM {prefix}_events WHERE channel = %s", (ch,)))
+
+    try:
+        for i in range(5):
+            publish(short, ch, str(i))
+            publish(long, ch, str(i))
+        wait_for(lambda: rows("fq_ret_short") == 5 and rows("fq_ret_long") == 5)
+        # Pruned within a few seconds of the one-second retention; the hour keeps them.
+        wait_for(lambda: rows("fq_ret_short") == 0, timeout=15)
+        assert rows("fq_ret_long") == 5
+    finally:
+        short.stop_bus()
+        long.stop_bus()

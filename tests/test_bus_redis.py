@@ -287,3 +287,40 @@ def test_wrong_password_fails_at_start(own_redis: tuple[str, Callable[[], None]]
     ex = PySubscriptionExecutor(PyEventBusConfig.redis(bad))
     with pytest.raises(ConnectionError, match=r"Redis at redis://:\*\*\*@127\.0\.0\.1"):
         ex.start_bus()
+
+
+def test_publishers_leave_expiring_keys_and_scripts_go_by_sha(
+    own_redis: tuple[str, Callable[[], None]],
+) -> None:
+    url, _ = own_redis
+    server = redis.Redis.from_url(url)  # a server of its own: its command counts are ours
+    a, b = (PySubscriptionExecutor(PyEventBusConfig.redis(url, "g")) for _ in range(2))
+    a.start_bus()
+    b.start_bus()
+    try:
+        a.register_subscription("c", "s", QUERY, channels=["ch"])
+        wait_listening(server, "g", "ch")
+        for i in range(100):
+            b.publish_event("tick", "ch", {"id": str(i)})
+        assert pump(a, 100) == [str(i) for i in range(100)]
+        # One key per publisher, expiring a day after its last publish: none is kept forever.
+        keys = list(server.scan_iter("fraiseql:g:publisher:*"))
+        assert len(keys) == 1
+        assert 0 < server.pttl(keys[0]) <= 24 * 3600 * 1000
+        assert not server.exists("fraiseql:g:publishers")
+        # The script goes by its SHA: never EVAL with its text, and loaded again when flushed.
+        commandstats = server.info("commandstats")
+        assert "cmdstat_eval" not in commandstats
+        assert commandstats["cmdstat_evalsha"]["calls"] >= 100
+        server.script_flush()
+        # A publisher whose key expired keeps publishing (its numbers go on).
+        server.delete(*keys)
+        for i in range(100, 200):
+            b.publish_event("tick", "ch", {"id": str(i)})
+        assert pump(a, 100) == [str(i) for i in range(100, 200)]
+        assert b.get_metrics()["bus_published"] == 200
+        assert "cmdstat_eval" not in server.info("commandstats")
+    finally:
+        a.stop_bus()
+        b.stop_bus()
+        server.close()

@@ -11,8 +11,9 @@ endpoints to publish ticks, fire bursts and read the manager's metrics.
 - `GET /stats`: `manager.get_metrics()`, including `subscribers`
 - `GET /metrics`: the same in Prometheus's text format (`fraiseql_fastapi.metrics`)
 
-The event bus comes from `FRAISEQL_EVENT_BUS`: `memory` (default), a `redis://` URL or a
-`postgresql://` URL.
+The event bus comes from `FRAISEQL_EVENT_BUS`: `memory` (default), a `redis://` / `rediss://`
+URL or a `postgresql://` URL; `FRAISEQL_BUS_CA_FILE` names a PEM file of CA certificates the
+bus server is verified against (Redis: `tls_ca_file`; PostgreSQL: `sslrootcert`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import os
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import FastAPI
 from pydantic import BaseModel, Field
@@ -80,15 +82,21 @@ class BurstRequest(BaseModel):
     rate: float = Field(default=0.0, ge=0.0)
 
 
-def bus_from_env(value: str | None = None) -> EventBusConfig:
+def bus_from_env(value: str | None = None, ca_file: str | None = None) -> EventBusConfig:
     """The event bus named by `value` (default: `$FRAISEQL_EVENT_BUS`): `memory`, a Redis URL
-    or a PostgreSQL URL."""
+    or a PostgreSQL URL; `ca_file` (default: `$FRAISEQL_BUS_CA_FILE`) is the CA file its
+    server is verified against."""
     value = os.environ.get("FRAISEQL_EVENT_BUS", "memory") if value is None else value
+    if ca_file is None:
+        ca_file = os.environ.get("FRAISEQL_BUS_CA_FILE") or None
     if value in ("", "memory"):
         return EventBusConfig.memory()
     if value.startswith(("redis://", "rediss://", "unix://", "redis+unix://")):
-        return EventBusConfig.redis(value)
+        return EventBusConfig.redis(value, tls_ca_file=ca_file)
     if value.startswith(("postgresql://", "postgres://")):
+        if ca_file:
+            separator = "&" if "?" in value else "?"
+            value = f"{value}{separator}sslrootcert={quote(ca_file, safe='/')}"
         return EventBusConfig.postgresql(value)
     raise ValueError(
         f"FRAISEQL_EVENT_BUS must be 'memory', a redis:// URL or a postgresql:// URL, not {value!r}"

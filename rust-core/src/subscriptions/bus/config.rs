@@ -5,7 +5,9 @@
 //! Passwords never appear in error messages, `Debug`, `Display` or `__repr__`.
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::time::Duration;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -22,13 +24,21 @@ pub enum EventBusConfig {
     /// In-process only; a single worker.
     Memory,
     /// Redis streams, read through a consumer group.
-    Redis { url: String, consumer_group: String },
+    Redis {
+        url: String,
+        consumer_group: String,
+        /// PEM file of the CA certificates a rediss:// server is verified against, instead of
+        /// the system's trusted roots.
+        tls_ca_file: Option<String>,
+    },
     /// PostgreSQL LISTEN/NOTIFY.
     PostgreSQL {
         connection_string: String,
         /// Names the events table and SQL functions (`{prefix}_events`, `{prefix}_publish`):
         /// two applications on one database stay apart with different prefixes.
         channel_prefix: String,
+        /// How long events stay in the table: the longest outage a process recovers from.
+        retention: Duration,
     },
 }
 
@@ -42,26 +52,50 @@ impl EventBusConfig {
         }
     }
 
-    /// A Redis bus; `url` must be a redis://, rediss://, unix:// or redis+unix:// URL.
-    pub fn redis(url: &str, consumer_group: &str) -> Result<Self, String> {
+    /// A Redis bus; `url` must be a redis://, rediss://, unix:// or redis+unix:// URL, and
+    /// `tls_ca_file` (a PEM file, read now to check it) needs a rediss:// one.
+    pub fn redis(
+        url: &str,
+        consumer_group: &str,
+        tls_ca_file: Option<&str>,
+    ) -> Result<Self, String> {
         validate_redis_url(url)?;
         if consumer_group.is_empty() {
             return Err("Redis consumer group must not be empty".to_owned());
         }
+        if let Some(path) = tls_ca_file {
+            if url_scheme(url).is_none_or(|s| !s.eq_ignore_ascii_case("rediss")) {
+                return Err(format!(
+                    "tls_ca_file '{path}' needs a rediss:// URL, not '{}'",
+                    mask_password(url)
+                ));
+            }
+            super::tls::redis_ca(Path::new(path))?;
+        }
         Ok(EventBusConfig::Redis {
             url: url.to_owned(),
             consumer_group: consumer_group.to_owned(),
+            tls_ca_file: tls_ca_file.map(str::to_owned),
         })
     }
 
     /// A PostgreSQL bus; `connection_string` is a postgresql:// / postgres:// URL or a libpq
-    /// key=value DSN naming a host.
-    pub fn postgresql(connection_string: &str, channel_prefix: &str) -> Result<Self, String> {
+    /// key=value DSN naming a host (with libpq's `sslmode` and `sslrootcert`, whose file is read
+    /// now to check it); `retention` must be positive.
+    pub fn postgresql(
+        connection_string: &str,
+        channel_prefix: &str,
+        retention: Duration,
+    ) -> Result<Self, String> {
         validate_postgres(connection_string)?;
         super::postgres::check_prefix(channel_prefix)?;
+        if retention.is_zero() {
+            return Err("PostgreSQL bus retention must be positive".to_owned());
+        }
         Ok(EventBusConfig::PostgreSQL {
             connection_string: connection_string.to_owned(),
             channel_prefix: channel_prefix.to_owned(),
+            retention,
         })
     }
 }
@@ -74,16 +108,22 @@ impl fmt::Debug for EventBusConfig {
             EventBusConfig::Redis {
                 url,
                 consumer_group,
+                tls_ca_file,
             } => f
                 .debug_struct("Redis")
                 .field("url", &mask_password(url))
                 .field("consumer_group", consumer_group)
+                .field("tls_ca_file", tls_ca_file)
                 .finish(),
             EventBusConfig::PostgreSQL {
-                connection_string, ..
+                connection_string,
+                channel_prefix,
+                retention,
             } => f
                 .debug_struct("PostgreSQL")
                 .field("connection_string", &mask_password(connection_string))
+                .field("channel_prefix", channel_prefix)
+                .field("retention", retention)
                 .finish(),
         }
     }
@@ -96,6 +136,7 @@ impl fmt::Display for EventBusConfig {
             EventBusConfig::Redis {
                 url,
                 consumer_group,
+                ..
             } => write!(
                 f,
                 "redis bus at {} (consumer group {consumer_group})",
@@ -157,22 +198,11 @@ fn validate_redis_url(url: &str) -> Result<(), String> {
             ));
         }
     }
-    // Without a TLS feature the redis crate refuses every rediss:// URL; the rest of the URL is
-    // still checked by parsing it as redis://, and TLS support is a build matter for the client.
-    let checked = if tls {
-        format!("redis{}", &url[scheme.len()..])
-    } else {
-        url.to_owned()
-    };
-    checked
-        .as_str()
-        .into_connection_info()
-        .map(drop)
-        .map_err(|e| {
-            // RedisError's Display puts the error kind in the middle of the text; drop it.
-            let reason = e.to_string().replacen(" - InvalidClientConfig", "", 1);
-            format!("Invalid Redis URL '{masked}': {reason}")
-        })
+    url.into_connection_info().map(drop).map_err(|e| {
+        // RedisError's Display puts the error kind in the middle of the text; drop it.
+        let reason = e.to_string().replacen(" - InvalidClientConfig", "", 1);
+        format!("Invalid Redis URL '{masked}': {reason}")
+    })
 }
 
 /// The host part of a URL's authority (between user info and port), as written.
@@ -205,7 +235,11 @@ fn validate_postgres(connection_string: &str) -> Result<(), String> {
             ));
         }
     }
-    let config = tokio_postgres::Config::from_str(connection_string).map_err(|e| {
+    let invalid =
+        |reason: String| format!("Invalid PostgreSQL connection string '{masked}': {reason}");
+    let (rest, tls) = super::tls::split_pg_tls(connection_string).map_err(invalid)?;
+    tls.check().map_err(invalid)?;
+    let config = tokio_postgres::Config::from_str(&rest).map_err(|e| {
         let detail = match std::error::Error::source(&e) {
             Some(source) => format!("{e}: {source}"),
             None => e.to_string(),
@@ -280,12 +314,45 @@ fn is_password_key(key: &str) -> bool {
     key.eq_ignore_ascii_case("password") || key.eq_ignore_ascii_case("pass")
 }
 
-/// Masks `password=` values in a libpq key=value string, following its quoting rules (values
-/// may be single-quoted, and a backslash escapes the next character).
-fn mask_dsn(dsn: &str) -> String {
-    let mut out = String::with_capacity(dsn.len());
+/// One `key=value` entry of a libpq key=value string, as byte ranges into it.
+pub(super) struct DsnEntry<'a> {
+    pub key: &'a str,
+    /// The whole entry, from its key to the end of its value.
+    pub start: usize,
+    pub end: usize,
+    /// The value as written (with its quotes, if quoted).
+    raw: &'a str,
+    quoted: bool,
+}
+
+impl DsnEntry<'_> {
+    /// The value with quotes and backslash escapes resolved.
+    pub fn value(&self) -> String {
+        let inner = if self.quoted {
+            let body = &self.raw[1..];
+            body.strip_suffix('\'').unwrap_or(body)
+        } else {
+            self.raw
+        };
+        let mut out = String::with_capacity(inner.len());
+        let mut chars = inner.chars();
+        while let Some(c) = chars.next() {
+            if c == '\\' {
+                out.extend(chars.next());
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    }
+}
+
+/// The entries of a libpq key=value string, following its quoting rules (values may be
+/// single-quoted, and a backslash escapes the next character). Stops at the first part that is
+/// not key=value (the parser rejects it).
+pub(super) fn dsn_entries(dsn: &str) -> Vec<DsnEntry<'_>> {
+    let mut entries = Vec::new();
     let mut chars = dsn.char_indices().peekable();
-    let mut copied_to = 0;
     loop {
         while chars.next_if(|(_, c)| c.is_whitespace()).is_some() {}
         let Some(&(key_start, _)) = chars.peek() else {
@@ -299,10 +366,8 @@ fn mask_dsn(dsn: &str) -> String {
             }
             chars.next();
         }
-        let key = &dsn[key_start..key_end];
         while chars.next_if(|(_, c)| c.is_whitespace()).is_some() {}
         if chars.next_if(|&(_, c)| c == '=').is_none() {
-            // Not key=value: the parser rejects it, so there is nothing more to mask reliably.
             break;
         }
         while chars.next_if(|(_, c)| c.is_whitespace()).is_some() {}
@@ -322,10 +387,27 @@ fn mask_dsn(dsn: &str) -> String {
                 break;
             }
         }
-        if is_password_key(key) {
+        entries.push(DsnEntry {
+            key: &dsn[key_start..key_end],
+            start: key_start,
+            end: value_end,
+            raw: &dsn[value_start..value_end],
+            quoted,
+        });
+    }
+    entries
+}
+
+/// Masks `password=` values in a libpq key=value string.
+fn mask_dsn(dsn: &str) -> String {
+    let mut out = String::with_capacity(dsn.len());
+    let mut copied_to = 0;
+    for entry in dsn_entries(dsn) {
+        if is_password_key(entry.key) {
+            let value_start = entry.end - entry.raw.len();
             out.push_str(&dsn[copied_to..value_start]);
-            out.push_str(if quoted { "'***'" } else { MASK });
-            copied_to = value_end;
+            out.push_str(if entry.quoted { "'***'" } else { MASK });
+            copied_to = entry.end;
         }
     }
     out.push_str(&dsn[copied_to..]);
@@ -359,6 +441,41 @@ fn py_str_repr(py: Python<'_>, text: &str) -> PyResult<String> {
     Ok(PyString::new(py, text).repr()?.to_str()?.to_owned())
 }
 
+fn path_text(path: PathBuf) -> PyResult<String> {
+    path.into_os_string()
+        .into_string()
+        .map_err(|p| PyValueError::new_err(format!("path {p:?} is not valid UTF-8")))
+}
+
+/// A retention given as seconds (int or float) or a `datetime.timedelta`.
+#[derive(FromPyObject)]
+enum Retention {
+    Delta(Duration),
+    Seconds(f64),
+}
+
+impl Retention {
+    /// One hour, the default.
+    const DEFAULT: Retention = Retention::Seconds(3600.0);
+
+    fn duration(self) -> PyResult<Duration> {
+        let secs = match self {
+            Retention::Delta(d) => return Ok(d),
+            Retention::Seconds(secs) => secs,
+        };
+        if secs.is_nan() || secs <= 0.0 {
+            return Err(value_error(format!(
+                "PostgreSQL bus retention must be positive, not {secs} seconds"
+            )));
+        }
+        Duration::try_from_secs_f64(secs).map_err(|_| {
+            value_error(format!(
+                "PostgreSQL bus retention of {secs} seconds is too long"
+            ))
+        })
+    }
+}
+
 #[pymethods]
 impl PyEventBusConfig {
     #[staticmethod]
@@ -367,17 +484,25 @@ impl PyEventBusConfig {
     }
 
     #[staticmethod]
-    #[pyo3(signature = (url, consumer_group="fraiseql-subscriptions"))]
-    fn redis(url: &str, consumer_group: &str) -> PyResult<Self> {
-        EventBusConfig::redis(url, consumer_group)
+    #[pyo3(signature = (url, consumer_group="fraiseql-subscriptions", tls_ca_file=None))]
+    fn redis(url: &str, consumer_group: &str, tls_ca_file: Option<PathBuf>) -> PyResult<Self> {
+        let tls_ca_file = tls_ca_file.map(path_text).transpose()?;
+        EventBusConfig::redis(url, consumer_group, tls_ca_file.as_deref())
             .map(Self::from)
             .map_err(value_error)
     }
 
     #[staticmethod]
-    #[pyo3(signature = (connection_string, channel_prefix="fraiseql"))]
-    fn postgresql(connection_string: &str, channel_prefix: &str) -> PyResult<Self> {
-        EventBusConfig::postgresql(connection_string, channel_prefix)
+    #[pyo3(
+        signature = (connection_string, channel_prefix="fraiseql", retention=Retention::DEFAULT),
+        text_signature = "(connection_string, channel_prefix='fraiseql', retention=3600.0)"
+    )]
+    fn postgresql(
+        connection_string: &str,
+        channel_prefix: &str,
+        retention: Retention,
+    ) -> PyResult<Self> {
+        EventBusConfig::postgresql(connection_string, channel_prefix, retention.duration()?)
             .map(Self::from)
             .map_err(value_error)
     }
@@ -422,22 +547,50 @@ impl PyEventBusConfig {
         }
     }
 
+    /// The Redis CA file; None when not given and for other buses.
+    #[getter]
+    fn tls_ca_file(&self) -> Option<&str> {
+        match &self.config {
+            EventBusConfig::Redis { tls_ca_file, .. } => tls_ca_file.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The PostgreSQL retention in seconds; None for other buses.
+    #[getter]
+    fn retention(&self) -> Option<f64> {
+        match &self.config {
+            EventBusConfig::PostgreSQL { retention, .. } => Some(retention.as_secs_f64()),
+            _ => None,
+        }
+    }
+
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
         Ok(match &self.config {
             EventBusConfig::Memory => "PyEventBusConfig.memory()".to_owned(),
             EventBusConfig::Redis {
                 url,
                 consumer_group,
+                tls_ca_file,
             } => format!(
-                "PyEventBusConfig.redis(url={}, consumer_group={})",
+                "PyEventBusConfig.redis(url={}, consumer_group={}, tls_ca_file={})",
                 py_str_repr(py, &mask_password(url))?,
-                py_str_repr(py, consumer_group)?
+                py_str_repr(py, consumer_group)?,
+                match tls_ca_file {
+                    Some(path) => py_str_repr(py, path)?,
+                    None => "None".to_owned(),
+                }
             ),
             EventBusConfig::PostgreSQL {
-                connection_string, ..
+                connection_string,
+                channel_prefix,
+                retention,
             } => format!(
-                "PyEventBusConfig.postgresql(connection_string={})",
-                py_str_repr(py, &mask_password(connection_string))?
+                "PyEventBusConfig.postgresql(connection_string={}, channel_prefix={}, \
+                 retention={:?})",
+                py_str_repr(py, &mask_password(connection_string))?,
+                py_str_repr(py, channel_prefix)?,
+                retention.as_secs_f64()
             ),
         })
     }
@@ -447,15 +600,17 @@ impl PyEventBusConfig {
 mod tests {
     use super::*;
 
+    const HOUR: Duration = Duration::from_secs(3600);
+
     fn redis_err(url: &str) -> String {
-        match EventBusConfig::redis(url, "group") {
+        match EventBusConfig::redis(url, "group", None) {
             Ok(config) => panic!("expected an error for {url}, got {config:?}"),
             Err(e) => e,
         }
     }
 
     fn pg_err(conn: &str) -> String {
-        match EventBusConfig::postgresql(conn, "fraiseql") {
+        match EventBusConfig::postgresql(conn, "fraiseql", HOUR) {
             Ok(config) => panic!("expected an error for {conn}, got {config:?}"),
             Err(e) => e,
         }
@@ -482,18 +637,19 @@ mod tests {
             "unix:///run/redis.sock",
             "redis+unix:///run/redis.sock?db=1",
         ] {
-            let config = EventBusConfig::redis(url, "workers");
+            let config = EventBusConfig::redis(url, "workers", None);
             assert_eq!(
                 config,
                 Ok(EventBusConfig::Redis {
                     url: url.to_owned(),
-                    consumer_group: "workers".to_owned()
+                    consumer_group: "workers".to_owned(),
+                    tls_ca_file: None,
                 }),
                 "{url}"
             );
         }
         assert_eq!(
-            EventBusConfig::redis("redis://localhost", "g").map(|c| c.bus_type()),
+            EventBusConfig::redis("redis://localhost", "g", None).map(|c| c.bus_type()),
             Ok("redis")
         );
     }
@@ -553,7 +709,7 @@ mod tests {
     #[test]
     fn redis_requires_consumer_group() {
         assert_eq!(
-            EventBusConfig::redis("redis://localhost", ""),
+            EventBusConfig::redis("redis://localhost", "", None),
             Err("Redis consumer group must not be empty".to_owned())
         );
     }
@@ -567,12 +723,16 @@ mod tests {
             "host=127.0.0.1 dbname=test user=postgres",
             "host=/run/postgresql dbname=test",
             "hostaddr=127.0.0.1 dbname=test password='a b'",
+            "postgresql://h/db?sslmode=verify-full&sslrootcert=system",
+            "host=h sslmode=require dbname=x",
+            "host=h sslmode=disable",
         ] {
             assert_eq!(
-                EventBusConfig::postgresql(conn, "fraiseql"),
+                EventBusConfig::postgresql(conn, "fraiseql", HOUR),
                 Ok(EventBusConfig::PostgreSQL {
                     connection_string: conn.to_owned(),
                     channel_prefix: "fraiseql".to_owned(),
+                    retention: HOUR,
                 }),
                 "{conn}"
             );
@@ -658,6 +818,7 @@ mod tests {
         let config = EventBusConfig::Redis {
             url: "redis://:hunter2@h".into(),
             consumer_group: "g".into(),
+            tls_ca_file: None,
         };
         let debug = format!("{config:?}");
         assert!(
@@ -669,6 +830,7 @@ mod tests {
         let config = EventBusConfig::PostgreSQL {
             connection_string: "host=h password=hunter2".into(),
             channel_prefix: "fraiseql".into(),
+            retention: HOUR,
         };
         assert!(!format!("{config:?} {config}").contains("hunter2"));
         assert_eq!(config.bus_type(), "postgresql");
@@ -679,5 +841,104 @@ mod tests {
         // The binding's signature spells the default as a literal (for stubs and
         // introspection); it must stay the bus's default.
         assert_eq!(super::super::postgres::DEFAULT_PREFIX, "fraiseql");
+        // The same for the retention (also spelled in the text signature).
+        assert!(matches!(
+            Retention::DEFAULT.duration(),
+            Ok(d) if d == super::super::postgres::DEFAULT_RETENTION
+        ));
+    }
+
+    /// A CA file of the test's own (the certificate is only parsed, never used to connect).
+    fn ca_file(name: &str) -> String {
+        // A self-signed CA certificate (openssl req -x509 -newkey ec -pkeyopt
+        // ec_paramgen_curve:P-256 -subj /CN=fraiseql-test-ca -days 36500 -nodes).
+        const PEM: &str = "-----BEGIN CERTIFICATE-----
+MIIBjTCCATOgAwIBAgIUZ9MyKW7bV4VNjlkU0l+0TZpmFTUwCgYIKoZIzj0EAwIw
+GzEZMBcGA1UEAwwQZnJhaXNlcWwtdGVzdC1jYTAgFw0yNjEyMDExMDEwMDlaGA8y
+MTI2MTEwNzEwMTAwOVowGzEZMBcGA1UEAwwQZnJhaXNlcWwtdGVzdC1jYTBZMBMG
+ByqGSM49AgEGCCqGSM49AwEHA0IABJ/AIdcwFpzHFxGUnNQQNMz6SP21FG/eS47G
+zdBRFe6lYwwyFkZnJtfbvDWtovDJAo8EO/B42NrMnyl7gsd2tnCjUzBRMB0GA1Ud
+DgQWBBTUPAVhUoRneeZ6cLohHJzXcy8cCTAfBgNVHSMEGDAWgBTUPAVhUoRneeZ6
+cLohHJzXcy8cCTAPBgNVHRMBAf8EBTADAQH/MAoGCCqGSM49BAMCA0gAMEUCIQDV
+9nexG/J/UwlDfnKmif3S4KN/SjjVWtHhZTLlFsR3qAIgQfu2UT443mfORvBbWRHz
+bG0+M0dDBs6ELpjX0LbZ77w=
+-----END CERTIFICATE-----
+";
+        let path = std::env::temp_dir().join(format!("fraiseql-{}-{name}", std::process::id()));
+        if let Err(e) = std::fs::write(&path, PEM) {
+            panic!("cannot write {}: {e}", path.display());
+        }
+        path.to_string_lossy().into_owned()
+    }
+
+    #[test]
+    fn redis_tls_ca_file() {
+        let ca = ca_file("redis-ca.pem");
+        let config = EventBusConfig::redis("rediss://cache:6380", "g", Some(&ca));
+        assert!(
+            matches!(&config, Ok(EventBusConfig::Redis { tls_ca_file: Some(f), .. }) if *f == ca),
+            "{config:?}"
+        );
+        let e = EventBusConfig::redis("rediss://h", "g", Some("/nonexistent/ca.pem"))
+            .err()
+            .unwrap_or_default();
+        assert!(
+            e.starts_with("cannot read CA file '/nonexistent/ca.pem': "),
+            "{e}"
+        );
+        let e = EventBusConfig::redis("redis://:pw@h", "g", Some(&ca))
+            .err()
+            .unwrap_or_default();
+        assert_eq!(
+            e,
+            format!("tls_ca_file '{ca}' needs a rediss:// URL, not 'redis://:***@h'")
+        );
+        let not_pem = ca_file("not-pem.txt");
+        let _ = std::fs::write(&not_pem, "hello");
+        let e = EventBusConfig::redis("rediss://h", "g", Some(&not_pem))
+            .err()
+            .unwrap_or_default();
+        assert!(e.contains("holds no PEM certificate"), "{e}");
+    }
+
+    #[test]
+    fn postgresql_tls_options() {
+        let e = pg_err("host=h sslmode=verify_full password=hunter2");
+        assert_eq!(
+            e,
+            "Invalid PostgreSQL connection string 'host=h sslmode=verify_full password=***': \
+             invalid sslmode 'verify_full'; expected disable, prefer, require, verify-ca or \
+             verify-full"
+        );
+        let e =
+            pg_err("postgresql://u:hunter2@h/db?sslmode=verify-ca&sslrootcert=/nonexistent/ca.pem");
+        assert!(
+            e.starts_with(
+                "Invalid PostgreSQL connection string \
+                 'postgresql://u:***@h/db?sslmode=verify-ca&sslrootcert=/nonexistent/ca.pem': \
+                 cannot read CA file '/nonexistent/ca.pem'"
+            ),
+            "{e}"
+        );
+        let ca = ca_file("pg-ca.pem");
+        for conn in [
+            format!("host=h sslmode=verify-full sslrootcert='{ca}'"),
+            format!("postgresql://h/db?sslmode=verify-ca&sslrootcert={ca}"),
+        ] {
+            assert!(
+                EventBusConfig::postgresql(&conn, "fraiseql", HOUR).is_ok(),
+                "{conn}"
+            );
+        }
+        // Other libpq TLS options are not taken: tokio-postgres refuses them by name.
+        assert!(pg_err("host=h sslcert=/c.pem").contains("unknown option `sslcert`"));
+    }
+
+    #[test]
+    fn postgresql_retention_must_be_positive() {
+        assert_eq!(
+            EventBusConfig::postgresql("host=h", "fraiseql", Duration::ZERO),
+            Err("PostgreSQL bus retention must be positive".to_owned())
+        );
     }
 }

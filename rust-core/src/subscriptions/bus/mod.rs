@@ -4,8 +4,10 @@
 //! watches, written only when the queue goes from empty to non-empty (one wake-up per batch).
 
 pub mod config;
+pub mod logging;
 pub mod postgres;
 pub mod redis;
+pub mod tls;
 
 use config::EventBusConfig;
 use std::sync::Arc;
@@ -58,14 +60,18 @@ pub fn create(config: &EventBusConfig) -> Result<Option<Arc<dyn Bus>>, String> {
         EventBusConfig::Redis {
             url,
             consumer_group,
-        } => Some(Arc::new(redis::RedisBus::new(url, consumer_group))),
+            tls_ca_file,
+        } => Some(Arc::new(
+            redis::RedisBus::new(url, consumer_group).with_ca_file(tls_ca_file.as_deref()),
+        )),
         EventBusConfig::PostgreSQL {
             connection_string,
             channel_prefix,
-        } => Some(Arc::new(postgres::PostgresBus::with_prefix(
-            connection_string,
-            channel_prefix,
-        )?)),
+            retention,
+        } => Some(Arc::new(
+            postgres::PostgresBus::with_prefix(connection_string, channel_prefix)?
+                .with_retention(*retention),
+        )),
     })
 }
 

@@ -29,8 +29,12 @@
 //! with backoff, LISTENs again and reads from the snapshot it kept: everything committed
 //! meanwhile arrives, in order, once, as long as it has not been pruned. Pruning (`{prefix}_prune`,
 //! run about once a minute by one process at a time) only deletes rows whose transaction had
-//! committed in a snapshot recorded at least `RETENTION` ago, so an outage shorter than the
-//! retention loses nothing, even for events of transactions that were open for longer.
+//! committed in a snapshot recorded at least the retention ago (`DEFAULT_RETENTION` unless
+//! configured), so an outage shorter than the retention loses nothing, even for events of
+//! transactions that were open for longer.
+//!
+//! TLS follows libpq's `sslmode` and `sslrootcert` (see `tls`); the default, as in libpq, is
+//! `prefer`.
 //!
 //! Publishing queues the event (bounded); a task inserts queued events in batches, one
 //! transaction and one NOTIFY per batch, two round trips, committed asynchronously (see
@@ -49,6 +53,8 @@
 //! those as well).
 
 use super::config::mask_password;
+use super::logging;
+use super::tls::{self, PgConnector, PgTls};
 use super::{runtime, Bus, BusMessage, Inbound, MetricValue};
 use futures_util::StreamExt;
 use parking_lot::Mutex;
@@ -62,11 +68,11 @@ use tokio::task::JoinHandle;
 use tokio::time::{timeout, Instant, MissedTickBehavior};
 use tokio_postgres::config::Host;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{AsyncMessage, Client, Config, NoTls, Row, Statement};
+use tokio_postgres::{AsyncMessage, Client, Config, Row, Statement};
 
-/// How long a committed event stays in the table: the longest outage a process can recover from
-/// without losing events.
-pub const RETENTION: Duration = Duration::from_secs(3600);
+/// How long a committed event stays in the table unless configured otherwise: the longest outage
+/// a process can recover from without losing events.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(3600);
 /// Events queued for publishing while PostgreSQL is unreachable; beyond that publish() fails.
 pub const PUBLISH_QUEUE: usize = 10_000;
 /// The prefix of the table and SQL functions when none is given.
@@ -86,13 +92,16 @@ const BATCH_BYTES: usize = 8 << 20;
 /// Received events waiting for the event loop beyond which the listener stops reading: the
 /// backlog then waits in the table, not in memory.
 const INBOUND_HIGH_WATER: usize = 100_000;
+/// Pruning runs this often, or every half retention when that is shorter (but at most once a
+/// second).
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
+const PRUNE_EVERY_MIN: Duration = Duration::from_secs(1);
 const PRUNE_BATCH: i64 = 10_000;
 /// Also a read now and then without a notification: keeps the kept snapshot recent (the window
 /// a reconnect must cover) even when none of this process's channels has events.
 const REFRESH_EVERY: Duration = Duration::from_secs(30);
 /// Stored as the table's comment once the schema is complete; bumped when the SQL changes.
-const SCHEMA_VERSION: &str = "fraiseql bus schema 1";
+const SCHEMA_VERSION: &str = "fraiseql bus schema 3";
 
 /// The names of everything the bus creates for one prefix.
 #[derive(Debug, Clone)]
@@ -201,7 +210,8 @@ $fn$;
 
 -- Deletes up to `batch` events committed more than `retention` ago; returns how many. Commit
 -- time is known through snapshots recorded here on each call: a row visible in a snapshot taken
--- at least `retention` ago had committed by then. One caller at a time; others return 0.
+-- at least `retention` ago had committed by then (one every half retention, between 1 and 10
+-- seconds apart). One caller at a time; others return 0.
 CREATE OR REPLACE FUNCTION {prune_fn}(
     retention interval DEFAULT '1 hour', batch integer DEFAULT 10000
 ) RETURNS bigint LANGUAGE plpgsql VOLATILE SET search_path FROM CURRENT AS $fn$
@@ -214,7 +224,9 @@ BEGIN
         RETURN 0;
     END IF;
     IF NOT EXISTS (SELECT 1 FROM {marks}
-                   WHERE taken_at > clock_timestamp() - interval '10 seconds') THEN
+                   WHERE taken_at > clock_timestamp()
+                                    - greatest(interval '1 second',
+                                               least(interval '10 seconds', retention / 2))) THEN
         INSERT INTO {marks} (snap) VALUES (pg_current_snapshot());
     END IF;
     SELECT taken_at, snap INTO horizon_at, horizon FROM {marks}
@@ -617,6 +629,8 @@ struct State {
     lag_ms: AtomicU64,
     /// Accepted by publish() and not yet committed.
     queued: AtomicU64,
+    /// A full publish queue was logged (once until a batch gets through again).
+    queue_full_logged: AtomicBool,
     /// App channels the listener reads (as applied by it).
     listening: AtomicU64,
     last_error: Mutex<Option<String>>,
@@ -721,8 +735,8 @@ impl Drop for Connection {
     }
 }
 
-async fn connect(config: &Config) -> Result<Connection, String> {
-    let (client, connection) = match timeout(CONNECT_TIMEOUT, config.connect(NoTls)).await {
+async fn connect(config: &Config, tls: &PgConnector) -> Result<Connection, String> {
+    let (client, connection) = match timeout(CONNECT_TIMEOUT, config.connect(tls.clone())).await {
         Ok(Ok(pair)) => pair,
         Ok(Err(e)) => return Err(describe(&e)),
         Err(_) => return Err(format!("no answer within {CONNECT_TIMEOUT:?}")),
@@ -786,8 +800,8 @@ struct PublishConn {
 }
 
 impl PublishConn {
-    async fn open(config: &Config, n: &Names) -> Result<Self, String> {
-        let mut conn = connect(config).await?;
+    async fn open(config: &Config, tls: &PgConnector, n: &Names) -> Result<Self, String> {
+        let mut conn = connect(config, tls).await?;
         ensure_schema(&mut conn.client, n).await?;
         // The bus's own batches commit without waiting for the WAL flush: publish() returns
         // before the commit anyway (its events wait in memory first), so waiting would only add
@@ -883,6 +897,9 @@ impl PublishConn {
 
 struct Publisher {
     config: Config,
+    tls: PgConnector,
+    /// The server, for log records (password masked).
+    server: String,
     names: Names,
     state: Arc<State>,
 }
@@ -905,14 +922,21 @@ impl Publisher {
                 if stopping || !backoff(&mut attempt, &mut shutdown).await {
                     return;
                 }
-                match PublishConn::open(&self.config, &self.names).await {
+                match PublishConn::open(&self.config, &self.tls, &self.names).await {
                     Ok(c) => {
+                        logging::info(format!(
+                            "reconnected the publishing connection to {} after {attempt} attempts",
+                            self.server
+                        ));
                         conn = Some(c);
                         attempt = 0;
                         self.state.reconnects.fetch_add(1, Ordering::Relaxed);
                         self.state.publish_connected.store(true, Ordering::Release);
                     }
-                    Err(e) => self.state.error(format!("publish: {e}")),
+                    Err(e) => {
+                        logging::debug(format!("reconnecting to {} failed: {e}", self.server));
+                        self.state.error(format!("publish: {e}"));
+                    }
                 }
                 continue;
             };
@@ -966,10 +990,15 @@ impl Publisher {
         let n = batch.len() as u64;
         self.state.published.fetch_add(n, Ordering::Relaxed);
         self.state.queued.fetch_sub(n, Ordering::AcqRel);
+        self.state.queue_full_logged.store(false, Ordering::Relaxed);
         batch.clear();
     }
 
     fn failed(&self, conn: &mut Option<PublishConn>, error: String) {
+        logging::warning(format!(
+            "lost the publishing connection to {}: {error}; reconnecting",
+            self.server
+        ));
         self.state.publish_connected.store(false, Ordering::Release);
         self.state.error(error);
         *conn = None;
@@ -1002,10 +1031,11 @@ struct ListenConn {
 impl ListenConn {
     async fn open(
         config: &Config,
+        tls: &PgConnector,
         n: &Names,
         active: &FxHashSet<Box<str>>,
     ) -> Result<Self, String> {
-        let conn = connect(config).await?;
+        let conn = connect(config, tls).await?;
         let client = &conn.client;
         // Custom plans: the read's best plan depends on its parameters (a recent xid is a short
         // index range; a generic plan could walk the primary key instead).
@@ -1080,6 +1110,9 @@ impl ListenConn {
 
 struct Listener {
     config: Config,
+    tls: PgConnector,
+    /// The server, for log records (password masked).
+    server: String,
     names: Names,
     state: Arc<State>,
     inbound: Arc<Inbound>,
@@ -1092,6 +1125,8 @@ struct Listener {
     joining: FxHashSet<Box<str>>,
     /// Reads since the last reconnect until one completes are a replay.
     replaying: bool,
+    /// Events replayed since the last reconnect (for the log).
+    replayed: u64,
 }
 
 impl Listener {
@@ -1109,16 +1144,25 @@ impl Listener {
                 if !backoff(&mut attempt, &mut shutdown).await {
                     return;
                 }
-                match ListenConn::open(&self.config, &self.names, &self.active).await {
+                match ListenConn::open(&self.config, &self.tls, &self.names, &self.active).await {
                     Ok(c) => {
+                        logging::info(format!(
+                            "reconnected the listening connection to {} after {attempt} \
+                             attempts; reading the events missed meanwhile",
+                            self.server
+                        ));
                         conn = Some(c);
                         attempt = 0;
                         must_read = true;
                         self.replaying = true;
+                        self.replayed = 0;
                         self.state.reconnects.fetch_add(1, Ordering::Relaxed);
                         self.state.listen_connected.store(true, Ordering::Release);
                     }
-                    Err(e) => self.state.error(format!("listen: {e}")),
+                    Err(e) => {
+                        logging::debug(format!("reconnecting to {} failed: {e}", self.server));
+                        self.state.error(format!("listen: {e}"));
+                    }
                 }
                 continue;
             };
@@ -1155,6 +1199,10 @@ impl Listener {
     }
 
     fn failed(&self, conn: &mut Option<ListenConn>, error: String) {
+        logging::warning(format!(
+            "lost the listening connection to {}: {error}; reconnecting",
+            self.server
+        ));
         self.state.listen_connected.store(false, Ordering::Release);
         self.state.error(format!("listen: {error}"));
         *conn = None;
@@ -1205,7 +1253,14 @@ impl Listener {
         let n = page.messages.len() as u64;
         if self.replaying {
             self.state.replayed.fetch_add(n, Ordering::Relaxed);
+            self.replayed += n;
             self.replaying = page.full;
+            if !self.replaying {
+                logging::info(format!(
+                    "replayed {} events from {} after reconnecting",
+                    self.replayed, self.server
+                ));
+            }
         }
         let more = page.full;
         self.deliver(page);
@@ -1267,22 +1322,30 @@ impl Listener {
 
 /// Deletes events past the retention about once a minute, on a connection of its own (opened
 /// for the purpose) so that deleting a large backlog never delays reads or publishes.
-async fn prune_loop(
+struct Pruner {
     config: Config,
+    tls: PgConnector,
+    /// The server, for log records (password masked).
+    server: String,
     names: Names,
-    state: Arc<State>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let sql = format!("SELECT {}($1::text::interval, $2::integer)", names.prune_fn);
-    let retention = format!("{} seconds", RETENTION.as_secs());
+    retention: Duration,
+}
+
+async fn prune_loop(p: Pruner, state: Arc<State>, mut shutdown: watch::Receiver<bool>) {
+    let sql = format!(
+        "SELECT {}($1::text::interval, $2::integer)",
+        p.names.prune_fn
+    );
+    let retention = format!("{} milliseconds", p.retention.as_millis().max(1));
+    let every = (p.retention / 2).clamp(PRUNE_EVERY_MIN, PRUNE_EVERY);
     let batch = PRUNE_BATCH as i32;
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(PRUNE_EVERY) => {}
+            _ = tokio::time::sleep(every) => {}
             _ = shutdown.changed() => return,
         }
         let result = async {
-            let conn = connect(&config).await?;
+            let conn = connect(&p.config, &p.tls).await?;
             // Bounded per round; the rest waits for the next one.
             for _ in 0..100 {
                 if *shutdown.borrow() {
@@ -1302,6 +1365,7 @@ async fn prune_loop(
         }
         .await;
         if let Err(e) = result {
+            logging::warning(format!("pruning old events on {} failed: {e}", p.server));
             state.error(format!("prune: {e}"));
         }
     }
@@ -1315,8 +1379,11 @@ struct Running {
 
 /// A PostgreSQL event bus client (see the module documentation).
 pub struct PostgresBus {
-    /// The parsed connection string, or why it does not parse.
+    /// The parsed connection string (without its TLS options), or why it does not parse.
     config: Result<Config, String>,
+    /// Its `sslmode` and `sslrootcert`.
+    tls: PgTls,
+    retention: Duration,
     /// The connection string with any password masked, for messages.
     masked: String,
     names: Result<Names, String>,
@@ -1338,16 +1405,31 @@ impl PostgresBus {
         Ok(Self::build(connection_string, Ok(Names::new(prefix)?)))
     }
 
+    /// Keeps events for `retention` (instead of `DEFAULT_RETENTION`).
+    pub fn with_retention(mut self, retention: Duration) -> Self {
+        self.retention = retention;
+        self
+    }
+
     fn build(connection_string: &str, names: Result<Names, String>) -> Self {
         let masked = mask_password(connection_string);
-        let config = Config::from_str(connection_string).map_err(|e| {
-            format!(
-                "invalid PostgreSQL connection string '{masked}': {}",
-                describe(&e)
-            )
-        });
+        let invalid =
+            |reason: String| format!("invalid PostgreSQL connection string '{masked}': {reason}");
+        let parsed = tls::split_pg_tls(connection_string)
+            .map_err(invalid)
+            .and_then(|(rest, tls)| {
+                let mut config = Config::from_str(&rest).map_err(|e| invalid(describe(&e)))?;
+                config.ssl_mode(tls.tokio_mode());
+                Ok((config, tls))
+            });
+        let (config, tls) = match parsed {
+            Ok((config, tls)) => (Ok(config), tls),
+            Err(e) => (Err(e), PgTls::default()),
+        };
         Self {
             config,
+            tls,
+            retention: DEFAULT_RETENTION,
             masked,
             names,
             state: Arc::new(State::default()),
@@ -1407,6 +1489,10 @@ impl Bus for PostgresBus {
             return Err("the PostgreSQL bus must be started off the async runtime".to_owned());
         }
         let rt = runtime()?;
+        let connector = self
+            .tls
+            .connector()
+            .map_err(|e| format!("cannot connect to {}: {e}", self.describe()))?;
         let listen_config = Self::role_config(&config, "listen");
         let publish_config = Self::role_config(&config, "publish");
         // The listener takes the channels wanted so far; later changes reach it as changes.
@@ -1420,8 +1506,9 @@ impl Bus for PostgresBus {
         // configuration fails here, naming the server, rather than at the first event.
         let setup = rt.block_on(async {
             timeout(CONNECT_TIMEOUT, async {
-                let publisher = PublishConn::open(&publish_config, &names).await?;
-                let listener = ListenConn::open(&listen_config, &names, &active).await?;
+                let publisher = PublishConn::open(&publish_config, &connector, &names).await?;
+                let listener =
+                    ListenConn::open(&listen_config, &connector, &names, &active).await?;
                 let snapshot = listener.snapshot().await?;
                 Ok::<_, String>((publisher, listener, snapshot))
             })
@@ -1437,6 +1524,8 @@ impl Bus for PostgresBus {
                 ))
             }
         };
+        let server = self.describe();
+        logging::info(format!("connected to {server}"));
         let state = &self.state;
         state.listen_connected.store(true, Ordering::Release);
         state.publish_connected.store(true, Ordering::Release);
@@ -1450,6 +1539,8 @@ impl Bus for PostgresBus {
         let cursor = Cursor::new(snapshot);
         let listen_task = Listener {
             config: listen_config,
+            tls: connector.clone(),
+            server: server.clone(),
             names: names.clone(),
             state: state.clone(),
             inbound,
@@ -1458,9 +1549,12 @@ impl Bus for PostgresBus {
             active,
             joining: FxHashSet::default(),
             replaying: false,
+            replayed: 0,
         };
         let publish_task = Publisher {
             config: publish_config.clone(),
+            tls: connector.clone(),
+            server: server.clone(),
             names: names.clone(),
             state: state.clone(),
         };
@@ -1472,7 +1566,17 @@ impl Bus for PostgresBus {
         let tasks = vec![
             rt.spawn(listen_task.run(listener, shutdown_rx.clone())),
             rt.spawn(publish_task.run(publisher, outgoing_rx, shutdown_rx.clone())),
-            rt.spawn(prune_loop(prune_config, names, state.clone(), shutdown_rx)),
+            rt.spawn(prune_loop(
+                Pruner {
+                    config: prune_config,
+                    tls: connector,
+                    server,
+                    names,
+                    retention: self.retention,
+                },
+                state.clone(),
+                shutdown_rx,
+            )),
         ];
         *self.running.lock() = Some(Running {
             outgoing,
@@ -1524,13 +1628,19 @@ impl Bus for PostgresBus {
         running.outgoing.try_send(message).map_err(|e| {
             self.state.queued.fetch_sub(1, Ordering::AcqRel);
             match e {
-                mpsc::error::TrySendError::Full(m) => format!(
-                    "cannot publish to {:?}: {} is not answering and {PUBLISH_QUEUE} events \
-                     already wait for it (last error: {})",
-                    m.channel,
-                    self.describe(),
-                    self.state.last_error.lock().as_deref().unwrap_or("none")
-                ),
+                mpsc::error::TrySendError::Full(m) => {
+                    let error = format!(
+                        "cannot publish to {:?}: {} is not answering and {PUBLISH_QUEUE} events \
+                         already wait for it (last error: {})",
+                        m.channel,
+                        self.describe(),
+                        self.state.last_error.lock().as_deref().unwrap_or("none")
+                    );
+                    if !self.state.queue_full_logged.swap(true, Ordering::Relaxed) {
+                        logging::warning(format!("publish queue full: {error}"));
+                    }
+                    error
+                }
                 mpsc::error::TrySendError::Closed(m) => format!(
                     "cannot publish to {:?}: the bus to {} has stopped",
                     m.channel,
@@ -1587,6 +1697,7 @@ impl Bus for PostgresBus {
         }
         self.state.listen_connected.store(false, Ordering::Release);
         self.state.publish_connected.store(false, Ordering::Release);
+        logging::info(format!("disconnected from {} (stopped)", self.describe()));
     }
 }
 

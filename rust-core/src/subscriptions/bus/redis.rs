@@ -5,9 +5,13 @@
 //! connection drops it reconnects with backoff, subscribes again and reads the stream from that
 //! id, so nothing published meanwhile is lost (within the retention) and nothing is delivered
 //! twice (ids at or below the last delivered one are dropped). A publisher numbers its events,
-//! so resending a batch after a dropped connection does not append them again.
+//! so resending a batch after a dropped connection does not append them again; its last number
+//! lives in a key of its own that expires `PUBLISHER_TTL` after its last publish, so publishers
+//! that are gone leave nothing behind. rediss:// URLs use redis-rs's TLS (rustls), verifying
+//! the server against the system's roots or the configured CA file (`#insecure` skips it).
 
 use super::config::mask_password;
+use super::logging;
 use super::{runtime, Bus, BusMessage, Inbound, MetricValue};
 use futures_util::StreamExt;
 use parking_lot::Mutex;
@@ -23,16 +27,20 @@ use tokio::task::JoinHandle;
 pub const RETENTION: usize = 100_000;
 /// Events queued for publishing while Redis is unreachable.
 pub const PUBLISH_QUEUE: usize = 10_000;
+/// How long a publisher's last sequence number is kept after its last publish: a batch resent
+/// within that time is never appended twice, and a publisher gone for longer leaves no key.
+pub const PUBLISHER_TTL: Duration = Duration::from_secs(24 * 3600);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const REPLAY_PAGE: usize = 1000;
 
 /// XADD then PUBLISH "<id> <payload>": one atomic step, one round trip. The publisher's
-/// sequence number (ARGV[4], per publisher ARGV[3], kept in the hash KEYS[3]) makes a batch sent
-/// again after a dropped connection a no-op for the events Redis had already applied.
+/// sequence number (ARGV[3], kept in the publisher's key KEYS[3] for ARGV[4] ms) makes a batch
+/// sent again after a dropped connection a no-op for the events Redis had already applied.
+/// Sent by its SHA (EVALSHA), loaded again when Redis answers NOSCRIPT.
 const PUBLISH_SCRIPT: &str = "\
-    local last = tonumber(redis.call('HGET', KEYS[3], ARGV[3]) or '0') \
-    if tonumber(ARGV[4]) <= last then return false end \
-    redis.call('HSET', KEYS[3], ARGV[3], ARGV[4]) \
+    local last = tonumber(redis.call('GET', KEYS[3]) or '0') \
+    if tonumber(ARGV[3]) <= last then return false end \
+    redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[4]) \
     local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'e', ARGV[1]) \
     redis.call('PUBLISH', KEYS[2], id .. ' ' .. ARGV[1]) return id";
 
@@ -58,6 +66,8 @@ struct State {
     duplicates: AtomicU64,
     lag_ms: AtomicU64,
     last_error: Mutex<Option<String>>,
+    /// A full publish queue was logged (once until the publisher gets through again).
+    queue_full_logged: AtomicBool,
 }
 
 impl State {
@@ -77,6 +87,8 @@ struct Running {
 /// A Redis event bus client.
 pub struct RedisBus {
     url: String,
+    /// The CA file a rediss:// server is verified against instead of the system's roots.
+    ca_file: Option<String>,
     prefix: String,
     state: Arc<State>,
     running: Mutex<Option<Running>>,
@@ -87,22 +99,69 @@ impl RedisBus {
     pub fn new(url: &str, consumer_group: &str) -> Self {
         Self {
             url: url.to_owned(),
+            ca_file: None,
             prefix: format!("fraiseql:{consumer_group}:"),
             state: Arc::new(State::default()),
             running: Mutex::new(None),
         }
     }
 
+    /// Verifies a rediss:// server against the CA certificates of this PEM file.
+    pub fn with_ca_file(mut self, ca_file: Option<&str>) -> Self {
+        self.ca_file = ca_file.map(str::to_owned);
+        self
+    }
+
     fn describe(&self) -> String {
         format!("Redis at {}", mask_password(&self.url))
     }
+
+    fn uses_tls(&self) -> bool {
+        self.url
+            .get(..9)
+            .is_some_and(|s| s.eq_ignore_ascii_case("rediss://"))
+    }
+
+    /// The client, with TLS set up for rediss:// URLs (the CA file is read now).
+    fn client(&self) -> Result<redis::Client, String> {
+        let fail = |e: &dyn std::fmt::Display| format!("{}: {e}", self.describe());
+        if self.uses_tls() {
+            super::tls::prepare_redis();
+        }
+        match &self.ca_file {
+            None => redis::Client::open(self.url.as_str()).map_err(|e| fail(&e)),
+            Some(path) => {
+                let root_cert =
+                    super::tls::redis_ca(std::path::Path::new(path)).map_err(|e| fail(&e))?;
+                let certificates = redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(root_cert),
+                };
+                redis::Client::build_with_tls(self.url.as_str(), certificates).map_err(|e| fail(&e))
+            }
+        }
+    }
+}
+
+/// A redis-rs error with a hint when it comes from TLS: which check failed, in words.
+fn describe_error(e: &redis::RedisError) -> String {
+    let text = e.to_string();
+    let hint = if text.contains("UnknownIssuer") {
+        " (the server's certificate is not signed by a trusted CA: check tls_ca_file)"
+    } else if text.contains("not valid for name") || text.contains("NotValidForName") {
+        " (the server's certificate is for another host name)"
+    } else if text.contains("corrupt message") || text.contains("InvalidContentType") {
+        " (the server does not speak TLS: use redis:// or its TLS port)"
+    } else {
+        ""
+    };
+    format!("{text}{hint}")
 }
 
 impl Bus for RedisBus {
     fn start(&self, inbound: Arc<Inbound>) -> Result<(), String> {
         let rt = runtime()?;
-        let client = redis::Client::open(self.url.as_str())
-            .map_err(|e| format!("{}: {e}", self.describe()))?;
+        let client = self.client()?;
         // Fail at start, naming the server, rather than at the first event.
         let (publisher_conn, pubsub) = rt
             .block_on(async {
@@ -115,14 +174,25 @@ impl Bus for RedisBus {
                 .await
             })
             .map_err(|_| format!("{}: no answer within {CONNECT_TIMEOUT:?}", self.describe()))?
-            .map_err(|e| format!("cannot connect to {}: {e}", self.describe()))?;
+            .map_err(|e| {
+                let mut reason = describe_error(&e);
+                if self.uses_tls() && e.is_timeout() {
+                    // A plain-text Redis waits for the end of a command line that never comes.
+                    reason.push_str(
+                        " (no answer to the TLS handshake: does the server speak TLS on this port?)",
+                    );
+                }
+                format!("cannot connect to {}: {reason}", self.describe())
+            })?;
         self.state.connected.store(true, Ordering::Release);
+        logging::info(format!("connected to {}", self.describe()));
 
         let (commands, command_rx) = mpsc::unbounded_channel();
         let (outgoing, outgoing_rx) = mpsc::channel(PUBLISH_QUEUE);
         let (shutdown, shutdown_rx) = watch::channel(false);
         let listener = Listener {
             client: client.clone(),
+            server: self.describe(),
             prefix: self.prefix.clone(),
             state: self.state.clone(),
             inbound,
@@ -130,6 +200,8 @@ impl Bus for RedisBus {
         };
         let publisher = Publisher {
             client,
+            server: self.describe(),
+            script: redis::Script::new(PUBLISH_SCRIPT),
             prefix: self.prefix.clone(),
             state: self.state.clone(),
             id: publisher_id(),
@@ -172,11 +244,17 @@ impl Bus for RedisBus {
             return Err(format!("the bus to {} is not started", self.describe()));
         };
         r.outgoing.try_send(message).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => format!(
-                "cannot publish: {} is unreachable and {PUBLISH_QUEUE} events already wait for it ({})",
-                self.describe(),
-                self.state.last_error.lock().clone().unwrap_or_default()
-            ),
+            mpsc::error::TrySendError::Full(_) => {
+                let error = format!(
+                    "cannot publish: {} is unreachable and {PUBLISH_QUEUE} events already wait for it ({})",
+                    self.describe(),
+                    self.state.last_error.lock().clone().unwrap_or_default()
+                );
+                if !self.state.queue_full_logged.swap(true, Ordering::Relaxed) {
+                    logging::warning(format!("publish queue full: {error}"));
+                }
+                error
+            }
             mpsc::error::TrySendError::Closed(_) => {
                 format!("cannot publish: the bus to {} has stopped", self.describe())
             }
@@ -240,6 +318,7 @@ impl Bus for RedisBus {
             });
         }
         self.state.connected.store(false, Ordering::Release);
+        logging::info(format!("disconnected from {} (stopped)", self.describe()));
     }
 }
 
@@ -284,6 +363,9 @@ async fn backoff(attempt: &mut u32, shutdown: &mut watch::Receiver<bool>) -> boo
 
 struct Publisher {
     client: redis::Client,
+    /// The server, for log records (password masked).
+    server: String,
+    script: redis::Script,
     prefix: String,
     state: Arc<State>,
     /// Random per bus instance: names this publisher's sequence in Redis.
@@ -315,7 +397,19 @@ impl Publisher {
                 match self.send(&mut conn, &batch, first_seq).await {
                     Ok(()) => break,
                     Err(e) => {
-                        self.state.failed("publish", &e);
+                        let reason = describe_error(&e);
+                        self.state.failed("publish", &reason);
+                        if attempt == 0 {
+                            logging::warning(format!(
+                                "publishing to {} failed: {reason}; retrying",
+                                self.server
+                            ));
+                        } else {
+                            logging::debug(format!(
+                                "publishing to {} failed again: {reason}",
+                                self.server
+                            ));
+                        }
                         if !backoff(&mut attempt, &mut shutdown).await {
                             return;
                         }
@@ -325,6 +419,13 @@ impl Publisher {
                     }
                 }
             }
+            if attempt > 0 {
+                logging::info(format!(
+                    "publishing to {} again after {attempt} retries",
+                    self.server
+                ));
+            }
+            self.state.queue_full_logged.store(false, Ordering::Relaxed);
             self.state
                 .published
                 .fetch_add(batch.len() as u64, Ordering::Relaxed);
@@ -339,26 +440,36 @@ impl Publisher {
         first_seq: u64,
     ) -> redis::RedisResult<()> {
         let mut pipe = redis::pipe();
-        let publishers = format!("{}publishers", self.prefix);
+        let publisher = format!("{}publisher:{}", self.prefix, self.id);
+        let ttl_ms = PUBLISHER_TTL.as_millis() as u64;
         for (seq, m) in (first_seq..).zip(batch) {
-            pipe.cmd("EVAL")
-                .arg(PUBLISH_SCRIPT)
-                .arg(3)
-                .arg(format!("{}s:{}", self.prefix, m.channel))
-                .arg(format!("{}p:{}", self.prefix, m.channel))
-                .arg(&publishers)
+            let mut invocation = self.script.prepare_invoke();
+            invocation
+                .key(format!("{}s:{}", self.prefix, m.channel))
+                .key(format!("{}p:{}", self.prefix, m.channel))
+                .key(&publisher)
                 .arg(&m.payload)
                 .arg(RETENTION)
-                .arg(&self.id)
                 .arg(seq)
-                .ignore();
+                .arg(ttl_ms);
+            pipe.invoke_script(&invocation).ignore();
         }
-        pipe.query_async::<()>(conn).await
+        match pipe.query_async::<()>(conn).await {
+            // Not loaded (a restarted Redis, SCRIPT FLUSH): load it and send the batch again;
+            // the events that did get through are not appended twice.
+            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                self.script.prepare_invoke().load_async(conn).await?;
+                pipe.query_async::<()>(conn).await
+            }
+            result => result,
+        }
     }
 }
 
 struct Listener {
     client: redis::Client,
+    /// The server, for log records (password masked).
+    server: String,
     prefix: String,
     state: Arc<State>,
     inbound: Arc<Inbound>,
@@ -398,7 +509,18 @@ impl Listener {
             };
             match result {
                 Ok(()) => return, // shut down
-                Err(e) => self.state.failed("listen", &e),
+                Err(e) => {
+                    let reason = describe_error(&e);
+                    self.state.failed("listen", &reason);
+                    if attempt == 0 {
+                        logging::warning(format!(
+                            "lost the subscription connection to {}: {reason}; reconnecting",
+                            self.server
+                        ));
+                    } else {
+                        logging::debug(format!("reconnecting to {} failed: {reason}", self.server));
+                    }
+                }
             }
             if !backoff(&mut attempt, &mut shutdown).await {
                 return;
@@ -426,10 +548,21 @@ impl Listener {
             sink.subscribe(&names).await?;
         }
         let channels: Vec<String> = self.channels.keys().cloned().collect();
-        for channel in channels {
-            self.replay(conn, &channel).await?;
+        let replayed_before = self.state.replayed.load(Ordering::Relaxed);
+        for channel in &channels {
+            self.replay(conn, channel).await?;
         }
         self.state.connected.store(true, Ordering::Release);
+        if *attempt > 0 {
+            let replayed = self.state.replayed.load(Ordering::Relaxed) - replayed_before;
+            logging::info(format!(
+                "reconnected to {} after {} attempts; replayed {replayed} missed events on {} \
+                 channels",
+                self.server,
+                *attempt,
+                channels.len()
+            ));
+        }
         *attempt = 0;
         loop {
             tokio::select! {
