@@ -19,7 +19,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+try:
+    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+except ImportError as missing:
+    raise ImportError(
+        "fraiseql_fastapi.metrics needs prometheus-client: "
+        'pip install "fraiseql-fastapi[prometheus]"'
+    ) from missing
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
