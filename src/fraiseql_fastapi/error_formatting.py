@@ -21,6 +21,8 @@ logger = logging.getLogger("fraiseql_fastapi")
 
 #: The message a client gets in place of an unexpected exception's text.
 MASKED_MESSAGE = "Internal server error"
+#: The extensions of an error that stems from an unexpected exception.
+INTERNAL_ERROR_EXTENSIONS = {"code": "INTERNAL_SERVER_ERROR"}
 
 #: `format_error(error) -> dict`: rewrites an error (a `GraphQLError`; for an exception of a
 #: resolver, its `original_error` is the exception) into what the client receives.
@@ -64,7 +66,7 @@ class ErrorFormatter:
         except Exception:
             # A broken hook must not leak what it was meant to hide, nor end the connection.
             logger.exception("format_error failed")
-            return {"message": MASKED_MESSAGE, "extensions": {"code": "INTERNAL_SERVER_ERROR"}}
+            return {"message": MASKED_MESSAGE, "extensions": dict(INTERNAL_ERROR_EXTENSIONS)}
 
     def format_all(self, errors: Iterable[GraphQLError]) -> list[Mapping[str, Any]]:
         return [self.format(error) for error in errors]
@@ -89,7 +91,7 @@ class ErrorFormatter:
             nodes=error.nodes,
             path=error.path,
             original_error=original,
-            extensions={"code": "INTERNAL_SERVER_ERROR"},
+            extensions=dict(INTERNAL_ERROR_EXTENSIONS),
         )
 
 

@@ -162,7 +162,8 @@ impl Shared {
             if value.is_none() {
                 return Ok(None);
             }
-            to_json(&value, &format!("result of the resolver of \"{field}\"")).map(Some)
+            // A static name: no string built per call (the field is named where it is reported).
+            to_json(&value, "the resolver's result").map(Some)
         });
         match converted {
             Ok(Some(v)) => Resolution::Value(v),

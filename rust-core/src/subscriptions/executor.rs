@@ -843,12 +843,7 @@ impl<R: Clone, W> Registry<R, W> {
             self.metrics.queue_overflows += 1;
             match conn.queue.policy {
                 OverflowPolicy::Lag => {
-                    self.end_with_error(
-                        key,
-                        "The subscription fell too far behind and was ended; resubscribe to resync",
-                        "EVENTS_LAGGED",
-                        published,
-                    );
+                    self.end_lagged(key, published);
                     return false;
                 }
                 OverflowPolicy::DropOldest => {
@@ -881,23 +876,26 @@ impl<R: Clone, W> Registry<R, W> {
         }
     }
 
-    /// Sends an `error` message for the subscription (past the queue bound: the client must
-    /// learn why its stream stopped) and ends it.
-    fn end_with_error(&mut self, key: SubKey, message: &str, code: &str, published: f64) {
+    /// The subscription fell behind (EVENTS_LAGGED): it gets an `error` message, past the queue
+    /// bound since the client must learn why its stream stopped, and ends.
+    fn end_lagged(&mut self, key: SubKey, published: f64) {
         let Some(sub) = self.subs.get(key.idx, key.gen) else {
             return;
         };
         if sub.ended {
             return;
         }
+        let mut extensions = Map::new();
+        extensions.insert("code".into(), Value::from("EVENTS_LAGGED"));
+        let lagged = FieldError {
+            message: "The subscription fell too far behind and was ended; resubscribe to resync"
+                .into(),
+            extensions: Some(extensions),
+        };
         let mut frame = frame_prefix(&sub.operation_id, "error");
-        frame.extend_from_slice(b"[{\"message\":");
-        write_json_str(&mut frame, message);
-        frame.extend_from_slice(b",\"path\":[");
-        write_json_str(&mut frame, &sub.plan.root.response_key);
-        frame.extend_from_slice(b"],\"extensions\":{\"code\":");
-        write_json_str(&mut frame, code);
-        frame.extend_from_slice(b"}}]}");
+        frame.push(b'[');
+        projection::write_root_error(&mut frame, &sub.plan, &lagged);
+        frame.extend_from_slice(b"]}");
         let conn = sub.conn;
         self.unindex(key);
         self.enqueue(

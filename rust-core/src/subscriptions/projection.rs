@@ -51,11 +51,7 @@ pub fn write_payload(out: &mut Vec<u8>, plan: &ProjectionPlan, value: &Value) {
             if i > 0 {
                 out.push(b',');
             }
-            out.extend_from_slice(b"{\"message\":");
-            write_json_str(out, message);
-            out.extend_from_slice(b",\"path\":");
-            out.extend_from_slice(path);
-            out.push(b'}');
+            write_error(out, message, path, None);
         }
         out.extend_from_slice(b"],\"data\":");
         out.extend_from_slice(&data);
@@ -68,17 +64,9 @@ pub fn write_payload(out: &mut Vec<u8>, plan: &ProjectionPlan, value: &Value) {
 pub fn error_payload(plan: &ProjectionPlan, error: &FieldError) -> Vec<u8> {
     let root = &plan.root;
     let mut out = Vec::with_capacity(96 + error.message.len());
-    out.extend_from_slice(b"{\"errors\":[{\"message\":");
-    write_json_str(&mut out, &error.message);
-    out.extend_from_slice(b",\"path\":[");
-    write_json_str(&mut out, &root.response_key);
-    out.push(b']');
-    if let Some(extensions) = &error.extensions {
-        out.extend_from_slice(b",\"extensions\":");
-        // A map of JSON values always serializes.
-        let _ = serde_json::to_writer(&mut out, extensions);
-    }
-    out.extend_from_slice(b"}],\"data\":");
+    out.extend_from_slice(b"{\"errors\":[");
+    write_root_error(&mut out, plan, error);
+    out.extend_from_slice(b"],\"data\":");
     if matches!(root.output.wrappers.first(), Some(Wrapper::NonNull)) {
         out.extend_from_slice(b"null");
     } else {
@@ -88,6 +76,34 @@ pub fn error_payload(plan: &ProjectionPlan, error: &FieldError) -> Vec<u8> {
     }
     out.push(b'}');
     out
+}
+
+/// Writes `error` as a GraphQL error object at the root field's path.
+pub fn write_root_error(out: &mut Vec<u8>, plan: &ProjectionPlan, error: &FieldError) {
+    let mut path = Vec::with_capacity(plan.root.response_key.len() + 4);
+    path.push(b'[');
+    write_json_str(&mut path, &plan.root.response_key);
+    path.push(b']');
+    write_error(out, &error.message, &path, error.extensions.as_ref());
+}
+
+/// Writes one GraphQL error object, `{"message":…,"path":…,"extensions":…}` (`path`: JSON).
+fn write_error(
+    out: &mut Vec<u8>,
+    message: &str,
+    path: &[u8],
+    extensions: Option<&serde_json::Map<String, Value>>,
+) {
+    out.extend_from_slice(b"{\"message\":");
+    write_json_str(out, message);
+    out.extend_from_slice(b",\"path\":");
+    out.extend_from_slice(path);
+    if let Some(extensions) = extensions {
+        out.extend_from_slice(b",\"extensions\":");
+        // A map of JSON values always serializes.
+        let _ = serde_json::to_writer(&mut *out, extensions);
+    }
+    out.push(b'}');
 }
 
 /// The payload bytes of `value` projected onto `plan`.
