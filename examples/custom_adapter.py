@@ -1,5 +1,5 @@
 """The ticker subscription served without any ASGI framework: a `WebSocketAdapter` over the
-`websockets` library's own asyncio server, driven by `GraphQLTransportWSHandler`.
+`websockets` library's own asyncio server, served by `WebSocketTransport`.
 
     python examples/custom_adapter.py [--host 127.0.0.1] [--port 8765] [--interval 1.0]
 
@@ -34,10 +34,10 @@ from fraiseql_fastapi import ID, EventBusConfig, SubscriptionManager, subscripti
 from fraiseql_fastapi.decorator import SubscriptionRegistry
 from fraiseql_fastapi.http_abstraction import (
     GRAPHQL_TRANSPORT_WS,
-    GraphQLTransportWSHandler,
     OnConnect,
     ProtocolOptions,
     WebSocketDisconnected,
+    WebSocketTransport,
 )
 
 PATH = "/graphql"
@@ -133,7 +133,7 @@ async def handle_connection(
 ) -> None:
     """Serves one connection with the graphql-transport-ws protocol."""
     adapter = WebsocketsAdapter(connection)
-    await GraphQLTransportWSHandler(manager, adapter, on_connect=on_connect, options=options).run()
+    await WebSocketTransport(manager, adapter, on_connect=on_connect, options=options).run()
 
 
 def create_manager(bus: EventBusConfig | None = None) -> SubscriptionManager:

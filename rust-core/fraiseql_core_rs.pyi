@@ -28,6 +28,8 @@ __version__: str
 subscriptions: ModuleType
 
 OverflowPolicy = Literal["lag", "drop_oldest"]
+#: How a connection's protocol wraps frames (`open_connection(envelope=...)`).
+Envelope = Literal["graphql-transport-ws", "graphql-ws", "sse-distinct", "sse-single"]
 ResolverScope = Literal["global", "tenant", "user", "subscription"]
 FilterOp = Literal["eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "contains"]
 
@@ -167,9 +169,12 @@ class PySubscriptionExecutor:
         *,
         max_queue: int | None = None,
         overflow_policy: OverflowPolicy | None = None,
+        envelope: Envelope = "graphql-transport-ws",
     ) -> None:
         """Opens or reconfigures a connection. `on_frames()` is called when the connection's
-        queue goes from empty to non-empty (once until the next `drain`)."""
+        queue goes from empty to non-empty (once until the next `drain`). `envelope` is how its
+        protocol wraps frames (`next` or legacy `data` messages, SSE `event: next` records);
+        it applies to subscriptions registered after the call."""
     def register_subscription(
         self,
         connection_id: str,
@@ -188,6 +193,7 @@ class PySubscriptionExecutor:
         context: Any = None,
         filters: Sequence[VariableFilter | ValueFilter | Mapping[str, Any]] | None = None,
         arguments: Mapping[str, Any] | None = None,
+        resolver_arguments: Any = None,
     ) -> None:
         """Registers a subscription (ids are unique per executor; `operation_id`, default the
         subscription id, is the id written in its frames).
@@ -200,6 +206,9 @@ class PySubscriptionExecutor:
         `arguments` (the root field's argument values, resolved by a schema-aware caller) take
         the place of `variables` for filters, resolver grouping and the resolver's second
         argument; `variables` still decide `@skip`/`@include`. Both pass the security check.
+        `resolver_arguments`, when given, is what the resolver receives instead: the arguments
+        as Python values, bound once at subscribe time (the subscribers of a group share the
+        first one's, since their `arguments` are equal).
 
         Raises ValueError (invalid document, filter or option; duplicate id), TypeError (wrong
         types, non-JSON variables), PermissionError (variables naming another user or tenant).

@@ -17,7 +17,7 @@ from helpers import running_server, ws_client
 
 from fraiseql_fastapi import ConnectionContext, SubscriptionManager, subscription
 from fraiseql_fastapi.decorator import SubscriptionRegistry
-from fraiseql_fastapi.http_abstraction import GraphQLTransportWSHandler, ProtocolOptions
+from fraiseql_fastapi.http_abstraction import ProtocolOptions, WebSocketTransport
 from fraiseql_fastapi.http_abstraction.fastapi import SubscriptionRouterFactory
 
 pytestmark = pytest.mark.anyio
@@ -339,8 +339,9 @@ async def test_subscription_limit_counts_live_operations_only() -> None:
             assert [(await c.receive())["type"] for _ in range(3)] == ["next", "next", "error"]
             await c.subscribe(f"r{n}", ROOM, {"room": f"r{n}"})
             await until(lambda: manager.get_metrics()["subscribers"] == 2)
-        (handler,) = manager._handlers.values()
-        assert len(handler._operations) <= 4
+        (connection,) = manager.connections
+        assert connection.live_count == 2  # ... and the ended ones are pruned as they go
+        assert manager.get_metrics()["active_subscriptions"] == 2
         await c.subscribe("over", ROOM, {"room": "over"})
         error = await c.receive()
         assert (error["id"], error["payload"][0]["extensions"]["code"]) == (
@@ -367,7 +368,7 @@ async def test_disconnect_releases_everything() -> None:
         await until(lambda: manager.get_metrics()["active_connections"] == 0)
         metrics = manager.get_metrics()
         assert (metrics["subscribers"], metrics["channels"], metrics["queued_frames"]) == (0, 0, 0)
-        assert not manager._handlers
+        assert not manager.connections
 
 
 async def test_shutdown_completes_operations_and_closes_1001() -> None:
@@ -426,7 +427,7 @@ class GatedSocket:
 
     def __init__(self, manager: SubscriptionManager) -> None:
         self.manager = manager
-        self.handler: GraphQLTransportWSHandler | None = None
+        self.transport: WebSocketTransport | None = None
         self.incoming: asyncio.Queue[str] = asyncio.Queue()
         self.gate = asyncio.Event()
         self.gate.set()
@@ -449,8 +450,8 @@ class GatedSocket:
     async def send_text(self, text: str) -> None:
         await self.gate.wait()
         message = json.loads(text)
-        assert self.handler is not None
-        live = self.manager.is_subscribed(self.handler.connection_id, message.get("id", ""))
+        assert self.transport is not None and self.transport.connection is not None
+        live = self.transport.connection.is_live(message.get("id", ""))
         self.sent.append((message, live))
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
@@ -460,7 +461,7 @@ class GatedSocket:
 async def test_no_next_is_sent_after_the_clients_complete_is_handled() -> None:
     manager = SubscriptionManager(subscriptions=registry.fields)
     socket = GatedSocket(manager)
-    handler = socket.handler = GraphQLTransportWSHandler(
+    handler = socket.transport = WebSocketTransport(
         manager, socket, options=ProtocolOptions(ping_interval=None)
     )
     task = asyncio.create_task(handler.run())

@@ -94,13 +94,6 @@ MANAGER_CASES: dict[str, tuple[str, int]] = {
 }
 
 
-class _Handler:
-    """What `SubscriptionManager.open_connection` needs of a protocol handler."""
-
-    def __init__(self) -> None:
-        self.frames_ready = asyncio.Event()
-
-
 class ManagerFanout:
     """A manager serving one field to `SUBSCRIBERS` connections of one subscription each."""
 
@@ -114,12 +107,12 @@ class ManagerFanout:
             f"subscription {{ {field_name} {{ id channel value }} }}", None, None
         )
         assert not isinstance(prepared, list), prepared
-        self.handlers = [_Handler() for _ in range(SUBSCRIBERS)]
         self.connections = []
-        for i, handler in enumerate(self.handlers):
-            connection = self.manager.open_connection(cast(Any, handler))
-            context = ConnectionContext(user_id=f"u{i}")
-            assert self.manager.subscribe(connection, "1", prepared, context) is None
+        self.woken = [asyncio.Event() for _ in range(SUBSCRIBERS)]
+        for i in range(SUBSCRIBERS):
+            connection = self.manager.connect(on_frames=self.woken[i].set)
+            connection.context = ConnectionContext(user_id=f"u{i}")
+            assert connection.subscribe("1", prepared) is None
             self.connections.append(connection)
         self.loop = asyncio.new_event_loop()
         self.published = self.checked = 0
@@ -134,7 +127,7 @@ class ManagerFanout:
     def collect(self, *_: Any) -> None:
         """Drains every connection; each must hold one `next` frame with the tick (when an
         event was published since the last call)."""
-        frames = [self.manager.drain(c) for c in self.connections]
+        frames = [c.drain() for c in self.connections]
         if self.published == self.checked:
             assert not any(frames)
             return
@@ -144,10 +137,10 @@ class ManagerFanout:
             "type": "next",
             "payload": {"data": {self.field_name: {"id": "1", "channel": CHANNEL, "value": 42}}},
         }
-        for handler, queued in zip(self.handlers, frames, strict=True):
+        for woken, queued in zip(self.woken, frames, strict=True):
             assert [json.loads(frame) for frame in queued] == [expected]
-            assert handler.frames_ready.is_set()
-            handler.frames_ready.clear()
+            assert woken.is_set()
+            woken.clear()
 
     def resolver_calls(self) -> int:
         """Resolver calls since the manager was built."""

@@ -16,7 +16,7 @@ import enum
 import functools
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple, Protocol
 
 from .hints import (
     FieldSpec,
@@ -31,12 +31,19 @@ from .hints import (
 from .names import MISSING
 from .scalars import _parse_datetime, enum_member
 
-if TYPE_CHECKING:
-    from .decorator import SubscriptionField
-
 __all__ = ["args_to_json", "from_graphql_args", "to_graphql_input", "to_jsonable"]
 
 Converter = Callable[[Any], Any]
+
+
+class HasArguments(Protocol):
+    """Anything that declares GraphQL arguments (a `SubscriptionField`); hashable, since its
+    converters are compiled once per owner."""
+
+    @property
+    def arguments(self) -> Sequence[FieldSpec]: ...
+
+    def __hash__(self) -> int: ...
 
 
 # --- Python -> GraphQL-coerced (defaults) ---------------------------------------------------
@@ -311,11 +318,11 @@ _python_converter = _ConverterCache(_compile_to_python)
 
 
 @functools.cache
-def _argument_slots(field: SubscriptionField) -> list[_InputSlot]:
+def _argument_slots(field: HasArguments) -> list[_InputSlot]:
     return [_InputSlot.of(spec, spec.python_name) for spec in field.arguments]
 
 
-def from_graphql_args(field: SubscriptionField, coerced_args: Mapping[str, Any]) -> dict[str, Any]:
+def from_graphql_args(field: HasArguments, coerced_args: Mapping[str, Any]) -> dict[str, Any]:
     """The resolver's keyword arguments (Python names) from its GraphQL arguments (GraphQL
     names): input objects become instances of their model / dataclass / TypedDict, enums
     members. Takes graphql-core's coerced values or their JSON form (`args_to_json`'s result,
@@ -325,7 +332,7 @@ def from_graphql_args(field: SubscriptionField, coerced_args: Mapping[str, Any])
     return _input_kwargs(_argument_slots(field), coerced_args)
 
 
-def args_to_json(field: SubscriptionField, coerced_args: Mapping[str, Any]) -> dict[str, Any]:
+def args_to_json(field: HasArguments, coerced_args: Mapping[str, Any]) -> dict[str, Any]:
     """The GraphQL arguments as JSON, keyed by GraphQL names, with every declared argument
     present (null when left out): the form the Rust core groups subscriptions by and filters
     on. Enums become names; datetimes, dates and UUIDs strings."""

@@ -1,8 +1,8 @@
 """`SubscriptionManager`: the schema, the Rust executor, and the connections served by it.
 
-The protocol handler asks it to prepare operations (graphql-core: parse, validate, coerce),
-register subscriptions (in Rust), execute queries, and drain frames; the application asks it to
-publish events.
+Transports ask it for a `Connection` (`connect`), which their protocol drives (subscribe,
+complete, drain, close); HTTP asks it to prepare and execute queries; the application asks it
+to publish events.
 """
 
 from __future__ import annotations
@@ -14,38 +14,36 @@ import inspect
 import logging
 import signal
 import threading
-import uuid
-from collections.abc import AsyncIterator, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from typing import Any
 
 from graphql import GraphQLError
 
 from fraiseql_core_rs import PyEvent, PyEventBusConfig, PySubscriptionExecutor
 
+from .connection import Connection, ConnectionServices, Envelope, execute
 from .context import ConnectionContext
-from .conversion import args_to_json, from_graphql_args, to_jsonable
-from .decorator import Scope, SubscriptionField, default_registry
+from .conversion import to_jsonable
 from .error_formatting import ErrorFormatter, FormatError
+from .field import SubscriptionField, default_registry
 from .schema import PreparedOperation, SubscriptionSchema
-
-if TYPE_CHECKING:
-    from .http_abstraction.protocol import GraphQLTransportWSHandler
 
 logger = logging.getLogger("fraiseql_fastapi")
 
 
 class CoreResolver:
     """What the Rust core calls, once per event for each group of subscriptions sharing a
-    field, its arguments and its scope: turns the arguments into Python values, calls the user's
-    resolver and turns its result into JSON-compatible data. An exception goes back to the core,
-    which sends that event's subscribers a field error formatted by the manager's
-    `ErrorFormatter` (masked, logged) and keeps their subscriptions."""
+    field, its arguments and its scope: calls the user's resolver with the arguments bound at
+    subscribe time (Python values, by Python name) and turns its result into JSON-compatible
+    data. An exception goes back to the core, which sends that event's subscribers a field
+    error formatted by the manager's `ErrorFormatter` (masked, logged) and keeps their
+    subscriptions."""
 
     def __init__(self, field: SubscriptionField) -> None:
         self.field = field
 
     def __call__(self, event: PyEvent, arguments: Mapping[str, Any], context: Any) -> Any:
-        result = self.field.call(event, from_graphql_args(self.field, arguments), context)
+        result = self.field.call(event, arguments, context)
         if inspect.isawaitable(result):
             return self._finish(result)
         return to_jsonable(result, self.field.return_annotation)
@@ -91,11 +89,23 @@ class SubscriptionManager:
             schema=self.schema.core_type_info(),
             format_error=self.errors.resolver_error,
         )
-        self._resolvers = {field.name: CoreResolver(field) for field in fields}
-        self._handlers: dict[str, GraphQLTransportWSHandler] = {}
+        self._services = ConnectionServices(
+            executor=self.executor,
+            schema=self.schema,
+            errors=self.errors,
+            resolvers={field.name: CoreResolver(field) for field in fields},
+        )
         self._previous_signal_handlers: dict[int, Any] = {}
-        #: Connections closed, by close code (ours or the client's).
-        self.connections_closed: collections.Counter[int] = collections.Counter()
+
+    @property
+    def connections_closed(self) -> collections.Counter[int]:
+        """Connections closed, by close code (ours or the client's)."""
+        return self._services.closed_codes
+
+    @property
+    def connections(self) -> frozenset[Connection]:
+        """The open connections."""
+        return frozenset(self._services.live)
 
     # ----- application API ----------------------------------------------------------------------
 
@@ -166,10 +176,10 @@ class SubscriptionManager:
         for signum, previous in self._previous_signal_handlers.items():
             signal.signal(signum, previous)
         self._previous_signal_handlers.clear()
-        handlers = list(self._handlers.values())
-        if handlers:
+        connections = list(self._services.live)
+        if connections:
             await asyncio.wait(
-                [asyncio.ensure_future(handler.shutdown()) for handler in handlers],
+                [asyncio.ensure_future(connection.shutdown()) for connection in connections],
                 timeout=timeout,
             )
         fd = self.executor.bus_fd
@@ -210,7 +220,17 @@ class SubscriptionManager:
         finally:
             await self.stop()
 
-    # ----- protocol handler API -----------------------------------------------------------------
+    # ----- transport API ------------------------------------------------------------------------
+
+    def connect(
+        self,
+        *,
+        envelope: Envelope = "graphql-transport-ws",
+        on_frames: Callable[[], None] | None = None,
+    ) -> Connection:
+        """A new connection, registered with the core: frames are wrapped in `envelope` (its
+        protocol's), and `on_frames()` is called on the loop when frames are queued for it."""
+        return Connection(self._services, envelope=envelope, on_frames=on_frames)
 
     def prepare(
         self, query: str, operation_name: str | None, variables: Mapping[str, Any] | None
@@ -218,113 +238,9 @@ class SubscriptionManager:
         """Parses, validates and coerces an operation (cached by document text)."""
         return self.schema.prepare(query, operation_name, variables)
 
-    async def execute(self, prepared: PreparedOperation, context: ConnectionContext) -> Any:
-        """Executes a query or mutation; returns the result in its wire form, with errors
-        masked and formatted as for subscriptions."""
-        result = await self.schema.execute(prepared, context)
-        formatted: dict[str, Any] = {"data": result.data}
-        if result.errors:
-            self.errors.log_unexpected(result.errors)
-            formatted["errors"] = self.errors.format_all(result.errors)
-        if result.extensions is not None:
-            formatted["extensions"] = result.extensions
-        return formatted
-
-    def open_connection(self, handler: GraphQLTransportWSHandler) -> str:
-        """Registers a connection with the core; its handler is woken when frames are queued."""
-        connection_id = uuid.uuid4().hex
-        self.executor.open_connection(connection_id, handler.frames_ready.set)
-        self._handlers[connection_id] = handler
-        return connection_id
-
-    def close_connection(self, connection_id: str) -> None:
-        """Forgets a connection and everything about it, in Rust and here."""
-        self._handlers.pop(connection_id, None)
-        with contextlib.suppress(KeyError):
-            self.executor.remove_connection(connection_id)
-
-    def connection_closed(self, code: int) -> None:
-        """Counts a connection that closed with `code` (by us or by the client)."""
-        self.connections_closed[code] += 1
-
-    def drain(self, connection_id: str) -> list[str]:
-        """The frames queued for a connection (none once it is gone)."""
-        try:
-            return self.executor.drain(connection_id)
-        except KeyError:
-            return []
-
-    def subscribe(
-        self,
-        connection_id: str,
-        op_id: str,
-        prepared: PreparedOperation,
-        context: ConnectionContext,
-    ) -> list[GraphQLError] | None:
-        """Registers a prepared subscription in the core; returns errors if it is refused."""
-        field = prepared.field
-        if field is None:
-            return [GraphQLError("Not a subscription")]
-        denied = _authorization_error(field, context)
-        if denied:
-            return [GraphQLError(denied, extensions={"code": "FORBIDDEN"})]
-        assert prepared.args is not None and prepared.resolver_args is not None
-        try:
-            self.executor.register_subscription(
-                connection_id,
-                _subscription_key(connection_id, op_id),
-                prepared.query,
-                prepared.operation_name,
-                variables=prepared.variables_json,
-                user_id=context.user_id,
-                tenant_id=context.tenant_id,
-                operation_id=op_id,
-                channels=field.channels(prepared.resolver_args),
-                event_types=field.event_types,
-                resolver=self._resolvers[field.name],
-                resolver_scope=_sharing_scope(field),
-                context=context,
-                filters=field.core_filters(),
-                arguments=args_to_json(field, prepared.args),
-            )
-        except PermissionError as error:
-            return [GraphQLError(str(error), extensions={"code": "FORBIDDEN"})]
-        except (ValueError, TypeError) as error:
-            return [GraphQLError(str(error))]
-        return None
-
-    def is_subscribed(self, connection_id: str, op_id: str) -> bool:
-        """True while the subscription is live in the core."""
-        return self.executor.is_active(_subscription_key(connection_id, op_id))
-
-    def live_subscriptions(self, connection_id: str) -> int:
-        """How many subscriptions of the connection are live in the core (constant time)."""
-        try:
-            return self.executor.connection_active(connection_id)
-        except KeyError:
-            return 0
-
-    def complete(self, connection_id: str, op_id: str) -> None:
-        """Ends a subscription (client `complete`); unknown ids are ignored."""
-        with contextlib.suppress(KeyError):
-            self.executor.complete_subscription(_subscription_key(connection_id, op_id))
-
-
-def _subscription_key(connection_id: str, op_id: str) -> str:
-    # Operation ids are chosen by clients and unique per connection only.
-    return f"{connection_id}/{op_id}"
-
-
-def _sharing_scope(field: SubscriptionField) -> Scope:
-    """A resolver that does not take `context` gives everyone with the same arguments the same
-    result, so one call per event serves them all; otherwise the declared scope applies."""
-    return field.scope if field.wants_context else "global"
-
-
-def _authorization_error(field: SubscriptionField, context: ConnectionContext) -> str | None:
-    if field.roles and not context.roles.intersection(field.roles):
-        return f'Subscription "{field.name}" requires one of the roles: {", ".join(field.roles)}'
-    missing = [p for p in field.permissions if p not in context.permissions]
-    if missing:
-        return f'Subscription "{field.name}" requires the permissions: {", ".join(missing)}'
-    return None
+    async def execute(
+        self, prepared: PreparedOperation, context: ConnectionContext | None = None
+    ) -> dict[str, Any]:
+        """Executes a query or mutation (as `context`, default anonymous); returns the result in
+        its wire form, with errors masked and formatted as for subscriptions."""
+        return await execute(self._services, prepared, context or ConnectionContext())

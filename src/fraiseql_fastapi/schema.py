@@ -52,8 +52,8 @@ from graphql import (
 )
 
 from .conversion import from_graphql_args, to_jsonable
-from .decorator import SubscriptionField
 from .errors import SubscriptionDefinitionError
+from .field import SubscriptionField
 from .graphql_compat import (
     CoercedVariables,
     collect_fields,

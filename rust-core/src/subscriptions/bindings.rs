@@ -6,6 +6,7 @@
 
 use super::bus::config::{EventBusConfig, PyEventBusConfig};
 use super::bus::{Bus, BusMessage, Inbound, MetricValue};
+use super::envelope::Envelope;
 use super::event::{now_seconds, Event};
 use super::executor::{
     FieldError, GroupRef, Pending, QueueDefaults, RegisterError, Registry, Resolution,
@@ -687,7 +688,13 @@ impl PySubscriptionExecutor {
 
     /// Opens a connection (or reconfigures it). `on_frames()` is called, on the thread that
     /// queued them, when the connection's queue goes from empty to non-empty; call `drain`.
-    #[pyo3(signature = (connection_id, on_frames=None, *, max_queue=None, overflow_policy=None))]
+    /// `envelope` is how its protocol wraps frames: "graphql-transport-ws" (the default),
+    /// "graphql-ws", "sse-distinct" or "sse-single"; it applies to subscriptions registered
+    /// after the call.
+    #[pyo3(signature = (
+        connection_id, on_frames=None, *, max_queue=None, overflow_policy=None,
+        envelope="graphql-transport-ws"
+    ))]
     fn open_connection(
         &self,
         py: Python<'_>,
@@ -695,7 +702,9 @@ impl PySubscriptionExecutor {
         on_frames: Option<Bound<'_, PyAny>>,
         max_queue: Option<usize>,
         overflow_policy: Option<&str>,
+        envelope: &str,
     ) -> PyResult<()> {
+        let envelope = Envelope::parse(envelope).map_err(PyValueError::new_err)?;
         if let Some(cb) = &on_frames {
             if !cb.is_callable() {
                 return Err(PyTypeError::new_err("on_frames must be callable"));
@@ -706,7 +715,7 @@ impl PySubscriptionExecutor {
         let policy = policy_arg(overflow_policy, defaults.policy)?;
         let waker = on_frames.map(Bound::unbind);
         let previous = self.registry_op(py, move |reg| {
-            reg.open_connection(connection_id, waker, capacity, policy)
+            reg.open_connection(connection_id, waker, capacity, policy, envelope)
         });
         drop(previous);
         Ok(())
@@ -715,7 +724,8 @@ impl PySubscriptionExecutor {
     #[pyo3(signature = (
         connection_id, subscription_id, query, operation_name=None, variables=None,
         user_id=None, tenant_id=None, *, operation_id=None, channels=None, event_types=None,
-        resolver=None, resolver_scope="user", context=None, filters=None, arguments=None
+        resolver=None, resolver_scope="user", context=None, filters=None, arguments=None,
+        resolver_arguments=None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn register_subscription(
@@ -736,6 +746,7 @@ impl PySubscriptionExecutor {
         context: Option<&Bound<'_, PyAny>>,
         filters: Option<&Bound<'_, PyAny>>,
         arguments: Option<&Bound<'_, PyAny>>,
+        resolver_arguments: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
         let vars = to_json_map(variables, "variables")?;
         let args = match arguments.filter(|a| !a.is_none()) {
@@ -763,8 +774,12 @@ impl PySubscriptionExecutor {
                         d.into_any().unbind()
                     }
                 };
-                // The resolver sees the arguments when given, else the variables.
-                let inputs = arguments.or(variables).filter(|v| !v.is_none());
+                // The resolver sees its bound arguments when given (Python values made once, at
+                // subscribe time), else the JSON arguments, else the variables.
+                let inputs = resolver_arguments
+                    .or(arguments)
+                    .or(variables)
+                    .filter(|v| !v.is_none());
                 let variables = match inputs {
                     Some(v) => v.clone().unbind(),
                     None => PyDict::new(py).into_any().unbind(),

@@ -11,10 +11,11 @@
 //! `next` carries `errors` and a null field, and the subscription goes on. Only a failure of the
 //! stream itself (falling behind, EVENTS_LAGGED) ends a subscription with `error`.
 
+use super::envelope::Envelope;
 use super::event::{now_seconds, Event};
 use super::filter::{ArgFilter, FilterSpec};
 use super::metrics::Metrics;
-use super::plan::{write_json_str, ProjectionPlan};
+use super::plan::ProjectionPlan;
 use super::projection;
 use super::queue::{FrameBody, FrameQueue, OverflowPolicy, QueuedFrame, SubKey};
 use super::security::{Refusal, SecurityContext};
@@ -138,6 +139,8 @@ struct Subscription {
     plan: Arc<ProjectionPlan>,
     group: u32,
     next_prefix: Arc<[u8]>,
+    /// Its connection's envelope (for the suffix of `next` frames and for error frames).
+    envelope: Envelope,
     operation_id: Box<str>,
     /// Frames of this subscription still in its connection's queue.
     queued: u32,
@@ -148,6 +151,8 @@ struct Subscription {
 struct Connection<W> {
     id: Box<str>,
     queue: FrameQueue,
+    /// How this connection's protocol wraps frames.
+    envelope: Envelope,
     waker: Option<W>,
     /// A wake-up is outstanding: no other is sent until the queue is drained.
     notified: bool,
@@ -319,11 +324,13 @@ impl<R: Clone, W> Registry<R, W> {
         waker: Option<W>,
         capacity: usize,
         policy: OverflowPolicy,
+        envelope: Envelope,
     ) -> Option<W> {
         let idx = self.connection_index(id);
         let conn = self.conns.at_mut(idx)?;
         conn.queue.capacity = capacity;
         conn.queue.policy = policy;
+        conn.envelope = envelope;
         std::mem::replace(&mut conn.waker, waker)
     }
 
@@ -334,6 +341,7 @@ impl<R: Clone, W> Registry<R, W> {
         let (idx, _) = self.conns.insert(Connection {
             id: id.into(),
             queue: FrameQueue::new(self.defaults.capacity, self.defaults.policy),
+            envelope: Envelope::default(),
             waker: None,
             notified: false,
             subs: Vec::new(),
@@ -452,10 +460,15 @@ impl<R: Clone, W> Registry<R, W> {
             .as_deref()
             .unwrap_or(&spec.subscription_id)
             .into();
+        let envelope = self
+            .conns
+            .at(conn_idx)
+            .map_or_else(Envelope::default, |c| c.envelope);
         let sub = Subscription {
             id: spec.subscription_id.as_str().into(),
             conn: conn_idx,
-            next_prefix: frame_prefix(&operation_id, "next").into(),
+            next_prefix: envelope.next_prefix(&operation_id).into(),
+            envelope,
             operation_id,
             channels,
             event_types: spec
@@ -824,6 +837,7 @@ impl<R: Clone, W> Registry<R, W> {
             let body = FrameBody::Next {
                 prefix: sub.next_prefix.clone(),
                 payload,
+                suffix: sub.envelope.next_suffix(),
             };
             if self.push_frame(key, conn_idx, body, published) {
                 delivered += 1;
@@ -892,10 +906,9 @@ impl<R: Clone, W> Registry<R, W> {
                 .into(),
             extensions: Some(extensions),
         };
-        let mut frame = frame_prefix(&sub.operation_id, "error");
-        frame.push(b'[');
-        projection::write_root_error(&mut frame, &sub.plan, &lagged);
-        frame.extend_from_slice(b"]}");
+        let frame = sub.envelope.error_frame(&sub.operation_id, |out| {
+            projection::write_root_error(out, &sub.plan, &lagged);
+        });
         let conn = sub.conn;
         self.unindex(key);
         self.enqueue(
@@ -961,17 +974,6 @@ impl<R: Clone, W> Registry<R, W> {
     pub fn connection_id_of(&self, idx: u32) -> Option<&str> {
         self.conns.at(idx).map(|c| &*c.id)
     }
-}
-
-/// `{"id":<id>,"type":"<kind>","payload":` — the part of a frame before its payload.
-fn frame_prefix(id: &str, kind: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(id.len() + kind.len() + 32);
-    out.extend_from_slice(b"{\"id\":");
-    write_json_str(&mut out, id);
-    out.extend_from_slice(b",\"type\":\"");
-    out.extend_from_slice(kind.as_bytes());
-    out.extend_from_slice(b"\",\"payload\":");
-    out
 }
 
 #[cfg(test)]

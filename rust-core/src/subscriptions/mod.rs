@@ -3,6 +3,7 @@
 
 pub mod bindings;
 pub mod bus;
+pub mod envelope;
 pub mod event;
 pub mod executor;
 pub mod filter;

@@ -11,13 +11,15 @@ pub struct SubKey {
     pub gen: u32,
 }
 
-/// The bytes of one graphql-transport-ws message.
+/// The bytes of one message, in its connection's envelope.
 #[derive(Debug, Clone)]
 pub enum FrameBody {
-    /// `prefix` is `{"id":…,"type":"next","payload":`; the frame is prefix + payload + `}`.
+    /// prefix + payload + suffix, e.g. `{"id":…,"type":"next","payload":` + payload + `}`
+    /// (see `Envelope`); the payload is shared by every subscriber of a group and selection.
     Next {
         prefix: Arc<[u8]>,
         payload: Arc<[u8]>,
+        suffix: &'static [u8],
     },
     /// A complete message (errors and other rare frames).
     Whole(Box<[u8]>),
@@ -26,7 +28,11 @@ pub enum FrameBody {
 impl FrameBody {
     pub fn len(&self) -> usize {
         match self {
-            Self::Next { prefix, payload } => prefix.len() + payload.len() + 1,
+            Self::Next {
+                prefix,
+                payload,
+                suffix,
+            } => prefix.len() + payload.len() + suffix.len(),
             Self::Whole(b) => b.len(),
         }
     }
@@ -38,10 +44,14 @@ impl FrameBody {
     /// Appends the complete frame to `out`.
     pub fn write_to(&self, out: &mut Vec<u8>) {
         match self {
-            Self::Next { prefix, payload } => {
+            Self::Next {
+                prefix,
+                payload,
+                suffix,
+            } => {
                 out.extend_from_slice(prefix);
                 out.extend_from_slice(payload);
-                out.push(b'}');
+                out.extend_from_slice(suffix);
             }
             Self::Whole(b) => out.extend_from_slice(b),
         }
@@ -180,6 +190,7 @@ mod tests {
         let body = FrameBody::Next {
             prefix: Arc::from(&b"{\"id\":\"1\",\"type\":\"next\",\"payload\":"[..]),
             payload: Arc::from(&b"{\"data\":{}}"[..]),
+            suffix: b"}",
         };
         assert_eq!(
             body.to_vec(),

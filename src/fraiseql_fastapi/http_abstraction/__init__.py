@@ -1,23 +1,19 @@
-"""The HTTP abstraction layer: the `WebSocketAdapter` protocol, the graphql-transport-ws
-handler, and the adapters for FastAPI (`.fastapi`) and Starlette (`.starlette`)."""
+"""The HTTP abstraction layer: the `WebSocketAdapter` protocol, the WebSocket transport that
+serves an adapter with the protocol its client chose, and the adapters for FastAPI (`.fastapi`)
+and Starlette (`.starlette`)."""
 
+from ..protocols.common import OnConnect, ProtocolOptions
+from ..protocols.graphql_transport_ws import GRAPHQL_TRANSPORT_WS, CloseCode, MessageType
 from .adapter import WebSocketAdapter, WebSocketDisconnected
-from .protocol import (
-    GRAPHQL_TRANSPORT_WS,
-    CloseCode,
-    GraphQLTransportWSHandler,
-    MessageType,
-    OnConnect,
-    ProtocolOptions,
-)
+from .websocket import WebSocketTransport
 
 __all__ = [
     "GRAPHQL_TRANSPORT_WS",
     "CloseCode",
-    "GraphQLTransportWSHandler",
     "MessageType",
     "OnConnect",
     "ProtocolOptions",
     "WebSocketAdapter",
     "WebSocketDisconnected",
+    "WebSocketTransport",
 ]

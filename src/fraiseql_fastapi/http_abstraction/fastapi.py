@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from fastapi import APIRouter, Request, WebSocket
 from starlette.responses import Response
 
-from .protocol import OnConnect, ProtocolOptions
+from ..protocols.common import OnConnect, ProtocolOptions
 from .starlette import serve_http, serve_websocket
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ class SubscriptionRouterFactory:
         """A router with the WebSocket endpoint and the POST endpoint at `path`.
 
         `on_connect(payload, websocket)` authenticates `connection_init` (see
-        `GraphQLTransportWSHandler`); `options` sets timeouts and limits.
+        `WebSocketTransport`); `options` sets timeouts and limits.
         """
         router = APIRouter()
 

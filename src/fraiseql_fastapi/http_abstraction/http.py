@@ -6,8 +6,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..context import ConnectionContext
-
 if TYPE_CHECKING:
     from ..manager import SubscriptionManager
 
@@ -27,7 +25,7 @@ async def execute_post(manager: SubscriptionManager, body: Any) -> tuple[int, di
         return 400, {"errors": manager.errors.format_all(prepared)}
     if prepared.kind == "subscription":
         return 400, _errors("Subscriptions are served over WebSocket (graphql-transport-ws)")
-    return 200, await manager.execute(prepared, ConnectionContext())
+    return 200, await manager.execute(prepared)
 
 
 def _errors(message: str) -> dict[str, Any]:

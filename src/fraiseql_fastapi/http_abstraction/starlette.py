@@ -12,9 +12,10 @@ from starlette.routing import BaseRoute, Match
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from ..protocols.common import OnConnect, ProtocolOptions
 from .adapter import WebSocketDisconnected
 from .http import execute_post
-from .protocol import GraphQLTransportWSHandler, OnConnect, ProtocolOptions
+from .websocket import WebSocketTransport
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -83,9 +84,9 @@ async def serve_websocket(
     on_connect: OnConnect | None = None,
     options: ProtocolOptions | None = None,
 ) -> None:
-    """Runs the graphql-transport-ws protocol on a Starlette/FastAPI WebSocket."""
+    """Serves GraphQL on a Starlette/FastAPI WebSocket (graphql-transport-ws or graphql-ws)."""
     adapter = StarletteWebSocketAdapter(websocket)
-    await GraphQLTransportWSHandler(manager, adapter, on_connect=on_connect, options=options).run()
+    await WebSocketTransport(manager, adapter, on_connect=on_connect, options=options).run()
 
 
 async def serve_http(manager: SubscriptionManager, request: Request) -> Response:

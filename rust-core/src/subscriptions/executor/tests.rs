@@ -331,7 +331,13 @@ fn drop_oldest_keeps_the_newest() {
 #[test]
 fn wakeups_once_per_drain_and_cleanup_is_complete() {
     let mut reg = Reg::default();
-    reg.open_connection("c", Some("waker"), 10, OverflowPolicy::Lag);
+    reg.open_connection(
+        "c",
+        Some("waker"),
+        10,
+        OverflowPolicy::Lag,
+        Envelope::default(),
+    );
     register(&mut reg, spec("c", "a", None, None));
     register(&mut reg, spec("c", "b", None, None));
     reg.dispatch(&event("users", json!({}), None, None));

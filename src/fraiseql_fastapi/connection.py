@@ -1,0 +1,200 @@
+"""`Connection`: one client connection as the manager serves it, whatever its protocol and
+transport: who it acts for, its subscriptions in the Rust core, the frames queued for it, and
+how it closed. Transports get one from `SubscriptionManager.connect` and protocols drive it.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from graphql import GraphQLError
+
+from fraiseql_core_rs import PySubscriptionExecutor
+
+from .context import ConnectionContext
+from .conversion import args_to_json
+from .error_formatting import ErrorFormatter
+from .field import Scope, SubscriptionField
+from .schema import PreparedOperation, SubscriptionSchema
+
+__all__ = ["Connection", "ConnectionServices", "Envelope"]
+
+#: How a connection's frames are wrapped, per protocol (see `open_connection` in the core).
+Envelope = str
+
+
+@dataclass(eq=False)
+class ConnectionServices:
+    """What the connections of one manager share: the core, the schema, the error formatter,
+    the resolvers the core calls, the live connections and the close-code counts."""
+
+    executor: PySubscriptionExecutor
+    schema: SubscriptionSchema
+    errors: ErrorFormatter
+    resolvers: Mapping[str, Callable[..., Any]]
+    live: set[Connection] = field(default_factory=set)
+    #: Connections closed, by close code (ours or the client's).
+    closed_codes: collections.Counter[int] = field(default_factory=collections.Counter)
+
+
+class Connection:
+    """A client connection: subscribe, complete, drain, live count, close, and the security
+    context `on_connect` established. Operation ids are the client's, unique per connection.
+
+    `on_shutdown`, set by the transport, is awaited when the server shuts down (it should
+    complete every operation and close, as its protocol says)."""
+
+    def __init__(
+        self,
+        services: ConnectionServices,
+        *,
+        envelope: Envelope = "graphql-transport-ws",
+        on_frames: Callable[[], None] | None = None,
+    ) -> None:
+        self.id = uuid.uuid4().hex
+        self.context = ConnectionContext()
+        self.on_shutdown: Callable[[], Awaitable[None]] | None = None
+        self._services = services
+        self._executor = services.executor
+        self._closed = False
+        self._executor.open_connection(self.id, on_frames, envelope=envelope)  # type: ignore[arg-type]
+        services.live.add(self)
+
+    @property
+    def is_closed(self) -> bool:
+        """True once `close` has been called."""
+        return self._closed
+
+    @property
+    def errors(self) -> ErrorFormatter:
+        """How errors are formatted (masked, logged) for clients."""
+        return self._services.errors
+
+    # ----- operations ---------------------------------------------------------------------------
+
+    def prepare(
+        self, query: str, operation_name: str | None, variables: Mapping[str, Any] | None
+    ) -> PreparedOperation | list[GraphQLError]:
+        """Parses, validates and coerces an operation (cached by document text)."""
+        return self._services.schema.prepare(query, operation_name, variables)
+
+    async def execute(self, prepared: PreparedOperation) -> dict[str, Any]:
+        """Executes a query or mutation as this connection; the result in its wire form."""
+        return await execute(self._services, prepared, self.context)
+
+    def subscribe(self, op_id: str, prepared: PreparedOperation) -> list[GraphQLError] | None:
+        """Registers a prepared subscription in the core; returns errors if it is refused."""
+        field = prepared.field
+        if field is None:
+            return [GraphQLError("Not a subscription")]
+        context = self.context
+        denied = _authorization_error(field, context)
+        if denied:
+            return [GraphQLError(denied, extensions={"code": "FORBIDDEN"})]
+        assert prepared.args is not None and prepared.resolver_args is not None
+        try:
+            self._executor.register_subscription(
+                self.id,
+                self._key(op_id),
+                prepared.query,
+                prepared.operation_name,
+                variables=prepared.variables_json,
+                user_id=context.user_id,
+                tenant_id=context.tenant_id,
+                operation_id=op_id,
+                channels=field.channels(prepared.resolver_args),
+                event_types=field.event_types,
+                resolver=self._services.resolvers[field.name],
+                resolver_scope=_sharing_scope(field),
+                context=context,
+                filters=field.core_filters(),
+                arguments=args_to_json(field, prepared.args),
+                resolver_arguments=prepared.resolver_args,
+            )
+        except PermissionError as error:
+            return [GraphQLError(str(error), extensions={"code": "FORBIDDEN"})]
+        except (ValueError, TypeError) as error:
+            return [GraphQLError(str(error))]
+        return None
+
+    def complete(self, op_id: str) -> None:
+        """Ends a subscription (its queued frames are dropped); unknown ids are ignored."""
+        with contextlib.suppress(KeyError):
+            self._executor.complete_subscription(self._key(op_id))
+
+    def is_live(self, op_id: str) -> bool:
+        """True while the subscription is live in the core."""
+        return self._executor.is_active(self._key(op_id))
+
+    @property
+    def live_count(self) -> int:
+        """How many of its subscriptions are live in the core (constant time)."""
+        try:
+            return self._executor.connection_active(self.id)
+        except KeyError:
+            return 0
+
+    def drain(self) -> list[str]:
+        """The frames queued for it, ready to send (none once it is closed)."""
+        try:
+            return self._executor.drain(self.id)
+        except KeyError:
+            return []
+
+    # ----- lifecycle ----------------------------------------------------------------------------
+
+    def close(self, code: int) -> bool:
+        """Counts the close with `code` and forgets everything about the connection, in the
+        core and in the manager. Only the first call does anything; it returns True."""
+        if self._closed:
+            return False
+        self._closed = True
+        self._services.closed_codes[code] += 1
+        self._services.live.discard(self)
+        with contextlib.suppress(KeyError):
+            self._executor.remove_connection(self.id)
+        return True
+
+    async def shutdown(self) -> None:
+        """Server shutdown: asks the transport to end it (see `on_shutdown`)."""
+        if self.on_shutdown is not None and not self._closed:
+            await self.on_shutdown()
+
+    def _key(self, op_id: str) -> str:
+        # Operation ids are chosen by clients and unique per connection only.
+        return f"{self.id}/{op_id}"
+
+
+async def execute(
+    services: ConnectionServices, prepared: PreparedOperation, context: ConnectionContext
+) -> dict[str, Any]:
+    """Executes a query or mutation; the result in its wire form, with errors masked and
+    formatted as for subscriptions."""
+    result = await services.schema.execute(prepared, context)
+    formatted: dict[str, Any] = {"data": result.data}
+    if result.errors:
+        services.errors.log_unexpected(result.errors)
+        formatted["errors"] = services.errors.format_all(result.errors)
+    if result.extensions is not None:
+        formatted["extensions"] = result.extensions
+    return formatted
+
+
+def _sharing_scope(field: SubscriptionField) -> Scope:
+    """A resolver that does not take `context` gives everyone with the same arguments the same
+    result, so one call per event serves them all; otherwise the declared scope applies."""
+    return field.scope if field.wants_context else "global"
+
+
+def _authorization_error(field: SubscriptionField, context: ConnectionContext) -> str | None:
+    if field.roles and not context.roles.intersection(field.roles):
+        return f'Subscription "{field.name}" requires one of the roles: {", ".join(field.roles)}'
+    missing = [p for p in field.permissions if p not in context.permissions]
+    if missing:
+        return f'Subscription "{field.name}" requires the permissions: {", ".join(missing)}'
+    return None

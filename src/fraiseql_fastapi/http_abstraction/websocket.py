@@ -1,0 +1,221 @@
+"""The WebSocket transport: serves one `WebSocketAdapter` with the protocol its client asked
+for (by subprotocol), doing the I/O the protocol asks for: reading messages, sending the
+frames the core queues (one sender task per connection, woken by the core) and the protocol's
+own messages, its timers, and cleaning up however the connection ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Any
+
+from ..connection import Connection
+from ..protocols import WebSocketProtocol, websocket_protocol
+from ..protocols.common import OnConnect, ProtocolOptions, Timer
+from ..protocols.graphql_transport_ws import CloseCode
+from .adapter import WebSocketAdapter, WebSocketDisconnected
+
+if TYPE_CHECKING:
+    from ..manager import SubscriptionManager
+
+__all__ = ["FramesReady", "WebSocketTransport"]
+
+logger = logging.getLogger("fraiseql_fastapi")
+
+
+class FramesReady:
+    """The wake-up of a connection's sender: like `asyncio.Event` with a single waiter, which
+    is all the sender needs, and cheaper, since it is set and waited for once per message sent
+    in the usual case of one frame per wake-up. `set` is called by the core, on the loop."""
+
+    __slots__ = ("_flag", "_waiter")
+
+    def __init__(self) -> None:
+        self._flag = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    def set(self) -> None:
+        if self._flag:
+            return
+        self._flag = True
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def clear(self) -> None:
+        self._flag = False
+
+    async def wait(self) -> None:
+        """Returns once set (at once if it is); one task at a time may wait."""
+        if self._flag:
+            return
+        waiter = self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await waiter
+        finally:
+            if self._waiter is waiter:
+                self._waiter = None
+
+
+class WebSocketTransport:
+    """Serves one WebSocket connection: `await WebSocketTransport(manager, adapter).run()`.
+
+    The subprotocol picks the protocol: `graphql-transport-ws` or the legacy `graphql-ws`
+    (each can be turned off in `ProtocolOptions`); a client offering neither gets 4406.
+    `on_connect(payload, request)` authenticates the connection (see `ProtocolOptions` and
+    `fraiseql_fastapi.protocols.common.OnConnect`)."""
+
+    def __init__(
+        self,
+        manager: SubscriptionManager,
+        websocket: WebSocketAdapter,
+        *,
+        on_connect: OnConnect | None = None,
+        options: ProtocolOptions | None = None,
+    ) -> None:
+        self.manager = manager
+        self.websocket = websocket
+        self.on_connect = on_connect
+        self.options = options or ProtocolOptions()
+        self.frames_ready = FramesReady()
+        self.connection: Connection | None = None
+        self.protocol: WebSocketProtocol | None = None
+        self._send_lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._timers: set[asyncio.TimerHandle] = set()
+        self._closed = False
+
+    # ----- the ProtocolSocket of the connection's protocol ----------------------------------------
+
+    @property
+    def request(self) -> Any:
+        return self.websocket.request
+
+    async def send(self, text: str) -> None:
+        async with self._send_lock:
+            if not self._closed:
+                await self.websocket.send_text(text)
+
+    async def close(self, code: int, reason: str) -> None:
+        """Closes the socket once (the reason is cut to the 123 bytes a close frame allows)."""
+        if not self._mark_closed(code):
+            return
+        encoded = reason.encode()[:123].decode(errors="ignore")
+        try:
+            await self.websocket.close(int(code), encoded)
+        except Exception:  # the client may be gone already
+            logger.debug("closing a WebSocket failed", exc_info=True)
+
+    def call_later(self, delay: float, callback: Callable[[], Awaitable[None]]) -> Timer:
+        def fire() -> None:
+            self._timers.discard(handle)
+            if not self._closed:
+                self._spawn(_guarded(self, callback))
+
+        handle = asyncio.get_running_loop().call_later(delay, fire)
+        self._timers.add(handle)
+        return handle
+
+    def exclusive(self) -> AbstractAsyncContextManager[None]:
+        return self._send_lock
+
+    # ----- lifecycle ------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Handshake, then serve messages until the connection closes; always cleans up."""
+        protocol_class = websocket_protocol(self.websocket.subprotocols, self.options)
+        if protocol_class is None:
+            await self.websocket.accept(None)
+            self._closed = True
+            self.manager.connections_closed[CloseCode.SUBPROTOCOL_NOT_ACCEPTABLE] += 1
+            await self.websocket.close(
+                CloseCode.SUBPROTOCOL_NOT_ACCEPTABLE, "Subprotocol not acceptable"
+            )
+            return
+        await self.websocket.accept(protocol_class.subprotocol)
+        connection = self.connection = self.manager.connect(
+            envelope=protocol_class.envelope, on_frames=self.frames_ready.set
+        )
+        protocol = self.protocol = protocol_class(
+            connection, self, on_connect=self.on_connect, options=self.options
+        )
+        connection.on_shutdown = protocol.shutdown
+        try:
+            self._spawn(self._send_frames(connection))
+            await protocol.opened()
+            while not self._closed:
+                try:
+                    text = await self.websocket.receive_text()
+                except WebSocketDisconnected as gone:
+                    self._mark_closed(gone.code)
+                    break
+                except TypeError:
+                    await protocol.received_binary()
+                    continue
+                await protocol.received(text)
+        except Exception:
+            logger.exception("%s connection failed", protocol_class.subprotocol)
+            await self.close(CloseCode.INTERNAL_SERVER_ERROR, "Internal server error")
+        finally:
+            await self._cleanup(protocol, connection)
+
+    def _mark_closed(self, code: int) -> bool:
+        """Marks the connection closed with `code` and counts it; False if it already was."""
+        if self._closed:
+            return False
+        self._closed = True
+        if self.connection is not None:
+            self.connection.close(code)
+        return True
+
+    async def _cleanup(self, protocol: WebSocketProtocol, connection: Connection) -> None:
+        self._mark_closed(CloseCode.ABNORMAL_CLOSURE)  # when neither side closed (cancelled)
+        protocol.closed()
+        for handle in self._timers:
+            handle.cancel()
+        self._timers.clear()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        connection.close(CloseCode.ABNORMAL_CLOSURE)
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _send_frames(self, connection: Connection) -> None:
+        """Sends what the core queued for this connection, each time it says there is some."""
+        # The hot path: one pass per wake-up, usually with one frame; look-ups hoisted.
+        ready = self.frames_ready
+        drain = connection.drain
+        send_text = self.websocket.send_text
+        lock = self._send_lock
+        while True:
+            await ready.wait()
+            ready.clear()
+            await lock.acquire()
+            try:
+                # Drained under the lock, which a client's `complete` takes too: frames drained
+                # before it is handled are sent before it is, none after.
+                for text in drain():
+                    if self._closed:
+                        return
+                    await send_text(text)
+            finally:
+                lock.release()
+
+
+async def _guarded(transport: WebSocketTransport, callback: Callable[[], Awaitable[None]]) -> None:
+    """Runs a timer's callback; a failure closes the connection (4500) instead of vanishing."""
+    try:
+        await callback()
+    except Exception:
+        logger.exception("a protocol timer failed")
+        await transport.close(CloseCode.INTERNAL_SERVER_ERROR, "Internal server error")

@@ -1,0 +1,206 @@
+"""What every protocol shares: its options, the `on_connect` hook and how its verdict is read,
+the `ProtocolSocket` a transport gives a protocol, and the bookkeeping of live operations.
+
+A protocol decides, its transport does I/O: a protocol object is fed what the client sent and
+answers through its `ProtocolSocket` (send, close, call_later), so the same protocol logic runs
+over an ASGI WebSocket, an SSE response, or a socket owned by another I/O layer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import orjson
+from graphql import GraphQLError
+
+from ..connection import Connection
+from ..context import ConnectionContext
+
+__all__ = [
+    "OnConnect",
+    "Operations",
+    "ProtocolOptions",
+    "ProtocolSocket",
+    "Timer",
+    "authenticate",
+    "dumps",
+    "too_many_operations",
+]
+
+#: `on_connect(payload, request)` returns who the connection acts for: a `ConnectionContext`,
+#: a dict with its keys, True/None (anonymous) or False (refused); it may be async and may
+#: raise PermissionError to refuse. `payload` is the `connection_init` payload on WebSockets
+#: and None over SSE, where the request (headers, cookies) is what it decides from.
+OnConnect = Callable[[Mapping[str, Any] | None, Any], Any]
+
+
+@dataclass(frozen=True)
+class ProtocolOptions:
+    """Limits, timers (seconds; None disables a timer) and which protocols are served.
+
+    `graphql_transport_ws`, `graphql_ws` (the legacy subscriptions-transport-ws protocol) and
+    `sse` (GraphQL over Server-Sent Events) turn each protocol on or off; all are on by
+    default. `keepalive_interval` is how often the legacy protocol sends `ka` and SSE streams
+    send a comment line.
+    """
+
+    connection_init_timeout: float = 3.0
+    ping_interval: float | None = 15.0
+    pong_timeout: float = 10.0
+    max_subscriptions: int = 100
+    max_message_size: int = 1 << 20
+    keepalive_interval: float | None = 12.0
+    graphql_transport_ws: bool = True
+    graphql_ws: bool = True
+    sse: bool = True
+
+
+class Timer(Protocol):
+    """A pending `call_later`."""
+
+    def cancel(self) -> None:
+        """Cancels the call if it has not run yet."""
+        ...
+
+
+class ProtocolSocket(Protocol):
+    """What a protocol needs from its transport. Frames the core queued for the connection
+    are sent by the transport itself; the protocol sends only its own control messages."""
+
+    @property
+    def request(self) -> Any:
+        """The framework's request/WebSocket object (handed to `on_connect`)."""
+        ...
+
+    async def send(self, text: str) -> None:
+        """Sends one message, after any frame being sent now."""
+        ...
+
+    async def close(self, code: int, reason: str) -> None:
+        """Closes the connection with `code` (once; later calls do nothing)."""
+        ...
+
+    def call_later(self, delay: float, callback: Callable[[], Awaitable[None]]) -> Timer:
+        """Runs `callback()` after `delay` seconds unless cancelled or the connection closed."""
+        ...
+
+    def exclusive(self) -> AbstractAsyncContextManager[None]:
+        """Holds off the sending of frames: inside it, no frame is on its way out."""
+        ...
+
+
+def dumps(message: Mapping[str, Any]) -> str:
+    """A control message as JSON text."""
+    return orjson.dumps(message).decode()
+
+
+async def authenticate(
+    on_connect: OnConnect | None, payload: Mapping[str, Any] | None, request: Any
+) -> ConnectionContext | None:
+    """Runs `on_connect`; the connection's context, or None when it refuses. Fails closed:
+    anything but a context, a dict, True or None is a refusal (TypeError is raised for a value
+    of the wrong type, so the mistake is seen)."""
+    if on_connect is None:
+        return ConnectionContext()
+    try:
+        verdict = on_connect(payload, request)
+        if inspect.isawaitable(verdict):
+            verdict = await verdict
+    except PermissionError:
+        return None
+    if verdict is False:
+        return None
+    return ConnectionContext.from_value(verdict)
+
+
+def too_many_operations(limit: int) -> GraphQLError:
+    """The error for a subscribe past `max_subscriptions`."""
+    return GraphQLError(
+        f"Too many operations on this connection (at most {limit})",
+        extensions={"code": "TOO_MANY_SUBSCRIPTIONS"},
+    )
+
+
+class Operations:
+    """The live operations of a connection, by client-chosen id: subscriptions (None) and
+    running queries (their task). A query leaves when it is done; a subscription the core ended
+    (error, lag) stays until its id is looked up, the client completes it, or enough of them
+    are pruned (`at_limit`)."""
+
+    def __init__(self, connection: Connection, limit: int) -> None:
+        self.connection = connection
+        self.limit = limit
+        self._ops: dict[str, asyncio.Task[None] | None] = {}
+        #: How many entries of `_ops` are queries.
+        self._queries = 0
+
+    def __len__(self) -> int:
+        return len(self._ops)
+
+    def ids(self) -> list[str]:
+        """The ids of the operations, live or ended but not yet looked up."""
+        return list(self._ops)
+
+    def add_subscription(self, op_id: str) -> None:
+        self._ops[op_id] = None
+
+    def add_query(self, op_id: str, task: asyncio.Task[None]) -> None:
+        self._ops[op_id] = task
+        self._queries += 1
+
+    def query_finished(self, op_id: str, task: asyncio.Task[Any] | None) -> bool:
+        """A query's task is done: removes it; False if it was already forgotten (completed
+        by the client, or the connection closed), when its result must not be sent."""
+        ours = task is not None and self._ops.get(op_id) is task
+        if ours:
+            self._remove(op_id)
+        return ours
+
+    def is_live(self, op_id: str) -> bool:
+        """A subscription the core ended (error, lag) is no longer live: its id is free."""
+        if op_id not in self._ops:
+            return False
+        task = self._ops[op_id]
+        live = self.connection.is_live(op_id) if task is None else not task.done()
+        if not live:
+            self._remove(op_id)
+        return live
+
+    def at_limit(self) -> bool:
+        """True when `limit` operations are live, in constant time (amortised): the core
+        counts the connection's live subscriptions, and every query here is running. Entries
+        of subscriptions the core ended are pruned once they are as many as the limit, which
+        keeps this under twice the limit."""
+        live = self.connection.live_count + self._queries
+        if len(self._ops) - live >= self.limit:
+            for op_id in list(self._ops):
+                self.is_live(op_id)
+        return live >= self.limit
+
+    def forget(self, op_id: str) -> None:
+        """Ends an operation on our side (client complete/stop, shutdown, disconnect)."""
+        if op_id not in self._ops:
+            return
+        task = self._remove(op_id)
+        if task is None:
+            self.connection.complete(op_id)
+        else:
+            task.cancel()
+
+    def forget_all(self) -> list[str]:
+        """Ends every operation; returns their ids."""
+        ids = list(self._ops)
+        for op_id in ids:
+            self.forget(op_id)
+        return ids
+
+    def _remove(self, op_id: str) -> asyncio.Task[None] | None:
+        task = self._ops.pop(op_id)
+        if task is not None:
+            self._queries -= 1
+        return task
