@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from starlette._utils import get_route_path
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Match
@@ -118,7 +119,8 @@ class SubscriptionRoute(BaseRoute):
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if scope["type"] in ("http", "websocket"):
-            route_path = scope.get("route_path") or scope["path"]
+            # The path below the mount point when inside a `Mount` (which sets root_path).
+            route_path = scope.get("route_path") or get_route_path(scope)
             if route_path == self.path:
                 return Match.FULL, {}
         return Match.NONE, {}
