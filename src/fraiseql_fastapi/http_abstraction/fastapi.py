@@ -1,5 +1,5 @@
 """FastAPI: `SubscriptionRouterFactory.create(manager)` gives an `APIRouter` serving GraphQL at
-one path, over WebSocket (graphql-transport-ws) and POST."""
+one path, over WebSocket (graphql-transport-ws) and POST, with GraphiQL for browsers."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from fastapi import APIRouter, Request, WebSocket
 from starlette.responses import Response
 
+from ..graphiql import graphiql_page, serve_graphiql
 from ..protocols.common import OnConnect, ProtocolOptions
 from .starlette import serve_http, serve_websocket
 
@@ -25,11 +26,16 @@ class SubscriptionRouterFactory:
         path: str = "/graphql",
         on_connect: OnConnect | None = None,
         options: ProtocolOptions | None = None,
+        graphiql: bool = True,
+        graphiql_assets_url: str | None = None,
     ) -> APIRouter:
-        """A router with the WebSocket endpoint and the POST endpoint at `path`.
+        """A router with the WebSocket endpoint and the POST endpoint at `path`, and unless
+        `graphiql=False` a GET endpoint serving GraphiQL to browsers.
 
         `on_connect(payload, websocket)` authenticates `connection_init` (see
-        `WebSocketTransport`); `options` sets timeouts and limits.
+        `WebSocketTransport`); `options` sets timeouts and limits;
+        `graphiql_assets_url` is where a self-hosted copy of GraphiQL's assets is (default:
+        the CDN; see `fraiseql_fastapi.graphiql`).
         """
         router = APIRouter()
 
@@ -40,5 +46,12 @@ class SubscriptionRouterFactory:
         @router.post(path, include_in_schema=False)
         async def graphql_post(request: Request) -> Response:
             return await serve_http(manager, request)
+
+        if graphiql:
+            page = graphiql_page(assets_url=graphiql_assets_url)
+
+            @router.api_route(path, methods=["GET", "HEAD"], include_in_schema=False)
+            async def graphiql_get(request: Request) -> Response:
+                return serve_graphiql(request, page)
 
         return router

@@ -13,6 +13,7 @@ from starlette.routing import BaseRoute, Match
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from ..graphiql import graphiql_page, serve_graphiql
 from ..protocols.common import OnConnect, ProtocolOptions
 from .adapter import WebSocketDisconnected
 from .http import execute_post
@@ -101,8 +102,9 @@ async def serve_http(manager: SubscriptionManager, request: Request) -> Response
 
 
 class SubscriptionRoute(BaseRoute):
-    """GraphQL on one path: WebSocket (graphql-transport-ws) and POST. Use inside `Router`,
-    `Mount` or an application's `routes`."""
+    """GraphQL on one path: WebSocket (graphql-transport-ws) and POST, and GraphiQL for a
+    browser's GET unless `graphiql=False` (`graphiql_assets_url`: see `fraiseql_fastapi.graphiql`).
+    Use inside `Router`, `Mount` or an application's `routes`."""
 
     def __init__(
         self,
@@ -111,11 +113,14 @@ class SubscriptionRoute(BaseRoute):
         *,
         on_connect: OnConnect | None = None,
         options: ProtocolOptions | None = None,
+        graphiql: bool = True,
+        graphiql_assets_url: str | None = None,
     ) -> None:
         self.path = path
         self.manager = manager
         self.on_connect = on_connect
         self.options = options
+        self.graphiql_page = graphiql_page(assets_url=graphiql_assets_url) if graphiql else None
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if scope["type"] in ("http", "websocket"):
@@ -137,11 +142,13 @@ class SubscriptionRoute(BaseRoute):
             )
             return
         request = Request(scope, receive)
-        if request.method != "POST":
-            response: Response = JSONResponse(
+        if self.graphiql_page is not None and request.method in ("GET", "HEAD"):
+            response: Response = serve_graphiql(request, self.graphiql_page)
+        elif request.method != "POST":
+            response = JSONResponse(
                 {"errors": [{"message": "Use POST, or a WebSocket with graphql-transport-ws"}]},
                 status_code=405,
-                headers={"Allow": "POST"},
+                headers={"Allow": "POST" if self.graphiql_page is None else "GET, POST"},
             )
         else:
             response = await serve_http(self.manager, request)
@@ -155,10 +162,20 @@ def create_subscription_app(
     path: str = "/graphql",
     on_connect: OnConnect | None = None,
     options: ProtocolOptions | None = None,
+    graphiql: bool = True,
+    graphiql_assets_url: str | None = None,
 ) -> Starlette:
-    """Adds GraphQL subscriptions (and POST queries) at `path` to a Starlette app; returns it.
-    Pass `lifespan=manager.lifespan` when creating the app so shutdown closes connections."""
+    """Adds GraphQL subscriptions (and POST queries, and GraphiQL for browsers unless
+    `graphiql=False`) at `path` to a Starlette app; returns it. Pass
+    `lifespan=manager.lifespan` when creating the app so shutdown closes connections."""
     app.router.routes.append(
-        SubscriptionRoute(path, manager, on_connect=on_connect, options=options)
+        SubscriptionRoute(
+            path,
+            manager,
+            on_connect=on_connect,
+            options=options,
+            graphiql=graphiql,
+            graphiql_assets_url=graphiql_assets_url,
+        )
     )
     return app
