@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from ..connection import Connection
 from ..protocols import WebSocketProtocol, websocket_protocol
 from ..protocols.common import OnConnect, ProtocolOptions, Timer
-from ..protocols.graphql_transport_ws import CloseCode
+from ..protocols.websocket import CloseCode
 from .adapter import WebSocketAdapter, WebSocketDisconnected
 
 if TYPE_CHECKING:
