@@ -16,9 +16,13 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
+from gql import Client as GqlClient
+from gql import gql
+from gql.transport.websockets import WebsocketsTransport
 from helpers import Client, running_server, ws_client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from websockets.exceptions import ConnectionClosed
 
 from fraiseql_fastapi import ConnectionContext, SubscriptionManager, subscription
 from fraiseql_fastapi.decorator import SubscriptionRegistry
@@ -162,8 +166,6 @@ async def nothing_more(client: Client, timeout: float = 0.2) -> None:
 
 async def received_until_closed(client: Client) -> tuple[list[Any], int | None, str]:
     """Every message until the server closes, and the close code and reason."""
-    from websockets.exceptions import ConnectionClosed
-
     messages: list[Any] = []
     try:
         while True:
@@ -996,3 +998,37 @@ async def test_js_client_close_ends_the_connection_on_the_server(client: str) ->
         # The client stops its operations, sends connection_terminate and closes.
         assert sum(manager.connections_closed.values()) == 1
         await node.tell("exit")
+
+
+# --- gql (Python) with its Apollo protocol ---------------------------------------------------
+
+
+async def test_gql_apollo_protocol_subscribes_and_queries() -> None:
+    app, manager = make_app(keepalive_interval=0.2)
+    async with running_server(app) as address:
+        transport = WebsocketsTransport(
+            url=f"ws://{address}/graphql",
+            subprotocols=[WebsocketsTransport.APOLLO_SUBPROTOCOL],
+            init_payload={"token": "frank"},
+            connect_timeout=5,
+            ack_timeout=5,
+            close_timeout=5,
+        )
+        async with GqlClient(transport=transport) as session:
+            assert await session.execute(gql("{ __typename }")) == {"__typename": "Query"}
+            received: list[Any] = []
+
+            async def collect() -> None:
+                async for result in session.subscribe(gql("subscription { whoami { user } }")):
+                    received.append(result)
+                    if len(received) == 3:
+                        return
+
+            task = asyncio.create_task(collect())
+            await until(lambda: manager.get_metrics()["subscribers"] == 1)
+            for _ in range(3):
+                await manager.publish("whoami", {})
+            await asyncio.wait_for(task, 10)
+            await until(lambda: manager.get_metrics()["subscribers"] == 0)  # gql sent stop
+        assert received == [{"whoami": {"user": "frank"}}] * 3
+        await until(lambda: not manager.connections)
