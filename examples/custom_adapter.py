@@ -3,7 +3,8 @@
 
     python examples/custom_adapter.py [--host 127.0.0.1] [--port 8765] [--interval 1.0]
 
-Connect a graphql-transport-ws client to ws://127.0.0.1:8765/graphql and subscribe to
+Connect a graphql-transport-ws (or legacy graphql-ws) client to ws://127.0.0.1:8765/graphql
+and subscribe to
 `subscription { ticks(channel: "demo") { id value ts } }`: the server publishes a tick on
 channel "demo" every `--interval` seconds.
 
@@ -33,12 +34,12 @@ from websockets.typing import Subprotocol
 from fraiseql_fastapi import ID, EventBusConfig, SubscriptionManager, subscription
 from fraiseql_fastapi.decorator import SubscriptionRegistry
 from fraiseql_fastapi.http_abstraction import (
-    GRAPHQL_TRANSPORT_WS,
     OnConnect,
     ProtocolOptions,
     WebSocketDisconnected,
     WebSocketTransport,
 )
+from fraiseql_fastapi.protocols import websocket_protocol
 
 PATH = "/graphql"
 
@@ -112,10 +113,13 @@ class WebsocketsAdapter:
 
 
 def select_subprotocol(
-    connection: ServerConnection, offered: Sequence[Subprotocol]
+    options: ProtocolOptions | None, connection: ServerConnection, offered: Sequence[Subprotocol]
 ) -> Subprotocol | None:
-    """graphql-transport-ws if offered; otherwise none, and the handler closes with 4406."""
-    return Subprotocol(GRAPHQL_TRANSPORT_WS) if GRAPHQL_TRANSPORT_WS in offered else None
+    """The subprotocol the handler will speak: the client's first choice among those `options`
+    turn on (graphql-transport-ws, graphql-ws); otherwise none, and the handler closes with
+    4406."""
+    chosen = websocket_protocol(offered, options or ProtocolOptions())
+    return Subprotocol(chosen.subprotocol) if chosen is not None else None
 
 
 def only_graphql_path(connection: ServerConnection, request: Request) -> Response | None:
@@ -131,7 +135,7 @@ async def handle_connection(
     options: ProtocolOptions | None,
     connection: ServerConnection,
 ) -> None:
-    """Serves one connection with the graphql-transport-ws protocol."""
+    """Serves one connection with the protocol its client chose."""
     adapter = WebsocketsAdapter(connection)
     await WebSocketTransport(manager, adapter, on_connect=on_connect, options=options).run()
 
@@ -158,7 +162,7 @@ async def running_server(
         handler,
         host,
         port,
-        select_subprotocol=select_subprotocol,
+        select_subprotocol=functools.partial(select_subprotocol, options),
         process_request=only_graphql_path,
     ) as server:
         try:
@@ -189,7 +193,7 @@ async def serve_until_stopped(host: str, port: int, interval: float) -> None:
         loop.add_signal_handler(sig, stop.set)
     manager = create_manager()
     async with running_server(manager, host, port):
-        print(f"graphql-transport-ws on ws://{host}:{port}{PATH} (Ctrl-C to stop)")
+        print(f"graphql-transport-ws and graphql-ws on ws://{host}:{port}{PATH} (Ctrl-C to stop)")
         await publish_ticks(manager, "demo", interval, stop)
 
 

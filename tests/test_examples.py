@@ -391,13 +391,20 @@ async def test_custom_adapter_shutdown_completes_and_closes_1001() -> None:
 
 
 async def test_custom_adapter_negotiates_the_subprotocol() -> None:
-    # A client of the older subscriptions-transport-ws protocol gets no subprotocol, then 4406.
+    # A client offering no protocol we speak gets no subprotocol, then 4406.
+    async with (
+        custom_server() as (address, _),
+        ws_client(address, subprotocols=["mqtt"]) as client,
+    ):
+        assert client.ws.subprotocol is None
+        assert (await client.closed_with())[0] == 4406
+    # The legacy graphql-ws is chosen in the handshake as the handler will speak it.
     async with (
         custom_server() as (address, _),
         ws_client(address, subprotocols=["graphql-ws"]) as client,
     ):
-        assert client.ws.subprotocol is None
-        assert (await client.closed_with())[0] == 4406
+        assert client.ws.subprotocol == "graphql-ws"
+        assert await client.init() == {"type": "connection_ack"}
 
 
 async def test_custom_adapter_serves_only_its_path() -> None:

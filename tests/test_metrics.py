@@ -70,7 +70,7 @@ async def test_ticker_metrics_follow_what_happens() -> None:
             assert counts == sorted(counts), "cumulative"
             assert 0 < value(samples, "fraiseql_delivery_seconds_sum") < 20 * 5
             await client.ws.close()  # 1000 from the client
-        async with ws_client(address, subprotocols=["graphql-ws"]) as refused:
+        async with ws_client(address, subprotocols=["mqtt"]) as refused:
             assert (await refused.closed_with())[0] == 4406
 
         async def closed_counted() -> bool:

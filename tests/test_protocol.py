@@ -97,7 +97,7 @@ async def until(condition: Any, timeout: float = 5.0) -> None:
 
 
 async def test_subprotocol_is_required() -> None:
-    async with server() as (address, _), ws_client(address, subprotocols=["graphql-ws"]) as c:
+    async with server() as (address, _), ws_client(address, subprotocols=["mqtt"]) as c:
         assert await c.closed_with() == (4406, "Subprotocol not acceptable")
 
 

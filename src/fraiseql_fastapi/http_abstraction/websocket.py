@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from ..connection import Connection
 from ..protocols import WebSocketProtocol, websocket_protocol
 from ..protocols.common import OnConnect, ProtocolOptions, Timer
-from ..protocols.graphql_transport_ws import CloseCode
+from ..protocols.websocket import CloseCode
 from .adapter import WebSocketAdapter, WebSocketDisconnected
 
 if TYPE_CHECKING:
@@ -97,9 +97,17 @@ class WebSocketTransport:
         return self.websocket.request
 
     async def send(self, text: str) -> None:
+        """Sends a protocol message; dropped if the client has gone meanwhile (as a legacy
+        client does right after its `stop`), whose close the reader then receives."""
         async with self._send_lock:
-            if not self._closed:
+            if self._closed:
+                return
+            try:
                 await self.websocket.send_text(text)
+            except Exception:
+                if self.websocket.is_connected:
+                    raise
+                logger.debug("the client left before a message could be sent", exc_info=True)
 
     async def close(self, code: int, reason: str) -> None:
         """Closes the socket once (the reason is cut to the 123 bytes a close frame allows)."""
