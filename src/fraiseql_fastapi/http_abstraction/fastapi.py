@@ -1,5 +1,5 @@
 """FastAPI: `SubscriptionRouterFactory.create(manager)` gives an `APIRouter` serving GraphQL at
-one path, over WebSocket (graphql-transport-ws) and POST."""
+one path, over WebSocket (graphql-transport-ws), POST and Server-Sent Events (graphql-sse)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request, WebSocket
 from starlette.responses import Response
 
 from ..protocols.common import OnConnect, ProtocolOptions
+from .sse import SSEEndpoint
 from .starlette import serve_http, serve_websocket
 
 if TYPE_CHECKING:
@@ -26,12 +27,14 @@ class SubscriptionRouterFactory:
         on_connect: OnConnect | None = None,
         options: ProtocolOptions | None = None,
     ) -> APIRouter:
-        """A router with the WebSocket endpoint and the POST endpoint at `path`.
+        """A router with the WebSocket, POST and SSE endpoints at `path`.
 
-        `on_connect(payload, websocket)` authenticates `connection_init` (see
-        `WebSocketTransport`); `options` sets timeouts and limits.
+        `on_connect(payload, request)` authenticates `connection_init` (see
+        `WebSocketTransport`) and each SSE request (payload None); `options` sets timeouts
+        and limits.
         """
         router = APIRouter()
+        sse = SSEEndpoint(manager, on_connect=on_connect, options=options)
 
         @router.websocket(path)
         async def graphql_ws(websocket: WebSocket) -> None:
@@ -39,6 +42,13 @@ class SubscriptionRouterFactory:
 
         @router.post(path, include_in_schema=False)
         async def graphql_post(request: Request) -> Response:
+            if sse.handles(request.scope):
+                return sse.response()
             return await serve_http(manager, request)
+
+        # GraphQL over SSE: event streams (GET) and the single connection mode (PUT, DELETE).
+        @router.api_route(path, methods=["GET", "PUT", "DELETE"], include_in_schema=False)
+        async def graphql_sse(request: Request) -> Response:
+            return sse.response()
 
         return router

@@ -1,5 +1,5 @@
-"""Starlette: the WebSocket adapter, a route serving GraphQL on one path (WebSocket and POST),
-and `create_subscription_app` to add it to an application."""
+"""Starlette: the WebSocket adapter, a route serving GraphQL on one path (WebSocket, POST, and
+GraphQL over SSE), and `create_subscription_app` to add it to an application."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from ..protocols.common import OnConnect, ProtocolOptions
 from .adapter import WebSocketDisconnected
 from .http import execute_post
+from .sse import SSEEndpoint
 from .websocket import WebSocketTransport
 
 if TYPE_CHECKING:
@@ -100,8 +101,8 @@ async def serve_http(manager: SubscriptionManager, request: Request) -> Response
 
 
 class SubscriptionRoute(BaseRoute):
-    """GraphQL on one path: WebSocket (graphql-transport-ws) and POST. Use inside `Router`,
-    `Mount` or an application's `routes`."""
+    """GraphQL on one path: WebSocket (graphql-transport-ws), POST, and Server-Sent Events
+    (graphql-sse, both modes). Use inside `Router`, `Mount` or an application's `routes`."""
 
     def __init__(
         self,
@@ -115,6 +116,7 @@ class SubscriptionRoute(BaseRoute):
         self.manager = manager
         self.on_connect = on_connect
         self.options = options
+        self.sse = SSEEndpoint(manager, on_connect=on_connect, options=options)
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if scope["type"] in ("http", "websocket"):
@@ -133,6 +135,9 @@ class SubscriptionRoute(BaseRoute):
             await serve_websocket(
                 self.manager, WebSocket(scope, receive, send), self.on_connect, self.options
             )
+            return
+        if self.sse.handles(scope):
+            await self.sse(scope, receive, send)
             return
         request = Request(scope, receive)
         if request.method != "POST":
