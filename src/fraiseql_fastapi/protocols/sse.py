@@ -459,7 +459,7 @@ class SSEProtocol:
         if context is None:
             return Reply.error(403, "Forbidden")
         if isinstance(decision, Distinct):
-            return await self._distinct(decision, context, new_output())
+            return self._distinct(decision, context, new_output())
         if isinstance(decision, Reserve):
             return self._reserve(decision, context, new_output())
         stream = self.streams.get(decision.token)
@@ -475,9 +475,9 @@ class SSEProtocol:
 
     # ----- distinct connections ---------------------------------------------------------------
 
-    async def _distinct(
+    def _distinct(
         self, action: Distinct, context: ConnectionContext, output: StreamOutput
-    ) -> Reply | Stream:
+    ) -> Stream:
         params = action.params
         prepared = self.manager.prepare(params.query, params.operation_name, params.variables)
         stream = self._new_stream(DISTINCT_ENVELOPE, output, limit=1)
