@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scenarios import FLOOR, OURS, STRAWBERRY
+from scenarios import FLOOR, OURS, OURS_LEGACY, OURS_SSE, STRAWBERRY
 
 METRICS = (
     "messages_per_second",
@@ -98,6 +98,19 @@ def targets(results: dict[str, Any]) -> list[Target]:
                 unit="x",
             )
         )
+    if "protocols_100x1000" in results:
+        name = "protocols_100x1000"
+        modern = median_of(results, name, OURS.label, "server_cpu_us_per_message")
+        for other in (OURS_LEGACY, OURS_SSE):
+            cpu = median_of(results, name, other.label, "server_cpu_us_per_message")
+            found.append(
+                Target(
+                    f"{name}: server CPU/message over {other.protocol} vs graphql-transport-ws",
+                    cpu / modern if cpu and modern else None,
+                    1.25,
+                    unit="x",
+                )
+            )
     if "steady_latency" in results:
         p99 = median_of(results, "steady_latency", OURS.label, "latency_p99_ms")
         found.append(Target("steady_latency: p99", p99, 5.0, unit="ms"))

@@ -1,9 +1,13 @@
-"""A graphql-transport-ws load client: C connections open S subscriptions each, one burst of N
+"""A GraphQL subscriptions load client: C connections open S subscriptions each, one burst of N
 events is triggered, and every `next` is counted, checked and timed.
 
     python benchmarks/load_client.py --url ws://127.0.0.1:8000/graphql \
         --connections 100 [--subscriptions 1] --events 1000 [--rate 0] \
-        [--server-pid PID] [--timeout 120]
+        [--protocol graphql-transport-ws] [--server-pid PID] [--timeout 120]
+
+`--protocol` is graphql-transport-ws (the default), the legacy graphql-ws (`start`/`data`), or
+sse (GraphQL over SSE in distinct connections mode: one streamed POST per subscription, on the
+http(s) URL of the same path, each counted as one connection).
 
 Each connection sends `connection_init` and waits for the ack; then every connection sends its
 S `subscribe` messages (ids "1".."S", by default `ticks(channel: $ch) { id value }`) without
@@ -48,7 +52,7 @@ import orjson
 from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
 DEFAULT_QUERY = "subscription ($ch: String!) { ticks(channel: $ch) { id value } }"
-SUBPROTOCOL = "graphql-transport-ws"
+PROTOCOLS = ("graphql-transport-ws", "graphql-ws", "sse")
 #: How long to keep listening once every subscription is complete, to catch repeats.
 SETTLE_SECONDS = 0.2
 #: At most this many handshakes in flight at once.
@@ -75,6 +79,7 @@ class LoadConfig:
     server_pid: int | None = None
     sample_every: float = 0.25
     timeout: float = 120.0
+    protocol: str = "graphql-transport-ws"
 
     def http_url(self, path: str) -> str:
         """`path` on the server of the WebSocket URL (ws -> http, wss -> https)."""
@@ -176,8 +181,29 @@ def as_int(value: Any) -> int | None:
     return None
 
 
+def record_next(run: Run, tally: Tally, payload: Any) -> None:
+    """Counts one `next` payload of a subscription, with its latency when it carries `ts`."""
+    now = time.time()
+    run.received += 1
+    root = root_value(payload)
+    if isinstance(root, dict):
+        value_id = as_int(root.get("id"))
+        ts = root.get("ts")
+        if isinstance(ts, float):
+            run.latencies.append(now - ts)
+    else:
+        value_id = None
+    if tally.record(value_id, now):
+        run.subscription_done()
+
+
 class Connection(WSListener):  # type: ignore[misc]
-    """One WebSocket: its handshake, its subscriptions' tallies, and what else it was sent."""
+    """One graphql-transport-ws WebSocket: its handshake, its subscriptions' tallies, and what
+    else it was sent."""
+
+    subprotocol = "graphql-transport-ws"
+    subscribe_type = "subscribe"
+    next_type = "next"
 
     def __init__(self, run: Run, config: LoadConfig) -> None:
         super().__init__()
@@ -204,7 +230,7 @@ class Connection(WSListener):  # type: ignore[misc]
             return
         message = orjson.loads(frame.get_payload_as_bytes())
         kind = message.get("type")
-        if kind == "next":
+        if kind == self.next_type:
             self.on_next(message)
         elif kind == "ping":
             self.send({"type": "pong"})
@@ -217,21 +243,8 @@ class Connection(WSListener):  # type: ignore[misc]
 
     def on_next(self, message: dict[str, Any]) -> None:
         tally = self.tallies.get(message.get("id", ""))
-        if tally is None:
-            return
-        now = time.time()
-        run = self.run
-        run.received += 1
-        root = root_value(message.get("payload"))
-        if isinstance(root, dict):
-            value_id = as_int(root.get("id"))
-            ts = root.get("ts")
-            if isinstance(ts, float):
-                run.latencies.append(now - ts)
-        else:
-            value_id = None
-        if tally.record(value_id, now):
-            run.subscription_done()
+        if tally is not None:
+            record_next(self.run, tally, message.get("payload"))
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
         if not self.acknowledged.done():
@@ -241,12 +254,72 @@ class Connection(WSListener):  # type: ignore[misc]
     def subscribe_all(self, config: LoadConfig) -> None:
         payload = {"query": config.query, "variables": config.subscribe_variables}
         for op_id in self.tallies:
-            self.send({"id": op_id, "type": "subscribe", "payload": payload})
+            self.send({"id": op_id, "type": self.subscribe_type, "payload": payload})
 
     def close(self) -> None:
         if self.transport is not None and not self.transport.is_disconnected:
             self.transport.send_close()
             self.transport.disconnect()
+
+
+class LegacyConnection(Connection):
+    """The same over the legacy graphql-ws protocol (subscriptions-transport-ws): `start` and
+    `data` messages; `ka` keep-alives are ignored."""
+
+    subprotocol = "graphql-ws"
+    subscribe_type = "start"
+    next_type = "data"
+
+
+class SseConnection:
+    """GraphQL over SSE, distinct connections mode: one streamed POST per subscription."""
+
+    def __init__(self, run: Run, config: LoadConfig, http: httpx.AsyncClient) -> None:
+        self.run = run
+        self.http = http
+        self.url = config.http_url(urlsplit(config.url).path)
+        self.tallies = {str(i + 1): Tally(config.events) for i in range(config.subscriptions)}
+        self.tasks: list[asyncio.Task[None]] = []
+
+    def subscribe_all(self, config: LoadConfig) -> None:
+        payload = {"query": config.query, "variables": config.subscribe_variables}
+        for op_id in self.tallies:
+            self.tasks.append(asyncio.create_task(self.stream(op_id, payload)))
+
+    async def stream(self, op_id: str, payload: dict[str, Any]) -> None:
+        headers = {"accept": "text/event-stream"}
+        try:
+            async with self.http.stream("POST", self.url, json=payload, headers=headers) as reply:
+                if reply.status_code != 200:
+                    self.run.refusals.append({"status": reply.status_code})
+                    self.run.all_done.set()
+                    return
+                buffer = b""
+                async for chunk in reply.aiter_raw():
+                    buffer += chunk
+                    *records, buffer = buffer.split(b"\n\n")
+                    for record in records:
+                        self.on_record(op_id, record)
+        except httpx.HTTPError as error:
+            self.run.closes.append((None, str(error)))
+            self.run.all_done.set()
+
+    def on_record(self, op_id: str, record: bytes) -> None:
+        event = data = None
+        for line in record.split(b"\n"):
+            if line.startswith(b"event:"):
+                event = line[6:].strip()
+            elif line.startswith(b"data:"):
+                data = line[5:].strip()
+        if event == b"next" and data:
+            record_next(self.run, self.tallies[op_id], orjson.loads(data))
+        elif event == b"complete" and not self.tallies[op_id].ok:
+            self.run.refusals.append({"id": op_id, "type": "complete"})
+            self.run.all_done.set()
+
+    def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
 
 
 def cpu_seconds(pid: int) -> float:
@@ -265,13 +338,18 @@ def rss_bytes(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for process {pid}")
 
 
-async def open_connection(config: LoadConfig, run: Run, gate: asyncio.Semaphore) -> Connection:
+async def open_connection(
+    config: LoadConfig, run: Run, gate: asyncio.Semaphore, http: httpx.AsyncClient
+) -> Connection | SseConnection:
     """Connects and initialises one connection."""
+    if config.protocol == "sse":
+        return SseConnection(run, config, http)
+    kind = LegacyConnection if config.protocol == "graphql-ws" else Connection
     async with gate:
         _, connection = await ws_connect(
-            lambda: Connection(run, config),
+            lambda: kind(run, config),
             config.url,
-            extra_headers={"Sec-WebSocket-Protocol": SUBPROTOCOL},
+            extra_headers={"Sec-WebSocket-Protocol": kind.subprotocol},
             websocket_handshake_timeout=30,
             max_frame_size=2**24,
         )
@@ -337,14 +415,15 @@ async def run_load(config: LoadConfig) -> dict[str, Any]:
     pid = config.server_pid
     run = Run(config.total_subscriptions)
     measures = Measures()
-    connections: list[Connection] = []
-    async with httpx.AsyncClient(timeout=config.timeout) as http:
+    connections: list[Connection | SseConnection] = []
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
+    async with httpx.AsyncClient(timeout=config.timeout, limits=limits) as http:
         baseline = await subscriber_count(http, stats_url) or 0
         if pid:
             measures.rss["before_connections"] = rss_bytes(pid)
         try:
             gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
-            opening = [open_connection(config, run, gate) for _ in range(config.connections)]
+            opening = [open_connection(config, run, gate, http) for _ in range(config.connections)]
             connections = await asyncio.wait_for(
                 asyncio.gather(*opening), max(0.0, deadline - time.monotonic())
             )
@@ -432,7 +511,10 @@ def latency_summary(latencies: array[float]) -> dict[str, Any] | None:
 
 
 def build_report(
-    config: LoadConfig, connections: Sequence[Connection], run: Run, measures: Measures
+    config: LoadConfig,
+    connections: Sequence[Connection | SseConnection],
+    run: Run,
+    measures: Measures,
 ) -> dict[str, Any]:
     """The JSON report of a run."""
     tallies = [tally for connection in connections for tally in connection.tallies.values()]
@@ -527,6 +609,7 @@ def parse_args(argv: Sequence[str] | None = None) -> LoadConfig:
     parser.add_argument("--server-pid", type=int, help="to measure the server's CPU and memory")
     parser.add_argument("--sample-every", type=float, default=0.25, help="RSS sampling, seconds")
     parser.add_argument("--timeout", type=float, default=120.0, help="hard limit, seconds")
+    parser.add_argument("--protocol", choices=PROTOCOLS, default="graphql-transport-ws")
     args = parser.parse_args(argv)
     if min(args.connections, args.subscriptions) < 1 or args.events < 0 or args.timeout <= 0:
         parser.error("--connections, --subscriptions and --timeout must be positive")
@@ -545,6 +628,7 @@ def parse_args(argv: Sequence[str] | None = None) -> LoadConfig:
         server_pid=args.server_pid,
         sample_every=args.sample_every,
         timeout=args.timeout,
+        protocol=args.protocol,
     )
 
 

@@ -7,17 +7,23 @@ from dataclasses import dataclass, replace
 
 @dataclass(frozen=True)
 class Server:
-    """A server as a scenario runs it: its label, script and extra arguments."""
+    """A server as a scenario runs it: its label, script and extra arguments, and the protocol
+    the load client speaks to it (graphql-transport-ws, graphql-ws or sse)."""
 
     label: str
     script: str
     args: tuple[str, ...] = ()
+    protocol: str = "graphql-transport-ws"
 
 
 OURS = Server("fraiseql-fastapi", "fraiseql_server.py")
 STRAWBERRY = Server("strawberry", "strawberry_ticker.py")
 FLOOR = Server("floor", "floor_server.py")
 ALL = (OURS, STRAWBERRY, FLOOR)
+#: The same servers over the other protocols (`protocols_100x1000`).
+OURS_LEGACY = replace(OURS, label="fraiseql-fastapi (graphql-ws)", protocol="graphql-ws")
+OURS_SSE = replace(OURS, label="fraiseql-fastapi (sse)", protocol="sse")
+STRAWBERRY_LEGACY = replace(STRAWBERRY, label="strawberry (graphql-ws)", protocol="graphql-ws")
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,14 @@ SCENARIOS: tuple[Scenario, ...] = (
         connections=1000,
         events=200,
         runs=2,  # Strawberry needs about 45 s a run here
+    ),
+    Scenario(
+        "protocols_100x1000",
+        "Each protocol: 100 connections x 1 subscription, 1,000 events, over graphql-transport-ws,"
+        " the legacy graphql-ws and SSE",
+        "throughput",
+        (OURS, OURS_LEGACY, OURS_SSE, STRAWBERRY_LEGACY),
+        connections=100,
     ),
     Scenario(
         "one_connection_100_subscriptions",

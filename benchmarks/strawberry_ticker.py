@@ -24,7 +24,7 @@ import strawberry
 from fastapi import FastAPI
 from pydantic import BaseModel, Field
 from strawberry.fastapi import GraphQLRouter
-from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 
 #: The largest burst one request may ask for.
 MAX_BURST = 1_000_000
@@ -173,7 +173,7 @@ def create_app(resolver: str = "example") -> FastAPI:
     router: GraphQLRouter[Any, Any] = GraphQLRouter(
         SCHEMAS[resolver],
         context_getter=get_context,
-        subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL],
+        subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL],
     )
     app.include_router(router, prefix="/graphql")
 

@@ -149,6 +149,7 @@ def run_client(scenario: Scenario, running: Running) -> dict[str, Any]:
         f"--server-pid={running.pid}",
         f"--timeout={scenario.timeout}",
         f"--channel={scenario.name}",
+        f"--protocol={running.server.protocol}",
     ]
     if scenario.kind == "flat":
         command.append("--sample-every=0.5")

@@ -6,11 +6,14 @@
   `subscription ($ch: String!) { ticks(channel: $ch) { id value ts } }`
 - `POST /publish` `{"channel": "prices", "data": {"id": "1", "value": 42}}` -> `{"delivered": n}`
 - `GET /stats`: the manager's metrics, including `subscribers`
+- GraphiQL at http://127.0.0.1:8000/graphql in a browser (assets from a CDN, or from the URL in
+  `FRAISEQL_GRAPHIQL_ASSETS`)
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -61,8 +64,11 @@ def parse_publish(body: Any) -> tuple[str, dict[str, Any]]:
     }
 
 
-def create_app(bus: EventBusConfig | None = None) -> Starlette:
-    """The Starlette ticker with a fresh manager (`app.state.manager`)."""
+def create_app(
+    bus: EventBusConfig | None = None, graphiql_assets_url: str | None = None
+) -> Starlette:
+    """The Starlette ticker with a fresh manager (`app.state.manager`); GraphiQL's assets from
+    `graphiql_assets_url`, by default `FRAISEQL_GRAPHIQL_ASSETS` (unset: the CDN)."""
     manager = SubscriptionManager(bus or EventBusConfig.memory(), subscriptions=registry.fields)
 
     async def publish(request: Request) -> JSONResponse:
@@ -81,7 +87,8 @@ def create_app(bus: EventBusConfig | None = None) -> Starlette:
         lifespan=manager.lifespan,
     )
     app.state.manager = manager
-    return create_subscription_app(app, manager, path="/graphql")
+    assets = graphiql_assets_url or os.environ.get("FRAISEQL_GRAPHIQL_ASSETS") or None
+    return create_subscription_app(app, manager, path="/graphql", graphiql_assets_url=assets)
 
 
 app = create_app()

@@ -24,6 +24,7 @@ def test_suite_quick_run_writes_json_markdown_and_plots(tmp_path: Path) -> None:
     assert set(scenarios) == {
         "fanout_100x1000",
         "fanout_1000x200",
+        "protocols_100x1000",
         "one_connection_100_subscriptions",
         "steady_latency",
         "resolver",
@@ -36,6 +37,12 @@ def test_suite_quick_run_writes_json_markdown_and_plots(tmp_path: Path) -> None:
         "fraiseql-fastapi",
         "strawberry",
         "floor",
+    }
+    assert set(scenarios["protocols_100x1000"]["servers"]) == {
+        "fraiseql-fastapi",
+        "fraiseql-fastapi (graphql-ws)",
+        "fraiseql-fastapi (sse)",
+        "strawberry (graphql-ws)",
     }
     for name, entry in scenarios.items():
         for label, server in entry["servers"].items():

@@ -1,6 +1,7 @@
 """The example apps end to end over real WebSockets: the FastAPI ticker (publish, burst,
 stats, the event bus from the environment), the multi-tenant chat (tokens, tenant isolation,
-the page), the Starlette app and the custom adapter over the `websockets` server."""
+the page), the Starlette app, GraphiQL in the three, and the custom adapter over the
+`websockets` server."""
 
 from __future__ import annotations
 
@@ -318,6 +319,33 @@ async def test_starlette_app_serves_the_ticker() -> None:
         assert (await http.post("/publish", json={"channel": "s"})).status_code == 422
         post = await http.post("/graphql", json={"query": "{ __typename }"})
         assert post.json() == {"data": {"__typename": "Query"}}
+
+
+# --- GraphiQL in the example apps ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "example", ["examples/ticker/app.py", "examples/chat/app.py", "examples/starlette_app.py"]
+)
+@pytest.mark.parametrize("assets", [None, "/static/vendor"])
+async def test_examples_serve_graphiql_with_assets_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, example: str, assets: str | None
+) -> None:
+    if assets is None:
+        monkeypatch.delenv("FRAISEQL_GRAPHIQL_ASSETS", raising=False)
+    else:
+        monkeypatch.setenv("FRAISEQL_GRAPHIQL_ASSETS", assets)
+    app = load_module(example).create_app(EventBusConfig.memory())
+    async with serving(app) as (_, http):
+        response = await http.get("/graphql", headers={"Accept": "text/html"})
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
+    expected = (
+        'src="https://unpkg.com/graphiql@3.8.3/graphiql.min.js"'
+        if assets is None
+        else 'src="/static/vendor/graphiql/graphiql.min.js"'
+    )
+    assert expected in response.text
 
 
 # --- the custom adapter over the websockets server -----------------------------------------

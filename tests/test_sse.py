@@ -309,11 +309,17 @@ async def test_distinct_bad_requests(method: str, kwargs: dict[str, Any], status
         await released(manager)
 
 
-async def test_plain_post_is_still_a_query() -> None:
-    async with server() as (http, _):
+async def test_plain_post_is_still_a_query_and_browsers_still_get_graphiql() -> None:
+    async with server() as (http, manager):
         response = await http.post("/graphql", json={"query": "{ __typename }"})
         assert response.status_code == 200
         assert response.json() == {"data": {"__typename": "Query"}}
+        page = await http.get("/graphql", headers={"accept": "text/html"})
+        assert page.status_code == 200 and "<html" in page.text
+        async with stream(http, "GET", params={"query": "{ __typename }"}) as (r, events):
+            assert r.status_code == 200
+            assert next_data(await events.event()) == {"data": {"__typename": "Query"}}
+        await released(manager)
 
 
 async def test_starlette_route_serves_both_modes() -> None:
@@ -337,6 +343,8 @@ async def test_starlette_route_serves_both_modes() -> None:
             posted = await http.post("/graphql", json=body, headers={TOKEN_HEADER: token})
             assert posted.status_code == 202
             assert next_data(await events.event())["id"] == "q"
+        page = await http.get("/graphql", headers={"accept": "text/html"})
+        assert page.status_code == 200 and "<html" in page.text
         # The route answers every method; those the protocol does not have get its 405.
         patch = await http.patch("/graphql", json={"query": COUNTER}, headers=EVENT_STREAM)
         assert patch.status_code == 405

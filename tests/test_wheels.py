@@ -68,6 +68,7 @@ def test_each_wheel_carries_its_typing(wheels: list[Path]) -> None:
     assert {"fraiseql_core_rs/__init__.pyi", "fraiseql_core_rs/py.typed"} <= core
     assert any(name.startswith("fraiseql_core_rs/fraiseql_core_rs.abi3.") for name in core)
     assert {"fraiseql_fastapi/py.typed", "fraiseql_fastapi/graphql_compat.py"} <= package
+    assert "fraiseql_fastapi/static/graphiql.html" in package  # the GraphiQL page's template
     assert not any("__pycache__" in name for name in core | package)
 
 

@@ -11,11 +11,15 @@ then open http://127.0.0.1:8000/ in two windows (try tokens of different tenants
   publishes to the room **of the poster's tenant**: the event carries `tenant_id`, so the Rust
   core delivers it only to connections of that tenant, even in a room of the same name.
 - `GET /metrics`: Prometheus metrics of the manager.
+- GraphiQL at http://127.0.0.1:8000/graphql: put `{"token": "alice-token"}` in its Headers
+  pane (sent as the `connection_init` payload). Its assets come from a CDN, or from the URL in
+  `FRAISEQL_GRAPHIQL_ASSETS`.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 import uuid
 from collections.abc import Mapping
@@ -110,15 +114,23 @@ def bearer_account(authorization: str | None) -> Account:
 
 
 def create_app(
-    bus: EventBusConfig | None = None, options: ProtocolOptions | None = None
+    bus: EventBusConfig | None = None,
+    options: ProtocolOptions | None = None,
+    graphiql_assets_url: str | None = None,
 ) -> FastAPI:
-    """The chat application with a fresh manager (`app.state.manager`)."""
+    """The chat application with a fresh manager (`app.state.manager`); GraphiQL's assets from
+    `graphiql_assets_url`, by default `FRAISEQL_GRAPHIQL_ASSETS` (unset: the CDN)."""
     manager = SubscriptionManager(bus or EventBusConfig.memory(), subscriptions=registry.fields)
     app = FastAPI(title="fraiseql-fastapi chat", lifespan=manager.lifespan)
     app.state.manager = manager
+    assets = graphiql_assets_url or os.environ.get("FRAISEQL_GRAPHIQL_ASSETS") or None
     app.include_router(
         SubscriptionRouterFactory.create(
-            manager, path="/graphql", on_connect=authenticate, options=options
+            manager,
+            path="/graphql",
+            on_connect=authenticate,
+            options=options,
+            graphiql_assets_url=assets,
         )
     )
 

@@ -10,6 +10,9 @@ endpoints to publish ticks, fire bursts and read the manager's metrics.
   "0".."count-1" at `rate` per second (0: as fast as it can) -> `{"published": n, "seconds": s}`
 - `GET /stats`: `manager.get_metrics()`, including `subscribers`
 - `GET /metrics`: the same in Prometheus's text format (`fraiseql_fastapi.metrics`)
+- GraphiQL at http://127.0.0.1:8000/graphql in a browser; its assets come from a CDN, or from
+  the URL in `FRAISEQL_GRAPHIQL_ASSETS` (a static mount of `node_modules` with graphiql, react,
+  react-dom and graphql-ws)
 
 The event bus comes from `FRAISEQL_EVENT_BUS`: `memory` (default), a `redis://` / `rediss://`
 URL or a `postgresql://` URL; `FRAISEQL_BUS_CA_FILE` names a PEM file of CA certificates the
@@ -129,14 +132,21 @@ def create_app(
     bus: EventBusConfig | None = None,
     options: ProtocolOptions | None = None,
     subscriptions: SubscriptionRegistry | None = None,
+    graphiql_assets_url: str | None = None,
 ) -> FastAPI:
     """The ticker application with a fresh manager (`app.state.manager`); `bus` defaults to
-    the one `FRAISEQL_EVENT_BUS` names, `subscriptions` to this module's `ticks`."""
+    the one `FRAISEQL_EVENT_BUS` names, `subscriptions` to this module's `ticks`,
+    `graphiql_assets_url` to `FRAISEQL_GRAPHIQL_ASSETS` (unset: the CDN)."""
     fields = (subscriptions or registry).fields
     manager = SubscriptionManager(bus or bus_from_env(), subscriptions=fields)
     app = FastAPI(title="fraiseql-fastapi ticker", lifespan=manager.lifespan)
     app.state.manager = manager
-    app.include_router(SubscriptionRouterFactory.create(manager, path="/graphql", options=options))
+    assets = graphiql_assets_url or os.environ.get("FRAISEQL_GRAPHIQL_ASSETS") or None
+    app.include_router(
+        SubscriptionRouterFactory.create(
+            manager, path="/graphql", options=options, graphiql_assets_url=assets
+        )
+    )
     app.add_route("/metrics", metrics_endpoint(manager), include_in_schema=False)
 
     @app.post("/publish")

@@ -1,5 +1,6 @@
 """FastAPI: `SubscriptionRouterFactory.create(manager)` gives an `APIRouter` serving GraphQL at
-one path, over WebSocket (graphql-transport-ws), POST and Server-Sent Events (graphql-sse)."""
+one path, over WebSocket (graphql-transport-ws), POST and Server-Sent Events (graphql-sse),
+with GraphiQL for browsers."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import TYPE_CHECKING
 from fastapi import APIRouter, Request, WebSocket
 from starlette.responses import Response
 
+from ..graphiql import graphiql_page, serve_graphiql
 from ..protocols.common import OnConnect, ProtocolOptions
 from .sse import SSEEndpoint
 from .starlette import serve_http, serve_websocket
@@ -26,12 +28,16 @@ class SubscriptionRouterFactory:
         path: str = "/graphql",
         on_connect: OnConnect | None = None,
         options: ProtocolOptions | None = None,
+        graphiql: bool = True,
+        graphiql_assets_url: str | None = None,
     ) -> APIRouter:
-        """A router with the WebSocket, POST and SSE endpoints at `path`.
+        """A router with the WebSocket, POST and SSE endpoints at `path`, and unless
+        `graphiql=False` GraphiQL for a browser's GET.
 
         `on_connect(payload, request)` authenticates `connection_init` (see
         `WebSocketTransport`) and each SSE request (payload None); `options` sets timeouts
-        and limits.
+        and limits; `graphiql_assets_url` is where a self-hosted copy of GraphiQL's assets
+        is (default: the CDN; see `fraiseql_fastapi.graphiql`).
         """
         router = APIRouter()
         sse = SSEEndpoint(manager, on_connect=on_connect, options=options)
@@ -46,9 +52,14 @@ class SubscriptionRouterFactory:
                 return sse.response()
             return await serve_http(manager, request)
 
-        # GraphQL over SSE: event streams (GET) and the single connection mode (PUT, DELETE).
-        @router.api_route(path, methods=["GET", "PUT", "DELETE"], include_in_schema=False)
-        async def graphql_sse(request: Request) -> Response:
+        page = graphiql_page(assets_url=graphiql_assets_url) if graphiql else None
+
+        # One route for the other methods: an SSE request (event streams, and PUT and DELETE of
+        # the single connection mode), else GraphiQL for a browser's GET, else the 405.
+        @router.api_route(path, methods=["GET", "HEAD", "PUT", "DELETE"], include_in_schema=False)
+        async def graphql_get(request: Request) -> Response:
+            if page is not None and not sse.handles(request.scope):
+                return serve_graphiql(request, page)
             return sse.response()
 
         return router

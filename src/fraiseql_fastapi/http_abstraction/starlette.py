@@ -6,12 +6,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from starlette._utils import get_route_path
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Match
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from ..graphiql import graphiql_page, serve_graphiql
 from ..protocols.common import OnConnect, ProtocolOptions
 from .adapter import WebSocketDisconnected
 from .http import execute_post
@@ -101,8 +103,10 @@ async def serve_http(manager: SubscriptionManager, request: Request) -> Response
 
 
 class SubscriptionRoute(BaseRoute):
-    """GraphQL on one path: WebSocket (graphql-transport-ws), POST, and Server-Sent Events
-    (graphql-sse, both modes). Use inside `Router`, `Mount` or an application's `routes`."""
+    """GraphQL on one path: WebSocket (graphql-transport-ws), POST, Server-Sent Events
+    (graphql-sse, both modes), and GraphiQL for a browser's GET unless `graphiql=False`
+    (`graphiql_assets_url`: see `fraiseql_fastapi.graphiql`). Use inside `Router`, `Mount` or
+    an application's `routes`."""
 
     def __init__(
         self,
@@ -111,16 +115,20 @@ class SubscriptionRoute(BaseRoute):
         *,
         on_connect: OnConnect | None = None,
         options: ProtocolOptions | None = None,
+        graphiql: bool = True,
+        graphiql_assets_url: str | None = None,
     ) -> None:
         self.path = path
         self.manager = manager
         self.on_connect = on_connect
         self.options = options
+        self.graphiql_page = graphiql_page(assets_url=graphiql_assets_url) if graphiql else None
         self.sse = SSEEndpoint(manager, on_connect=on_connect, options=options)
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if scope["type"] in ("http", "websocket"):
-            route_path = scope.get("route_path") or scope["path"]
+            # The path below the mount point when inside a `Mount` (which sets root_path).
+            route_path = scope.get("route_path") or get_route_path(scope)
             if route_path == self.path:
                 return Match.FULL, {}
         return Match.NONE, {}
@@ -140,11 +148,13 @@ class SubscriptionRoute(BaseRoute):
             await self.sse(scope, receive, send)
             return
         request = Request(scope, receive)
-        if request.method != "POST":
-            response: Response = JSONResponse(
+        if self.graphiql_page is not None and request.method in ("GET", "HEAD"):
+            response: Response = serve_graphiql(request, self.graphiql_page)
+        elif request.method != "POST":
+            response = JSONResponse(
                 {"errors": [{"message": "Use POST, or a WebSocket with graphql-transport-ws"}]},
                 status_code=405,
-                headers={"Allow": "POST"},
+                headers={"Allow": "POST" if self.graphiql_page is None else "GET, POST"},
             )
         else:
             response = await serve_http(self.manager, request)
@@ -158,10 +168,20 @@ def create_subscription_app(
     path: str = "/graphql",
     on_connect: OnConnect | None = None,
     options: ProtocolOptions | None = None,
+    graphiql: bool = True,
+    graphiql_assets_url: str | None = None,
 ) -> Starlette:
-    """Adds GraphQL subscriptions (and POST queries) at `path` to a Starlette app; returns it.
-    Pass `lifespan=manager.lifespan` when creating the app so shutdown closes connections."""
+    """Adds GraphQL subscriptions (and POST queries, and GraphiQL for browsers unless
+    `graphiql=False`) at `path` to a Starlette app; returns it. Pass
+    `lifespan=manager.lifespan` when creating the app so shutdown closes connections."""
     app.router.routes.append(
-        SubscriptionRoute(path, manager, on_connect=on_connect, options=options)
+        SubscriptionRoute(
+            path,
+            manager,
+            on_connect=on_connect,
+            options=options,
+            graphiql=graphiql,
+            graphiql_assets_url=graphiql_assets_url,
+        )
     )
     return app

@@ -1,0 +1,237 @@
+"""The graphql-transport-ws protocol as a state machine, driven directly (no network) by
+Hypothesis: any sequence of client messages, events and timers keeps the protocol's rules, and
+what the core holds for the connection always matches what the client was told."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import orjson
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from fraiseql_fastapi import SubscriptionManager, subscription
+from fraiseql_fastapi.decorator import SubscriptionRegistry
+from fraiseql_fastapi.protocols.common import ProtocolOptions
+from fraiseql_fastapi.protocols.graphql_transport_ws import CloseCode, GraphQLTransportWSProtocol
+
+registry = SubscriptionRegistry()
+LIMIT = 3
+
+
+@subscription(registry=registry, channel="counter")
+def counter(event: Any) -> int:
+    """A number per event."""
+    return int(event.data["n"])
+
+
+def on_connect(payload: Any, request: Any) -> Any:
+    return (payload or {}).get("token") != "forbidden"
+
+
+class Timer:
+    def __init__(self, callback: Callable[[], Awaitable[None]]) -> None:
+        self.callback = callback
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class RecordingSocket:
+    """A `ProtocolSocket` that records what the protocol sends, as the wire would see it."""
+
+    request = None
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+        self.closed_with: int | None = None
+        self.timers: list[Timer] = []
+        self.on_close: Callable[[int], None] = lambda code: None
+
+    async def send(self, text: str) -> None:
+        if self.closed_with is None:
+            self.sent.append(orjson.loads(text))
+
+    async def close(self, code: int, reason: str) -> None:
+        if self.closed_with is None:
+            self.closed_with = int(code)
+            self.on_close(int(code))
+
+    def call_later(self, delay: float, callback: Callable[[], Awaitable[None]]) -> Timer:
+        timer = Timer(callback)
+        self.timers.append(timer)
+        return timer
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self) -> AsyncIterator[None]:
+        yield
+
+
+OP_IDS = st.sampled_from(["1", "2", "3", "4", "5"])
+
+
+class ProtocolMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.loop = asyncio.new_event_loop()
+        self.manager = SubscriptionManager(subscriptions=registry.fields)
+        self.connection = self.manager.connect()
+        self.socket = RecordingSocket()
+        self.socket.on_close = self.connection.close
+        self.protocol = GraphQLTransportWSProtocol(
+            self.connection,
+            self.socket,
+            on_connect=on_connect,
+            options=ProtocolOptions(max_subscriptions=LIMIT, ping_interval=None),
+        )
+        self.run(self.protocol.opened())
+        # The model: what the client has been told.
+        self.init_sent = False
+        self.acknowledged = False
+        self.closed: int | None = None
+        self.live: set[str] = set()
+        self.events = 0
+
+    def teardown(self) -> None:
+        self.protocol.closed()
+        self.connection.close(CloseCode.ABNORMAL_CLOSURE)
+        self.loop.run_until_complete(asyncio.sleep(0))
+        self.loop.close()
+
+    def run(self, step: Awaitable[None]) -> None:
+        async def with_settling() -> None:
+            await step
+            for _ in range(5):  # let query tasks finish
+                await asyncio.sleep(0)
+
+        self.loop.run_until_complete(with_settling())
+
+    def receive(self, message: dict[str, Any]) -> list[dict[str, Any]]:
+        before = len(self.socket.sent)
+        self.run(self.protocol.received(orjson.dumps(message).decode()))
+        return self.socket.sent[before:]
+
+    def expect_close(self, code: int) -> None:
+        assert self.socket.closed_with == code, (self.socket.closed_with, code)
+        self.closed = code
+        self.live.clear()
+
+    # ----- rules ----------------------------------------------------------------------------
+
+    @precondition(lambda self: not self.init_sent and self.closed is None)
+    @rule(forbidden=st.sampled_from([False, False, False, True]))
+    def connection_init(self, forbidden: bool) -> None:
+        payload = {"token": "forbidden" if forbidden else "ok"}
+        sent = self.receive({"type": "connection_init", "payload": payload})
+        self.init_sent = True
+        if forbidden:
+            self.expect_close(CloseCode.FORBIDDEN)
+        else:
+            assert sent == [{"type": "connection_ack"}]
+            self.acknowledged = True
+
+    @precondition(lambda self: self.acknowledged and self.closed is None)
+    @rule(kind=st.sampled_from(["subscription", "subscription", "invalid", "query"]))
+    def subscribe(self, kind: str) -> None:
+        op_id = next(str(n) for n in range(1, 10) if str(n) not in self.live)
+        query = {
+            "subscription": "subscription { counter }",
+            "invalid": "subscription { nope }",
+            "query": "{ __typename }",
+        }[kind]
+        sent = self.receive({"id": op_id, "type": "subscribe", "payload": {"query": query}})
+        if len(self.live) >= LIMIT:
+            assert [m["type"] for m in sent] == ["error"]
+            assert sent[0]["payload"][0]["extensions"]["code"] == "TOO_MANY_SUBSCRIPTIONS"
+        elif kind == "subscription":
+            assert sent == []
+            self.live.add(op_id)
+        elif kind == "invalid":
+            assert [(m["id"], m["type"]) for m in sent] == [(op_id, "error")]
+        else:
+            assert sent == [
+                {"id": op_id, "type": "next", "payload": {"data": {"__typename": "Query"}}},
+                {"id": op_id, "type": "complete"},
+            ]
+
+    @precondition(lambda self: self.closed is None)
+    @rule(op_id=OP_IDS)
+    def complete(self, op_id: str) -> None:
+        assert self.receive({"id": op_id, "type": "complete"}) == []
+        self.live.discard(op_id)
+
+    @precondition(lambda self: self.closed is None)
+    @rule()
+    def ping(self) -> None:
+        assert self.receive({"type": "ping"}) == [{"type": "pong"}]
+
+    @precondition(lambda self: self.closed is None)
+    @rule()
+    def init_timer_fires(self) -> None:
+        (timer, *_) = self.socket.timers
+        if not timer.cancelled:
+            self.run(timer.callback())
+        if not self.acknowledged:
+            self.expect_close(CloseCode.CONNECTION_INITIALISATION_TIMEOUT)
+
+    @precondition(lambda self: self.closed is None)
+    @rule(
+        kind=st.sampled_from(["second_init", "duplicate_id", "unexpected_type", "early"]),
+        text=st.text(max_size=20).filter(lambda t: not t.lstrip().startswith("{")),
+    )
+    def misbehave(self, kind: str, text: str) -> None:
+        """One thing a client must not do, each with its close code."""
+        if kind == "early" and not self.acknowledged:
+            query = {"query": "subscription { counter }"}
+            self.receive({"id": "9", "type": "subscribe", "payload": query})
+            self.expect_close(CloseCode.UNAUTHORIZED)
+        elif kind == "second_init" and self.init_sent:
+            self.receive({"type": "connection_init"})
+            self.expect_close(CloseCode.TOO_MANY_INITIALISATION_REQUESTS)
+        elif kind == "duplicate_id" and self.live:
+            query = {"query": "subscription { counter }"}
+            self.receive({"id": min(self.live), "type": "subscribe", "payload": query})
+            self.expect_close(CloseCode.SUBSCRIBER_ALREADY_EXISTS)
+        elif kind == "unexpected_type":
+            self.receive({"id": "1", "type": "next", "payload": {}})
+            self.expect_close(CloseCode.BAD_REQUEST)
+        else:
+            self.run(self.protocol.received(text))
+            self.expect_close(CloseCode.BAD_REQUEST)
+
+    @rule()
+    def event(self) -> None:
+        n = self.events
+        self.events += 1
+        self.manager.executor.publish_event("e", "counter", {"n": n})
+        frames = [orjson.loads(text) for text in self.connection.drain()]
+        if self.closed is not None:
+            assert frames == []
+            return
+        assert {f["id"] for f in frames} == self.live
+        assert all(
+            f == {"id": f["id"], "type": "next", "payload": {"data": {"counter": n}}}
+            for f in frames
+        )
+
+    # ----- invariants -------------------------------------------------------------------------
+
+    @invariant()
+    def core_matches_the_model(self) -> None:
+        assert self.connection.live_count == len(self.live)
+        assert self.manager.get_metrics()["active_subscriptions"] == len(self.live)
+
+    @invariant()
+    def closes_only_once_and_nothing_after(self) -> None:
+        assert self.socket.closed_with == self.closed
+
+
+ProtocolMachine.TestCase.settings = settings(
+    max_examples=150, stateful_step_count=30, deadline=None
+)
+TestProtocolMachine = ProtocolMachine.TestCase
