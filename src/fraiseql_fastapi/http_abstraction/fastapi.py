@@ -1,5 +1,6 @@
 """FastAPI: `SubscriptionRouterFactory.create(manager)` gives an `APIRouter` serving GraphQL at
-one path, over WebSocket (graphql-transport-ws) and POST, with GraphiQL for browsers."""
+one path, over WebSocket (graphql-transport-ws), POST and Server-Sent Events (graphql-sse),
+with GraphiQL for browsers."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from starlette.responses import Response
 
 from ..graphiql import graphiql_page, serve_graphiql
 from ..protocols.common import OnConnect, ProtocolOptions
+from .sse import SSEEndpoint
 from .starlette import serve_http, serve_websocket
 
 if TYPE_CHECKING:
@@ -29,15 +31,16 @@ class SubscriptionRouterFactory:
         graphiql: bool = True,
         graphiql_assets_url: str | None = None,
     ) -> APIRouter:
-        """A router with the WebSocket endpoint and the POST endpoint at `path`, and unless
-        `graphiql=False` a GET endpoint serving GraphiQL to browsers.
+        """A router with the WebSocket, POST and SSE endpoints at `path`, and unless
+        `graphiql=False` GraphiQL for a browser's GET.
 
-        `on_connect(payload, websocket)` authenticates `connection_init` (see
-        `WebSocketTransport`); `options` sets timeouts and limits;
-        `graphiql_assets_url` is where a self-hosted copy of GraphiQL's assets is (default:
-        the CDN; see `fraiseql_fastapi.graphiql`).
+        `on_connect(payload, request)` authenticates `connection_init` (see
+        `WebSocketTransport`) and each SSE request (payload None); `options` sets timeouts
+        and limits; `graphiql_assets_url` is where a self-hosted copy of GraphiQL's assets
+        is (default: the CDN; see `fraiseql_fastapi.graphiql`).
         """
         router = APIRouter()
+        sse = SSEEndpoint(manager, on_connect=on_connect, options=options)
 
         @router.websocket(path)
         async def graphql_ws(websocket: WebSocket) -> None:
@@ -45,13 +48,18 @@ class SubscriptionRouterFactory:
 
         @router.post(path, include_in_schema=False)
         async def graphql_post(request: Request) -> Response:
+            if sse.handles(request.scope):
+                return sse.response()
             return await serve_http(manager, request)
 
-        if graphiql:
-            page = graphiql_page(assets_url=graphiql_assets_url)
+        page = graphiql_page(assets_url=graphiql_assets_url) if graphiql else None
 
-            @router.api_route(path, methods=["GET", "HEAD"], include_in_schema=False)
-            async def graphiql_get(request: Request) -> Response:
+        # One route for the other methods: an SSE request (event streams, and PUT and DELETE of
+        # the single connection mode), else GraphiQL for a browser's GET, else the 405.
+        @router.api_route(path, methods=["GET", "HEAD", "PUT", "DELETE"], include_in_schema=False)
+        async def graphql_get(request: Request) -> Response:
+            if page is not None and not sse.handles(request.scope):
                 return serve_graphiql(request, page)
+            return sse.response()
 
         return router

@@ -1,5 +1,6 @@
 """GraphQL over HTTP POST, shared by the adapters: queries and introspection, so tools such as
-GraphiQL and code generators can load the schema. Subscriptions need the WebSocket."""
+GraphiQL and code generators can load the schema. Subscriptions need the WebSocket or an
+event stream (`Accept: text/event-stream`, see `http_abstraction.sse`)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,10 @@ async def execute_post(manager: SubscriptionManager, body: Any) -> tuple[int, di
     if isinstance(prepared, list):
         return 400, {"errors": manager.errors.format_all(prepared)}
     if prepared.kind == "subscription":
-        return 400, _errors("Subscriptions are served over WebSocket (graphql-transport-ws)")
+        return 400, _errors(
+            "Subscriptions are served over WebSocket (graphql-transport-ws) "
+            "or Server-Sent Events (Accept: text/event-stream)"
+        )
     return 200, await manager.execute(prepared)
 
 

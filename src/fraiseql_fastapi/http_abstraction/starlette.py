@@ -1,5 +1,5 @@
-"""Starlette: the WebSocket adapter, a route serving GraphQL on one path (WebSocket and POST),
-and `create_subscription_app` to add it to an application."""
+"""Starlette: the WebSocket adapter, a route serving GraphQL on one path (WebSocket, POST, and
+GraphQL over SSE), and `create_subscription_app` to add it to an application."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from ..graphiql import graphiql_page, serve_graphiql
 from ..protocols.common import OnConnect, ProtocolOptions
 from .adapter import WebSocketDisconnected
 from .http import execute_post
+from .sse import SSEEndpoint
 from .websocket import WebSocketTransport
 
 if TYPE_CHECKING:
@@ -102,9 +103,10 @@ async def serve_http(manager: SubscriptionManager, request: Request) -> Response
 
 
 class SubscriptionRoute(BaseRoute):
-    """GraphQL on one path: WebSocket (graphql-transport-ws) and POST, and GraphiQL for a
-    browser's GET unless `graphiql=False` (`graphiql_assets_url`: see `fraiseql_fastapi.graphiql`).
-    Use inside `Router`, `Mount` or an application's `routes`."""
+    """GraphQL on one path: WebSocket (graphql-transport-ws), POST, Server-Sent Events
+    (graphql-sse, both modes), and GraphiQL for a browser's GET unless `graphiql=False`
+    (`graphiql_assets_url`: see `fraiseql_fastapi.graphiql`). Use inside `Router`, `Mount` or
+    an application's `routes`."""
 
     def __init__(
         self,
@@ -121,6 +123,7 @@ class SubscriptionRoute(BaseRoute):
         self.on_connect = on_connect
         self.options = options
         self.graphiql_page = graphiql_page(assets_url=graphiql_assets_url) if graphiql else None
+        self.sse = SSEEndpoint(manager, on_connect=on_connect, options=options)
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if scope["type"] in ("http", "websocket"):
@@ -140,6 +143,9 @@ class SubscriptionRoute(BaseRoute):
             await serve_websocket(
                 self.manager, WebSocket(scope, receive, send), self.on_connect, self.options
             )
+            return
+        if self.sse.handles(scope):
+            await self.sse(scope, receive, send)
             return
         request = Request(scope, receive)
         if self.graphiql_page is not None and request.method in ("GET", "HEAD"):
