@@ -483,3 +483,20 @@ async def test_no_next_is_sent_after_the_clients_complete_is_handled() -> None:
     await asyncio.gather(task, return_exceptions=True)
     nexts = [(m["payload"], live) for m, live in socket.sent if m.get("type") == "next"]
     assert nexts == [({"data": {"counter": n}}, True) for n in range(3)]
+
+
+async def test_shutdown_completes_only_the_operations_still_live() -> None:
+    app, manager = make_app(max_queue=2)
+    async with running_server(app) as address, ws_client(address) as c:
+        await c.init()
+        await c.subscribe("lagging", ROOM, {"room": "a"})
+        await c.subscribe("live", ROOM, {"room": "b"})
+        await until(lambda: manager.get_metrics()["subscribers"] == 2)
+        for i in range(3):  # three events with no chance to send in between, for a queue of two
+            manager.executor.publish_event(
+                "e", "room:a", {"id": str(i), "room_id": "a", "text": ""}
+            )
+        assert [(await c.receive())["type"] for _ in range(3)] == ["next", "next", "error"]
+        await manager.stop()
+        assert await c.receive() == {"id": "live", "type": "complete"}
+        assert await c.closed_with() == (1001, "Server shutting down")

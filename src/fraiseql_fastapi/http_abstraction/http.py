@@ -26,7 +26,7 @@ async def execute_post(manager: SubscriptionManager, body: Any) -> tuple[int, di
         return 400, {"errors": manager.errors.format_all(prepared)}
     if prepared.kind == "subscription":
         return 400, _errors(
-            "Subscriptions are served over WebSocket (graphql-transport-ws) "
+            "Subscriptions are served over WebSocket (graphql-transport-ws or graphql-ws) "
             "or Server-Sent Events (Accept: text/event-stream)"
         )
     return 200, await manager.execute(prepared)

@@ -152,7 +152,7 @@ class SubscriptionRoute(BaseRoute):
             response: Response = serve_graphiql(request, self.graphiql_page)
         elif request.method != "POST":
             response = JSONResponse(
-                {"errors": [{"message": "Use POST, or a WebSocket with graphql-transport-ws"}]},
+                {"errors": [{"message": "Use POST, a WebSocket or Server-Sent Events"}]},
                 status_code=405,
                 headers={"Allow": "POST" if self.graphiql_page is None else "GET, POST"},
             )

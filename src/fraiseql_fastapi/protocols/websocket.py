@@ -90,8 +90,11 @@ class OperationProtocol:
         )
 
     async def shutdown(self) -> None:
-        """Server shutdown: every live operation gets `complete`, then the socket closes 1001."""
-        for op_id in self.operations.forget_all():
+        """Server shutdown: every live operation gets `complete`, then the socket closes 1001.
+        Subscriptions the core already ended (their `error` was sent) get nothing more."""
+        live = [op_id for op_id in self.operations.ids() if self.operations.is_live(op_id)]
+        self.operations.forget_all()
+        for op_id in live:
             await self.socket.send(self.complete_message(op_id))
         await self.socket.close(CloseCode.GOING_AWAY, "Server shutting down")
 
