@@ -13,7 +13,7 @@ import re
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,37 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Waits (polling every 5 ms) until `condition()` holds; TimeoutError after `timeout`."""
+
+    async def wait() -> None:
+        while not condition():
+            await asyncio.sleep(0.005)
+
+    await asyncio.wait_for(wait(), timeout)
+
+
+def protocol_app(
+    fields: Sequence[Any], on_connect: Any, max_queue: int = 1000, **options: Any
+) -> tuple[Any, Any]:
+    """A FastAPI app serving `fields` on /graphql with `on_connect` and `ProtocolOptions(
+    **options)`, and its manager: what the protocol tests run against."""
+    from fastapi import FastAPI
+
+    from fraiseql_fastapi import SubscriptionManager
+    from fraiseql_fastapi.http_abstraction import ProtocolOptions
+    from fraiseql_fastapi.http_abstraction.fastapi import SubscriptionRouterFactory
+
+    manager = SubscriptionManager(subscriptions=fields, max_queue=max_queue)
+    app = FastAPI(lifespan=manager.lifespan)
+    app.include_router(
+        SubscriptionRouterFactory.create(
+            manager, on_connect=on_connect, options=ProtocolOptions(**options)
+        )
+    )
+    return app, manager
 
 
 @contextlib.asynccontextmanager

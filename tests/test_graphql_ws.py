@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from gql import Client as GqlClient
 from gql import gql
 from gql.transport.websockets import WebsocketsTransport
-from helpers import Client, running_server, ws_client
+from helpers import Client, protocol_app, running_server, until, ws_client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosed
@@ -27,7 +27,6 @@ from websockets.exceptions import ConnectionClosed
 from fraiseql_fastapi import ConnectionContext, SubscriptionManager, subscription
 from fraiseql_fastapi.decorator import SubscriptionRegistry
 from fraiseql_fastapi.http_abstraction import CloseCode, ProtocolOptions, WebSocketTransport
-from fraiseql_fastapi.http_abstraction.fastapi import SubscriptionRouterFactory
 from fraiseql_fastapi.protocols.graphql_ws import (
     ConnectionTerminate,
     GraphQLWSProtocol,
@@ -115,15 +114,12 @@ LEGACY = ["graphql-ws"]
 
 
 def make_app(max_queue: int = 1000, **options: Any) -> tuple[FastAPI, SubscriptionManager]:
-    manager = SubscriptionManager(subscriptions=registry.fields, max_queue=max_queue)
-    app = FastAPI(lifespan=manager.lifespan)
-    defaults: dict[str, Any] = {"connection_init_timeout": 0.5, "keepalive_interval": None}
-    app.include_router(
-        SubscriptionRouterFactory.create(
-            manager, on_connect=authenticate, options=ProtocolOptions(**{**defaults, **options})
-        )
+    return protocol_app(
+        registry.fields,
+        authenticate,
+        max_queue,
+        **{**{"connection_init_timeout": 0.5, "keepalive_interval": None}, **options},
     )
-    return app, manager
 
 
 @contextlib.asynccontextmanager
@@ -149,14 +145,6 @@ async def start(
     if variables is not None:
         payload["variables"] = variables
     await client.send({"id": op_id, "type": "start", "payload": payload})
-
-
-async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    async def wait() -> None:
-        while not condition():
-            await asyncio.sleep(0.005)
-
-    await asyncio.wait_for(wait(), timeout)
 
 
 async def nothing_more(client: Client, timeout: float = 0.2) -> None:

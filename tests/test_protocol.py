@@ -13,12 +13,11 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from helpers import running_server, ws_client
+from helpers import protocol_app, running_server, until, ws_client
 
 from fraiseql_fastapi import ConnectionContext, SubscriptionManager, subscription
 from fraiseql_fastapi.decorator import SubscriptionRegistry
 from fraiseql_fastapi.http_abstraction import ProtocolOptions, WebSocketTransport
-from fraiseql_fastapi.http_abstraction.fastapi import SubscriptionRouterFactory
 
 pytestmark = pytest.mark.anyio
 
@@ -65,15 +64,12 @@ ROOM = "subscription ($room: String!) { messagePosted(roomId: $room) { id text }
 
 
 def make_app(max_queue: int = 1000, **options: Any) -> tuple[FastAPI, SubscriptionManager]:
-    manager = SubscriptionManager(subscriptions=registry.fields, max_queue=max_queue)
-    app = FastAPI(lifespan=manager.lifespan)
-    defaults: dict[str, Any] = {"connection_init_timeout": 0.5, "ping_interval": None}
-    app.include_router(
-        SubscriptionRouterFactory.create(
-            manager, on_connect=authenticate, options=ProtocolOptions(**{**defaults, **options})
-        )
+    return protocol_app(
+        registry.fields,
+        authenticate,
+        max_queue,
+        **{**{"connection_init_timeout": 0.5, "ping_interval": None}, **options},
     )
-    return app, manager
 
 
 @contextlib.asynccontextmanager
@@ -83,14 +79,6 @@ async def server(
     app, manager = make_app(max_queue, **options)
     async with running_server(app) as address:
         yield address, manager
-
-
-async def until(condition: Any, timeout: float = 5.0) -> None:
-    async def wait() -> None:
-        while not condition():
-            await asyncio.sleep(0.005)
-
-    await asyncio.wait_for(wait(), timeout)
 
 
 # --- the handshake and the close codes ------------------------------------------------------

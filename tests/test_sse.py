@@ -13,7 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ import graphql
 import httpx
 import pytest
 from fastapi import FastAPI
-from helpers import ROOT, free_port, running_server
+from helpers import ROOT, free_port, protocol_app, running_server, until
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from starlette.applications import Starlette
@@ -30,7 +30,6 @@ from starlette.applications import Starlette
 from fraiseql_fastapi import ConnectionContext, SubscriptionManager, subscription
 from fraiseql_fastapi.decorator import SubscriptionRegistry
 from fraiseql_fastapi.http_abstraction import ProtocolOptions
-from fraiseql_fastapi.http_abstraction.fastapi import SubscriptionRouterFactory
 from fraiseql_fastapi.http_abstraction.starlette import create_subscription_app
 from fraiseql_fastapi.protocols.sse import (
     TOKEN_HEADER,
@@ -108,14 +107,7 @@ DEFAULTS: dict[str, Any] = {"keepalive_interval": None, "ping_interval": None}
 
 
 def make_app(max_queue: int = 1000, **options: Any) -> tuple[FastAPI, SubscriptionManager]:
-    manager = SubscriptionManager(subscriptions=registry.fields, max_queue=max_queue)
-    app = FastAPI(lifespan=manager.lifespan)
-    app.include_router(
-        SubscriptionRouterFactory.create(
-            manager, on_connect=authenticate, options=ProtocolOptions(**{**DEFAULTS, **options})
-        )
-    )
-    return app, manager
+    return protocol_app(registry.fields, authenticate, max_queue, **{**DEFAULTS, **options})
 
 
 @contextlib.asynccontextmanager
@@ -128,14 +120,6 @@ async def server(
         httpx.AsyncClient(base_url=f"http://{address}", timeout=10) as http,
     ):
         yield http, manager
-
-
-async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    async def wait() -> None:
-        while not condition():
-            await asyncio.sleep(0.005)
-
-    await asyncio.wait_for(wait(), timeout)
 
 
 def metric(manager: SubscriptionManager, name: str) -> int:
