@@ -13,6 +13,7 @@ from typing import Any, ClassVar, Literal, TypedDict, final
 from typing_extensions import NotRequired
 
 __all__ = [
+    "PyComplete",
     "PyEvent",
     "PyEventBusConfig",
     "PyGraphQLMessage",
@@ -56,6 +57,15 @@ Resolver = Callable[["PyEvent", Any, Any], Any]
 #: What a client sees of a failed resolver call: `(exception, root field name) -> {"message":
 #: str, "extensions": {...} | None}`; called once per failed call (per group, not subscriber).
 FormatError = Callable[[BaseException, str], Mapping[str, Any]]
+
+@final
+class PyComplete:
+    """What a resolver returns to end its subscriptions: `result` (unless None) is their last
+    `next`, then they get `complete`."""
+
+    def __new__(cls, result: Any = None) -> PyComplete: ...
+    @property
+    def result(self) -> Any: ...
 
 @final
 class PyEvent:
@@ -257,6 +267,9 @@ class PySubscriptionExecutor:
         """Every queued frame of the connection, oldest first, as text. KeyError if unknown."""
     def complete_subscription(self, subscription_id: str) -> None:
         """Ends a subscription and drops its queued frames. KeyError if unknown."""
+    def complete_channel(self, channel: str) -> int:
+        """Ends every subscription on `channel` with `complete`, after the frames already
+        queued for them; returns how many. Local to this executor."""
     def remove_connection(self, connection_id: str) -> int:
         """Removes a connection and all its subscriptions and frames; returns how many
         subscriptions were active. KeyError if unknown."""

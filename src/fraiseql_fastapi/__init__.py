@@ -13,6 +13,7 @@ await manager.publish("room:42", {...}, event_type="messagePosted")
 ```
 """
 
+from fraiseql_core_rs import PyComplete as Complete
 from fraiseql_core_rs import PyEventBusConfig as EventBusConfig
 
 from .context import ConnectionContext
@@ -25,6 +26,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ID",
     "ArgumentFilter",
+    "Complete",
     "ConnectionContext",
     "EventBusConfig",
     "SubscriptionDefinitionError",

@@ -21,11 +21,15 @@ from __future__ import annotations
 
 import functools
 import inspect
+import operator
 import re
 import string
+import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar, overload
+
+from fraiseql_core_rs import PyComplete
 
 from .errors import SubscriptionDefinitionError
 from .field import (
@@ -271,12 +275,29 @@ def _return_annotation(hints: Mapping[str, Any]) -> Any:
             "the return type hint is missing; it gives the field's GraphQL type "
             "(e.g. -> Message | None)"
         )
-    if hints["return"] is type(None):
+    hint = _without_complete(hints["return"])
+    if hint is type(None):
         raise SubscriptionDefinitionError(
             "the return type hint is None; it must name the value sent to subscribers "
             "(a resolver may still return None to send nothing)"
         )
-    return hints["return"]
+    return hint
+
+
+def _without_complete(hint: Any) -> Any:
+    """`Message | Complete` is `Message`: returning `Complete(last)` ends the subscription,
+    and the field's type is what is sent."""
+    if typing.get_origin(hint) not in (typing.Union, types.UnionType):
+        return hint
+    members = [member for member in typing.get_args(hint) if member is not PyComplete]
+    if len(members) == len(typing.get_args(hint)):
+        return hint
+    if not members:
+        raise SubscriptionDefinitionError(
+            "the return type hint is only Complete; name the value sent to subscribers too "
+            "(e.g. -> Message | Complete)"
+        )
+    return functools.reduce(operator.or_, members)
 
 
 def _channel(

@@ -19,7 +19,7 @@ from typing import Any
 
 from graphql import GraphQLError
 
-from fraiseql_core_rs import PyEvent, PyEventBusConfig, PySubscriptionExecutor
+from fraiseql_core_rs import PyComplete, PyEvent, PyEventBusConfig, PySubscriptionExecutor
 
 from .connection import Connection, ConnectionServices, Envelope, execute
 from .context import ConnectionContext
@@ -46,10 +46,15 @@ class CoreResolver:
         result = self.field.call(event, arguments, context)
         if inspect.isawaitable(result):
             return self._finish(result)
-        return to_jsonable(result, self.field.return_annotation)
+        return self._convert(result)
 
     async def _finish(self, pending: Any) -> Any:
-        return to_jsonable(await pending, self.field.return_annotation)
+        return self._convert(await pending)
+
+    def _convert(self, result: Any) -> Any:
+        if type(result) is PyComplete:  # `Complete(last)`: the last value, then `complete`
+            return PyComplete(to_jsonable(result.result, self.field.return_annotation))
+        return to_jsonable(result, self.field.return_annotation)
 
 
 class SubscriptionManager:
@@ -136,6 +141,13 @@ class SubscriptionManager:
         delivered = await pending
         await asyncio.sleep(0)
         return delivered
+
+    def complete_channel(self, channel: str) -> int:
+        """Ends every subscription on `channel` in this process (an auction closes, a game
+        ends): each gets the events already queued for it, then `complete`. Returns how many.
+        With a bus, other processes keep theirs: call it in each (e.g. on an event of your own).
+        """
+        return self.executor.complete_channel(channel)
 
     def print_schema(self) -> str:
         """The schema in SDL."""

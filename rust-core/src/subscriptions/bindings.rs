@@ -39,6 +39,7 @@ pub fn init_subscriptions(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PySubscriptionExecutor>()?;
     m.add_class::<PyEventBusConfig>()?;
     m.add_class::<PyEvent>()?;
+    m.add_class::<PyComplete>()?;
     Ok(())
 }
 
@@ -159,16 +160,27 @@ impl Shared {
         result: PyResult<Bound<'_, PyAny>>,
         field: &str,
     ) -> Resolution {
-        let converted = result.and_then(|value| {
-            if value.is_none() {
-                return Ok(None);
+        let value = match result {
+            Ok(value) => value,
+            Err(err) => return Resolution::Error(self.field_error(py, &err, field)),
+        };
+        if value.is_none() {
+            return Resolution::Skip;
+        }
+        // A static name: no string built per call (the field is named where it is reported).
+        let json = |v: &Bound<'_, PyAny>| to_json(v, "the resolver's result");
+        if let Ok(complete) = value.cast::<PyComplete>() {
+            let last = complete.get().result.bind(py);
+            if last.is_none() {
+                return Resolution::Complete(None);
             }
-            // A static name: no string built per call (the field is named where it is reported).
-            to_json(&value, "the resolver's result").map(Some)
-        });
-        match converted {
-            Ok(Some(v)) => Resolution::Value(v),
-            Ok(None) => Resolution::Skip,
+            return match json(last) {
+                Ok(v) => Resolution::Complete(Some(v)),
+                Err(err) => Resolution::Error(self.field_error(py, &err, field)),
+            };
+        }
+        match json(&value) {
+            Ok(v) => Resolution::Value(v),
             Err(err) => Resolution::Error(self.field_error(py, &err, field)),
         }
     }
@@ -227,6 +239,34 @@ fn field_error_of(answer: &Bound<'_, PyAny>) -> PyResult<FieldError> {
         message,
         extensions,
     })
+}
+
+/// What a resolver returns to end its subscriptions: `PyComplete(result)` sends `result` (unless
+/// None) as their last `next`, then `complete`.
+#[pyclass(name = "PyComplete", module = "fraiseql_core_rs", frozen)]
+pub struct PyComplete {
+    #[pyo3(get)]
+    result: Py<PyAny>,
+}
+
+#[pymethods]
+impl PyComplete {
+    #[new]
+    #[pyo3(signature = (result=None))]
+    fn new(py: Python<'_>, result: Option<Py<PyAny>>) -> Self {
+        Self {
+            result: result.unwrap_or_else(|| py.None()),
+        }
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> String {
+        let inner = self
+            .result
+            .bind(py)
+            .repr()
+            .map_or_else(|_| "?".to_string(), |r| r.to_string());
+        format!("PyComplete({inner})")
+    }
 }
 
 /// The event handed to resolvers as their first argument.
@@ -942,6 +982,15 @@ impl PySubscriptionExecutor {
     fn complete_subscription(&self, py: Python<'_>, subscription_id: &str) -> PyResult<()> {
         self.registry_op(py, |reg| reg.complete(subscription_id))
             .ok_or_else(|| unknown_subscription(subscription_id))
+    }
+
+    /// Ends every subscription on `channel` with `complete` (after the frames already queued
+    /// for them); returns how many. Local to this executor: other processes on the bus keep
+    /// theirs.
+    fn complete_channel(&self, py: Python<'_>, channel: &str) -> usize {
+        let ended = self.registry_op(py, |reg| reg.complete_channel(channel));
+        self.shared.wake(py);
+        ended
     }
 
     /// Removes a connection with all its subscriptions and frames; returns how many

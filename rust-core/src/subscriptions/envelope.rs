@@ -86,16 +86,23 @@ impl Envelope {
         out
     }
 
-    /// The `complete` record of an SSE operation (WebSocket protocols need none after `error`).
-    fn complete_frame(self, id: &str) -> Vec<u8> {
+    /// The frame that tells the client operation `id` is done (the server ended it): a
+    /// `complete` message, or an SSE `complete` record.
+    pub fn complete_frame(self, id: &str) -> Vec<u8> {
         match self {
+            Self::GraphqlTransportWs | Self::GraphqlWs => {
+                let mut out = b"{\"id\":".to_vec();
+                write_json_str(&mut out, id);
+                out.extend_from_slice(b",\"type\":\"complete\"}");
+                out
+            }
             Self::SseSingle => {
                 let mut out = b"event: complete\ndata: {\"id\":".to_vec();
                 write_json_str(&mut out, id);
                 out.extend_from_slice(b"}\n\n");
                 out
             }
-            _ => b"event: complete\ndata: \n\n".to_vec(),
+            Self::SseDistinct => b"event: complete\ndata: \n\n".to_vec(),
         }
     }
 }
@@ -167,6 +174,27 @@ mod tests {
             text(Envelope::SseSingle.error_frame("o", err)),
             "event: next\ndata: {\"id\":\"o\",\"payload\":{\"errors\":[{\"message\":\"m\"}]}}\n\n\
              event: complete\ndata: {\"id\":\"o\"}\n\n"
+        );
+    }
+
+    #[test]
+    fn complete_frames_per_protocol() {
+        let text = |v: Vec<u8>| String::from_utf8(v).unwrap();
+        assert_eq!(
+            text(Envelope::GraphqlTransportWs.complete_frame("a\"b")),
+            r#"{"id":"a\"b","type":"complete"}"#
+        );
+        assert_eq!(
+            text(Envelope::GraphqlWs.complete_frame("1")),
+            r#"{"id":"1","type":"complete"}"#
+        );
+        assert_eq!(
+            text(Envelope::SseDistinct.complete_frame("1")),
+            "event: complete\ndata: \n\n"
+        );
+        assert_eq!(
+            text(Envelope::SseSingle.complete_frame("o")),
+            "event: complete\ndata: {\"id\":\"o\"}\n\n"
         );
     }
 

@@ -101,6 +101,9 @@ pub enum Resolution {
     /// The resolver failed for this event: the group's subscriptions get a `next` whose
     /// payload has the error and a null field; they go on receiving later events.
     Error(FieldError),
+    /// The resolver ended the group's subscriptions (`Complete(result)`): a last `next` with the
+    /// value when there is one, then `complete`.
+    Complete(Option<Value>),
 }
 
 /// A field error as the client sees it: the message and `extensions`; the path is each
@@ -794,6 +797,16 @@ impl<R: Clone, W> Registry<R, W> {
                     projection::error_payload(plan, &error)
                 })
             }
+            Resolution::Complete(value) => {
+                let delivered = match value {
+                    Some(v) => self.deliver_value(subs, published, &v),
+                    None => 0,
+                };
+                for &key in subs {
+                    self.end_completed(key, published);
+                }
+                delivered
+            }
         }
     }
 
@@ -888,6 +901,42 @@ impl<R: Clone, W> Registry<R, W> {
                 self.to_wake.push(conn_idx);
             }
         }
+    }
+
+    /// The server ends a subscription: it gets `complete` (after its frames already queued,
+    /// past the queue bound since the client must learn its stream is over) and receives
+    /// nothing more.
+    fn end_completed(&mut self, key: SubKey, published: f64) {
+        let Some(sub) = self.subs.get(key.idx, key.gen) else {
+            return;
+        };
+        if sub.ended {
+            return;
+        }
+        let frame = sub.envelope.complete_frame(&sub.operation_id);
+        let conn = sub.conn;
+        self.metrics.subscriptions_completed += 1;
+        self.unindex(key);
+        self.enqueue(
+            key,
+            conn,
+            FrameBody::Whole(frame.into_boxed_slice()),
+            published,
+        );
+    }
+
+    /// Ends every subscription on `channel` with `complete` (an auction closes, a game ends);
+    /// returns how many.
+    pub fn complete_channel(&mut self, channel: &str) -> usize {
+        let keys: Vec<SubKey> = match self.channels.get(channel) {
+            Some(set) => set.iter().copied().collect(),
+            None => return 0,
+        };
+        let now = now_seconds();
+        for &key in &keys {
+            self.end_completed(key, now);
+        }
+        keys.len()
     }
 
     /// The subscription fell behind (EVENTS_LAGGED): it gets an `error` message, past the queue

@@ -435,3 +435,55 @@ fn connection_active_counts_live_subscriptions_only() {
     assert_eq!(reg.connection_active("c"), None);
     assert_eq!(reg.connection_active("d"), Some(1));
 }
+
+#[test]
+fn a_resolver_completes_its_group_after_a_last_value() {
+    let mut reg = Reg::default();
+    let mut s = spec("c", "s", None, None);
+    s.resolver = Some(ResolverSpec {
+        handle: 1,
+        identity: 1,
+        scope: ResolverScope::Global,
+    });
+    register(&mut reg, s);
+    let (_, pending) = reg.dispatch(&event("users", json!({}), None, None));
+    for p in pending {
+        let last = Resolution::Complete(Some(json!({"id": "last"})));
+        assert_eq!(reg.resolve(p.group, p.seq, p.subs, p.published, last), 1);
+    }
+    assert_eq!(
+        next_json(&mut reg, "s"),
+        Some(json!({"id": "s", "type": "next", "payload": {"data": {"users": {"id": "last"}}}}))
+    );
+    assert_eq!(
+        next_json(&mut reg, "s"),
+        Some(json!({"id": "s", "type": "complete"}))
+    );
+    assert_eq!(reg.active_subscriptions(), 0);
+    assert_eq!(reg.channel_count(), 0, "nothing left in the index");
+    let (n, pending) = reg.dispatch(&event("users", json!({}), None, None));
+    assert_eq!((n, pending.len()), (0, 0));
+}
+
+#[test]
+fn complete_channel_ends_every_subscription_on_it_after_its_queued_frames() {
+    let mut reg = Reg::default();
+    register(&mut reg, spec("c", "a", None, None));
+    register(&mut reg, spec("c", "b", None, None));
+    let mut other = spec("c", "other", None, None);
+    other.channels = vec!["elsewhere".into()];
+    register(&mut reg, other);
+    reg.dispatch(&event("users", json!({"id": "1"}), None, None));
+    assert_eq!(reg.complete_channel("users"), 2);
+    assert_eq!(reg.complete_channel("nobody"), 0);
+    for id in ["a", "b"] {
+        let first = next_json(&mut reg, id).map(|v| v["type"].clone());
+        assert_eq!(first, Some(json!("next")));
+        assert_eq!(
+            next_json(&mut reg, id),
+            Some(json!({"id": id, "type": "complete"}))
+        );
+    }
+    assert_eq!(reg.active_subscriptions(), 1);
+    assert_eq!(reg.connection_active("c"), Some(1));
+}
