@@ -145,6 +145,7 @@ class _ASGITransport:
             self._from_app.put_nowait(closed)
         if not self._accepted.done():
             self._accepted.set_exception(_as_exception(self._closed))
+            self._accepted.exception()  # retrieved: no warning when nobody waits any more
 
     async def _receive(self) -> dict[str, Any]:
         if self._closed is not None and self._to_app.empty():
@@ -497,8 +498,8 @@ class SubscriptionTestClient:
                 self._lifespan = _Lifespan(self.app, state)
                 await self._lifespan.startup(self.timeout)
             transport = _ASGITransport(self.app, _websocket_scope(self.path, header_list, state))
+        self._transport = transport  # closed on the way out even if opening fails
         await transport.open(self.timeout)
-        self._transport = transport
         self._ack = asyncio.get_running_loop().create_future()
         self._reader = asyncio.create_task(self._read(transport))
         init: dict[str, Any] = {"type": "connection_init"}
