@@ -19,3 +19,18 @@ async def test_quick_start_serves_a_subscription() -> None:
 
 def test_core_example_runs() -> None:
     exec(compile(python_block("## The core directly"), "README.md", "exec"), {})
+
+
+@pytest.mark.anyio
+async def test_testing_example_passes(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+    import types
+
+    quick_start: dict[str, Any] = {"__name__": "readme_quick_start"}
+    exec(compile(python_block("## Quick start"), "README.md", "exec"), quick_start)
+    module = types.ModuleType("app")
+    module.__dict__.update(quick_start)
+    monkeypatch.setitem(sys.modules, "app", module)
+    namespace: dict[str, Any] = {"__name__": "readme_testing"}
+    exec(compile(python_block("## Testing your subscriptions"), "README.md", "exec"), namespace)
+    await namespace["test_message_posted"]()
