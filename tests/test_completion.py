@@ -11,6 +11,7 @@ from helpers import protocol_app, running_server, until, ws_client
 
 from fraiseql_fastapi import Complete, SubscriptionManager, subscription
 from fraiseql_fastapi.decorator import SubscriptionRegistry
+from fraiseql_fastapi.testing import SubscriptionTestClient
 
 pytestmark = pytest.mark.anyio
 
@@ -135,3 +136,18 @@ async def test_an_sse_stream_ends_when_its_subscription_is_completed() -> None:
         records = [r for r in text.split("\n\n") if r and not r.startswith(":")]
         assert records == ['event: next\ndata: {"data":{"bid":3}}', "event: complete\ndata: "]
         await until(lambda: manager.get_metrics()["active_connections"] == 0)
+
+
+async def test_with_the_test_client_a_completed_subscription_ends_its_iteration() -> None:
+    application, manager = app()
+    async with SubscriptionTestClient(application) as client:
+        sub = await client.subscribe(BID, {"a": "z"})
+        for amount in (1, 2):
+            await manager.publish("auction:z", {"amount": amount})
+        await manager.publish("auction:z", {"amount": 3, "final": True})
+        assert [payload async for payload in sub] == [
+            {"data": {"bid": 1}},
+            {"data": {"bid": 2}},
+            {"data": {"bid": 3}},
+        ]
+        assert subscribers(manager) == 0
