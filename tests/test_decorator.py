@@ -499,9 +499,13 @@ ERRORS: list[tuple[Callable[..., Any], dict[str, Any], str]] = [
         generator,
         {},
         "generator: resolvers are called once per event and return one value; generators are "
-        "not supported (use def or async def with return)",
+        "not supported (use def or async def with return, or an async generator",
     ),
-    (async_generator, {}, "async_generator: resolvers are called once per event"),
+    (
+        async_generator,
+        {},
+        "async_generator: an async generator's return type hint must be AsyncIterator[T]",
+    ),
     (
         clashing_names,
         {},

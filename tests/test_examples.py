@@ -85,6 +85,15 @@ def ticker_app() -> Any:
     return load_module("examples/ticker/app.py").create_app(EventBusConfig.memory())
 
 
+async def test_ticker_countdown_is_a_finite_stream() -> None:
+    async with serving(ticker_app()) as (address, _), ws_client(address) as client:
+        await client.init()
+        await client.subscribe("c", "subscription { countdown(from: 3) }")
+        values = [(await client.receive())["payload"]["data"]["countdown"] for _ in range(4)]
+        assert values == [3, 2, 1, 0]
+        assert await client.receive() == {"id": "c", "type": "complete"}
+
+
 async def test_ticker_publish_delivers_each_selection_its_shape() -> None:
     async with serving(ticker_app()) as (address, http), ws_client(address) as client:
         assert await client.init() == {"type": "connection_ack"}
@@ -161,13 +170,14 @@ async def test_ticker_schema_over_post_and_sdl() -> None:
     app = ticker.create_app(EventBusConfig.memory())
     sdl = app.state.manager.print_schema()
     assert "ticks(channel: String!): Tick!" in sdl
+    assert "countdown(from: Int!): Int!" in sdl
     for line in ("id: ID!", "channel: String!", "value: Int!", "ts: Float\n"):
         assert line in sdl
     async with serving(app) as (_, http):
         query = "{ __schema { subscriptionType { fields { name } } } }"
         response = await http.post("/graphql", json={"query": query})
     fields = response.json()["data"]["__schema"]["subscriptionType"]["fields"]
-    assert [field["name"] for field in fields] == ["ticks"]
+    assert [field["name"] for field in fields] == ["ticks", "countdown"]
 
 
 async def test_ticker_disconnect_releases_everything() -> None:

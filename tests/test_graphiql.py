@@ -294,7 +294,7 @@ async def test_graphiql_on_fastapi_shows_the_schema_and_a_subscriptions_events()
                 ],
             }
         )
-    assert seen["fields"] == ["ticks"]
+    assert seen["fields"] == ["ticks", "countdown"]
     first, second = seen["runs"][0]["responses"]
     assert ticks(first) == {"id": "first", "value": 41}
     assert ticks(second) == {"id": "second", "value": 42}

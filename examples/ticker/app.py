@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import os
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -60,6 +61,16 @@ def ticks(event: Any, channel: str) -> Tick:
     """The ticks published on `channel`, in publish order."""
     data = event.data
     return Tick(id=data["id"], channel=event.channel, value=data["value"], ts=data.get("ts"))
+
+
+@subscription(registry=registry)
+async def countdown(from_: int) -> AsyncIterator[int]:
+    """From `from` down to 0, one value every 100 ms, then `complete`: a stream of its own per
+    subscription (an async generator), not a channel."""
+    for n in range(from_, -1, -1):
+        yield n
+        if n:
+            await asyncio.sleep(0.1)
 
 
 class TickData(BaseModel):
@@ -135,7 +146,7 @@ def create_app(
     graphiql_assets_url: str | None = None,
 ) -> FastAPI:
     """The ticker application with a fresh manager (`app.state.manager`); `bus` defaults to
-    the one `FRAISEQL_EVENT_BUS` names, `subscriptions` to this module's `ticks`,
+    the one `FRAISEQL_EVENT_BUS` names, `subscriptions` to this module's `ticks` and `countdown`,
     `graphiql_assets_url` to `FRAISEQL_GRAPHIQL_ASSETS` (unset: the CDN)."""
     fields = (subscriptions or registry).fields
     manager = SubscriptionManager(bus or bus_from_env(), subscriptions=fields)

@@ -5,6 +5,7 @@ how it closed. Transports get one from `SubscriptionManager.connect` and protoco
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import contextlib
 import uuid
@@ -20,6 +21,7 @@ from .context import ConnectionContext
 from .conversion import args_to_json
 from .error_formatting import ErrorFormatter
 from .field import Scope, SubscriptionField
+from .resolvers import StreamResolver, run_stream
 from .schema import PreparedOperation, SubscriptionSchema
 
 __all__ = ["Connection", "ConnectionServices", "Envelope"]
@@ -38,6 +40,8 @@ class ConnectionServices:
     errors: ErrorFormatter
     resolvers: Mapping[str, Callable[..., Any]]
     live: set[Connection] = field(default_factory=set)
+    #: The running generators of stream subscriptions (awaited on shutdown).
+    streams: set[asyncio.Task[None]] = field(default_factory=set)
     #: Connections closed, by close code (ours or the client's).
     closed_codes: collections.Counter[int] = field(default_factory=collections.Counter)
 
@@ -62,6 +66,8 @@ class Connection:
         self._services = services
         self._executor = services.executor
         self._closed = False
+        #: The generators of its stream subscriptions, by operation id.
+        self._streams: dict[str, asyncio.Task[None]] = {}
         self._executor.open_connection(self.id, on_frames, envelope=envelope)  # type: ignore[arg-type]
         services.live.add(self)
 
@@ -97,7 +103,13 @@ class Connection:
         if denied:
             return [GraphQLError(denied, extensions={"code": "FORBIDDEN"})]
         assert prepared.args is not None and prepared.resolver_args is not None
+        stream = StreamResolver(field) if field.is_stream else None
+        if stream is not None:
+            # A private channel: only this subscription's own generator publishes on it.
+            channels = [f"fraiseql:stream:{uuid.uuid4().hex}"]
         try:
+            if stream is None:
+                channels = field.channels(prepared.resolver_args)
             self._executor.register_subscription(
                 self.id,
                 self._key(op_id),
@@ -107,10 +119,10 @@ class Connection:
                 user_id=context.user_id,
                 tenant_id=context.tenant_id,
                 operation_id=op_id,
-                channels=field.channels(prepared.resolver_args),
+                channels=channels,
                 event_types=field.event_types,
-                resolver=self._services.resolvers[field.name],
-                resolver_scope=_sharing_scope(field),
+                resolver=stream or self._services.resolvers[field.name],
+                resolver_scope="subscription" if stream else _sharing_scope(field),
                 context=context,
                 filters=field.core_filters(),
                 arguments=args_to_json(field, prepared.args),
@@ -120,10 +132,31 @@ class Connection:
             return [GraphQLError(str(error), extensions={"code": "FORBIDDEN"})]
         except (ValueError, TypeError) as error:
             return [GraphQLError(str(error))]
+        if stream is not None:
+            self._start_stream(op_id, channels[0], stream, prepared.resolver_args)
         return None
 
+    def _start_stream(
+        self, op_id: str, channel: str, resolver: StreamResolver, args: Mapping[str, Any]
+    ) -> None:
+        run = run_stream(self._executor, self._key(op_id), channel, resolver, args, self.context)
+        task = asyncio.get_running_loop().create_task(run)
+        self._streams[op_id] = task
+        self._services.streams.add(task)
+
+        def finished(done: asyncio.Task[None]) -> None:
+            self._services.streams.discard(done)
+            if self._streams.get(op_id) is done:
+                del self._streams[op_id]
+
+        task.add_done_callback(finished)
+
     def complete(self, op_id: str) -> None:
-        """Ends a subscription (its queued frames are dropped); unknown ids are ignored."""
+        """Ends a subscription (its queued frames are dropped, its generator if it has one is
+        closed); unknown ids are ignored."""
+        stream = self._streams.pop(op_id, None)
+        if stream is not None:
+            stream.cancel()
         with contextlib.suppress(KeyError):
             self._executor.complete_subscription(self._key(op_id))
 
@@ -154,6 +187,9 @@ class Connection:
         if self._closed:
             return False
         self._closed = True
+        for stream in self._streams.values():
+            stream.cancel()
+        self._streams.clear()
         self._services.closed_codes[code] += 1
         self._services.live.discard(self)
         with contextlib.suppress(KeyError):

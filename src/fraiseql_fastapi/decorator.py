@@ -19,6 +19,7 @@ with a `SubscriptionDefinitionError` naming the function and the problem.
 
 from __future__ import annotations
 
+import collections.abc
 import functools
 import inspect
 import operator
@@ -27,7 +28,7 @@ import string
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar, overload
+from typing import Any, Final, TypeVar, overload
 
 from fraiseql_core_rs import PyComplete
 
@@ -153,7 +154,8 @@ def build_field(
         raise SubscriptionDefinitionError(f"@subscription needs a function, got {func!r}")
     with error_context(python_name):
         hints = _type_hints(func)
-        arguments, wants_context = _arguments(func, hints)
+        is_stream = inspect.isasyncgenfunction(func)
+        arguments, wants_context = _arguments(func, hints, takes_event=not is_stream)
         field = SubscriptionField(
             func=func,
             name=check_graphql_name(name or camel_case(python_name), "field name"),
@@ -166,8 +168,9 @@ def build_field(
             roles=_strings(roles or (), "roles", allow_empty=True),
             scope=_scope(scope),
             arguments=arguments,
-            return_annotation=_return_annotation(hints),
-            is_async=_is_async(func),
+            return_annotation=_return_annotation(hints, is_stream),
+            is_async=is_stream or _is_async(func),
+            is_stream=is_stream,
             wants_context=wants_context,
         )
     _check_types(field)
@@ -198,10 +201,11 @@ def _type_hints(func: Callable[..., Any]) -> dict[str, Any]:
 
 
 def _is_async(func: Callable[..., Any]) -> bool:
-    if inspect.isasyncgenfunction(func) or inspect.isgeneratorfunction(func):
+    if inspect.isgeneratorfunction(func):
         raise SubscriptionDefinitionError(
             "resolvers are called once per event and return one value; generators are not "
-            "supported (use def or async def with return)"
+            "supported (use def or async def with return, or an async generator for a stream "
+            "of its own per subscription)"
         )
     # An object with an `async def __call__` is async too.
     return inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(
@@ -210,21 +214,24 @@ def _is_async(func: Callable[..., Any]) -> bool:
 
 
 def _arguments(
-    func: Callable[..., Any], hints: Mapping[str, Any]
+    func: Callable[..., Any], hints: Mapping[str, Any], *, takes_event: bool = True
 ) -> tuple[tuple[ArgumentSpec, ...], bool]:
-    """The GraphQL arguments of a resolver, and whether it takes `context`."""
+    """The GraphQL arguments of a resolver, and whether it takes `context`. A resolver's first
+    parameter is `event`; an async generator (a stream per subscription) has none."""
     try:
         parameters = list(inspect.signature(func).parameters.values())
     except (TypeError, ValueError) as error:
         raise SubscriptionDefinitionError(f"cannot read the signature: {error}") from None
     positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    if not parameters or parameters[0].name != "event" or parameters[0].kind not in positional:
-        raise SubscriptionDefinitionError(
-            "the first parameter must be 'event' (the event being dispatched)"
-        )
+    if takes_event:
+        if not parameters or parameters[0].name != "event" or parameters[0].kind not in positional:
+            raise SubscriptionDefinitionError(
+                "the first parameter must be 'event' (the event being dispatched)"
+            )
+        parameters = parameters[1:]
     arguments = []
     wants_context = False
-    for parameter in parameters[1:]:
+    for parameter in parameters:
         _check_parameter_kind(parameter)
         if parameter.name == "context":
             wants_context = True
@@ -269,19 +276,34 @@ def _check_unique_graphql_names(arguments: Sequence[ArgumentSpec]) -> None:
         seen[spec.graphql_name] = spec.python_name
 
 
-def _return_annotation(hints: Mapping[str, Any]) -> Any:
+def _return_annotation(hints: Mapping[str, Any], is_stream: bool = False) -> Any:
     if "return" not in hints:
         raise SubscriptionDefinitionError(
             "the return type hint is missing; it gives the field's GraphQL type "
             "(e.g. -> Message | None)"
         )
     hint = _without_complete(hints["return"])
+    if is_stream:
+        if typing.get_origin(hint) not in _STREAM_HINTS or not typing.get_args(hint):
+            raise SubscriptionDefinitionError(
+                "an async generator's return type hint must be AsyncIterator[T] (or "
+                "AsyncGenerator[T, None]); T is the field's type"
+            )
+        hint = typing.get_args(hint)[0]
     if hint is type(None):
         raise SubscriptionDefinitionError(
             "the return type hint is None; it must name the value sent to subscribers "
             "(a resolver may still return None to send nothing)"
         )
     return hint
+
+
+#: The return hints of an async generator subscription: the item type is the field's.
+_STREAM_HINTS: Final = (
+    collections.abc.AsyncIterator,
+    collections.abc.AsyncGenerator,
+    collections.abc.AsyncIterable,
+)
 
 
 def _without_complete(hint: Any) -> Any:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, Final, Literal
 
 from .conversion import to_jsonable
@@ -112,6 +112,9 @@ class SubscriptionField:
     return_annotation: Any
     is_async: bool
     wants_context: bool
+    #: An async generator: each subscription runs its own stream of values instead of
+    #: listening to a channel (see `open_stream`).
+    is_stream: bool = False
 
     def channels(self, args: Mapping[str, Any]) -> list[str]:
         """The channels a subscription with these arguments listens on. `args` are the
@@ -140,6 +143,15 @@ class SubscriptionField:
     def core_filters(self) -> list[dict[str, Any]]:
         """The argument filters as the Rust core's `register_subscription(filters=...)`."""
         return [item.to_core(self.graphql_name_of) for item in self.filters]
+
+    def open_stream(self, args: Mapping[str, Any], context: Any) -> AsyncIterator[Any]:
+        """Starts the async generator of a stream subscription with its keyword arguments
+        (Python names) and, if it takes one, the context."""
+        if self.wants_context:
+            stream: AsyncIterator[Any] = self.func(**args, context=context)
+        else:
+            stream = self.func(**args)
+        return stream
 
     def call(self, event: Any, args: Mapping[str, Any], context: Any) -> Any:
         """Calls the resolver with the event, its keyword arguments (Python names) and, if it

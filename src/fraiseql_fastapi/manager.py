@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import inspect
 import logging
 import signal
 import threading
@@ -19,42 +18,17 @@ from typing import Any
 
 from graphql import GraphQLError
 
-from fraiseql_core_rs import PyComplete, PyEvent, PyEventBusConfig, PySubscriptionExecutor
+from fraiseql_core_rs import PyEventBusConfig, PySubscriptionExecutor
 
 from .connection import Connection, ConnectionServices, Envelope, execute
 from .context import ConnectionContext
 from .conversion import to_jsonable
 from .error_formatting import ErrorFormatter, FormatError
 from .field import SubscriptionField, default_registry
+from .resolvers import CoreResolver
 from .schema import PreparedOperation, SubscriptionSchema
 
 logger = logging.getLogger("fraiseql_fastapi")
-
-
-class CoreResolver:
-    """What the Rust core calls, once per event for each group of subscriptions sharing a
-    field, its arguments and its scope: calls the user's resolver with the arguments bound at
-    subscribe time (Python values, by Python name) and turns its result into JSON-compatible
-    data. An exception goes back to the core, which sends that event's subscribers a field
-    error formatted by the manager's `ErrorFormatter` (masked, logged) and keeps their
-    subscriptions."""
-
-    def __init__(self, field: SubscriptionField) -> None:
-        self.field = field
-
-    def __call__(self, event: PyEvent, arguments: Mapping[str, Any], context: Any) -> Any:
-        result = self.field.call(event, arguments, context)
-        if inspect.isawaitable(result):
-            return self._finish(result)
-        return self._convert(result)
-
-    async def _finish(self, pending: Any) -> Any:
-        return self._convert(await pending)
-
-    def _convert(self, result: Any) -> Any:
-        if type(result) is PyComplete:  # `Complete(last)`: the last value, then `complete`
-            return PyComplete(to_jsonable(result.result, self.field.return_annotation))
-        return to_jsonable(result, self.field.return_annotation)
 
 
 class SubscriptionManager:
@@ -194,6 +168,11 @@ class SubscriptionManager:
                 [asyncio.ensure_future(connection.shutdown()) for connection in connections],
                 timeout=timeout,
             )
+        streams = list(self._services.streams)
+        for stream in streams:  # left by connections that did not close in time
+            stream.cancel()
+        if streams:  # so that every generator's `finally` runs before the loop stops
+            await asyncio.wait(streams, timeout=timeout)
         fd = self.executor.bus_fd
         if fd is not None:
             loop = asyncio.get_running_loop()
