@@ -18,6 +18,7 @@ from fraiseql_core_rs import PyEventBusConfig as EventBusConfig
 
 from .context import ConnectionContext
 from .decorator import ArgumentFilter, SubscriptionDefinitionError, subscription
+from .hints import JSON
 from .manager import SubscriptionManager
 from .names import ID
 
@@ -25,6 +26,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ID",
+    "JSON",
     "ArgumentFilter",
     "Complete",
     "ConnectionContext",

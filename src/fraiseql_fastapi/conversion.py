@@ -4,14 +4,22 @@ Values cross three forms:
 - Python: what resolvers take and return (models, dataclasses, enum members, datetimes).
 - GraphQL-coerced: what graphql-core produces for arguments (dicts keyed by GraphQL names,
   enum members, `UUID`/`datetime`/`date` objects).
-- JSON: what the Rust core stores and projects. Results (`to_jsonable`) are keyed by Python
-  names, arguments (`args_to_json`) by GraphQL names; enums are their GraphQL names, datetimes
-  and dates ISO 8601 strings, UUIDs strings.
+- JSON: what the Rust core stores and projects. Results (`to_jsonable`) are keyed by source
+  keys (`FieldSpec.source_key`: the Python name, or a pydantic field's serialization alias),
+  arguments (`args_to_json`) by GraphQL names; enums are their GraphQL names, datetimes, dates
+  and times ISO 8601 strings, UUIDs and decimals strings.
+
+Pydantic model instances in results go through pydantic's own serializer (JSON mode, by alias,
+as FastAPI responses), so `field_serializer`, `model_serializer`, aliases, computed fields and
+the model's configuration apply; what GraphQL needs and pydantic does not do (enum fields as
+member names, `__typename` on union members) is patched in afterwards, only for the models
+that have such fields. Dicts, dataclasses and TypedDicts keep the converters compiled here.
 """
 
 from __future__ import annotations
 
 import datetime
+import decimal
 import enum
 import functools
 import uuid
@@ -29,7 +37,7 @@ from .hints import (
     split_optional,
 )
 from .names import MISSING
-from .scalars import _parse_datetime, enum_member
+from .scalars import _parse_datetime, _parse_decimal, _parse_time, enum_member
 
 __all__ = ["args_to_json", "from_graphql_args", "to_graphql_input", "to_jsonable"]
 
@@ -106,14 +114,14 @@ def _nullable(converter: Converter) -> Converter:
 
 def _json_any(value: Any) -> Any:
     """Any value as JSON-compatible data: models and dataclasses by field name, enums by name,
-    datetimes, dates and UUIDs as strings."""
+    datetimes, dates, times, UUIDs and decimals as strings."""
     if isinstance(value, enum.Enum):
         return value.name
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
-    if isinstance(value, datetime.date):
+    if isinstance(value, (datetime.date, datetime.time)):
         return value.isoformat()
-    if isinstance(value, uuid.UUID):
+    if isinstance(value, (uuid.UUID, decimal.Decimal)):
         return str(value)
     if isinstance(value, Mapping):
         return {str(_json_any(key)): _json_any(item) for key, item in value.items()}
@@ -129,20 +137,153 @@ def _json_any(value: Any) -> Any:
 class _ObjectToJson:
     def __init__(self, cls: type) -> None:
         self._cls = cls
-        self._fields: list[tuple[str, Converter]] | None = None
+        self._fields: list[tuple[str, str, Converter]] | None = None
 
     def __call__(self, value: Any) -> Any:
         if self._fields is None:
             self._fields = [
-                (spec.python_name, _json_converter(spec.annotation))
+                (spec.python_name, spec.source_key, _json_converter(spec.annotation))
                 for spec in object_fields(self._cls)
             ]
         result = {}
-        for name, convert in self._fields:
+        for name, key, convert in self._fields:
             field_value = _read(value, name)
             if field_value is not MISSING:
-                result[name] = convert(field_value)
+                result[key] = convert(field_value)
         return result
+
+
+class _PydanticToJson:
+    """A pydantic model's instances through its own serializer (JSON mode, by alias), patched
+    where GraphQL needs it (`_fixer`); other values (dicts, objects) as `_ObjectToJson`."""
+
+    def __init__(self, cls: Any) -> None:
+        self._cls = cls
+        self._to_python = cls.__pydantic_serializer__.to_python
+        self._fallback = _ObjectToJson(cls)
+        self._fix: Fixer | _Pending | None = _PENDING
+
+    def __call__(self, value: Any) -> Any:
+        if not isinstance(value, self._cls):
+            return self._fallback(value)
+        result = self._to_python(value, mode="json", by_alias=True)
+        if self._fix is _PENDING:
+            self._fix = _fixer(self._cls)
+        return result if self._fix is None else self._fix(value, result)
+
+
+# Patching pydantic's JSON: (Python value, its JSON) -> the JSON GraphQL needs --------------
+
+Fixer = Callable[[Any, Any], Any]
+
+
+class _Pending(enum.Enum):
+    PENDING = enum.auto()
+
+
+_PENDING: Final = _Pending.PENDING
+
+
+def _has_model_serializer(cls: Any) -> bool:
+    return is_pydantic_model(cls) and bool(cls.__pydantic_decorators__.model_serializers)
+
+
+def _needs_fix(hint: Any, seen: set[Any]) -> bool:
+    """Whether pydantic's JSON for `hint` holds enums (pydantic writes their values, GraphQL
+    wants names) or union members (GraphQL needs their `__typename`). Fields with their own
+    `field_serializer` and models with a `model_serializer` are left as their serializer
+    makes them."""
+    inner, _ = split_optional(hint)
+    if isinstance(inner, tuple):
+        return True
+    item = list_item(inner)
+    if item is not MISSING:
+        return _needs_fix(item, seen)
+    if is_enum_class(inner):
+        return True
+    if is_object_class(inner):
+        if inner in seen or _has_model_serializer(inner):
+            return False
+        seen.add(inner)
+        return any(
+            not spec.custom_serializer and _needs_fix(spec.annotation, seen)
+            for spec in object_fields(inner)
+        )
+    return False
+
+
+class _ObjectFixer:
+    def __init__(self, cls: type) -> None:
+        self._cls = cls
+        self._fields: list[tuple[str, str, Fixer]] | None = None
+
+    def __call__(self, value: Any, json_value: Any) -> Any:
+        if not isinstance(json_value, dict):
+            return json_value
+        if self._fields is None:
+            self._fields = []
+            for spec in object_fields(self._cls):
+                fix = None if spec.custom_serializer else _fixer(spec.annotation)
+                if fix is not None:
+                    self._fields.append((spec.python_name, spec.source_key, fix))
+        for name, key, fix in self._fields:
+            if key in json_value:
+                field_value = _read(value, name)
+                if field_value is not MISSING:
+                    json_value[key] = fix(field_value, json_value[key])
+        return json_value
+
+
+def _enum_fixer(cls: type[enum.Enum]) -> Fixer:
+    def fix(value: Any, json_value: Any) -> Any:
+        member = enum_member(cls, value)
+        return json_value if member is None else member.name
+
+    return fix
+
+
+def _list_fixer(fix_item: Fixer) -> Fixer:
+    def fix(value: Any, json_value: Any) -> Any:
+        if not isinstance(json_value, list) or not isinstance(value, (list, tuple)):
+            return json_value
+        return [
+            fix_item(item, json_item) for item, json_item in zip(value, json_value, strict=False)
+        ]
+
+    return fix
+
+
+def _union_fixer(members: tuple[Any, ...]) -> Fixer:
+    def fix(value: Any, json_value: Any) -> Any:
+        member = next((m for m in members if isinstance(value, m)), None)
+        if member is None or not isinstance(json_value, dict):
+            return json_value
+        json_value["__typename"] = member.__name__
+        fix_member = _fixer(member)
+        return json_value if fix_member is None else fix_member(value, json_value)
+
+    return fix
+
+
+def _compile_fixer(hint: Any) -> Fixer | None:
+    if not _needs_fix(hint, set()):
+        return None
+    inner, _ = split_optional(hint)
+    fix: Fixer
+    if isinstance(inner, tuple):
+        fix = _union_fixer(inner)
+    elif (item := list_item(inner)) is not MISSING:
+        fix = _list_fixer(_fixer(item))  # type: ignore[arg-type]  # an item that needs it
+    elif is_enum_class(inner):
+        fix = _enum_fixer(inner)
+    else:
+        fix = _ObjectFixer(inner)
+    return lambda value, json_value: (
+        json_value if value is None or json_value is None else fix(value, json_value)
+    )
+
+
+_fixer: Callable[[Any], Fixer | None] = _ConverterCache(_compile_fixer)  # type: ignore[arg-type,assignment]
 
 
 def _union_to_json(members: tuple[Any, ...]) -> Converter:
@@ -189,6 +330,8 @@ def _compile_to_json(hint: Any) -> Converter:
         )
     if is_enum_class(inner):
         return _nullable(_enum_to_json(inner))
+    if is_pydantic_model(inner):
+        return _nullable(_PydanticToJson(inner))
     if is_object_class(inner):
         return _nullable(_ObjectToJson(inner))
     return _json_any
@@ -198,12 +341,16 @@ _json_converter = _ConverterCache(_compile_to_json)
 
 
 def to_jsonable(value: Any, annotation: Any = Any) -> Any:
-    """A resolver's result as JSON-compatible data, keyed by the **Python** names.
+    """A resolver's result as JSON-compatible data, keyed by source keys (the Python names,
+    or a pydantic field's serialization alias).
 
-    Models, dataclasses and objects are read by attribute, dicts (and TypedDicts) by key;
-    fields missing from the value are left out (the Rust core reports them as null). Enums
-    become their member name (a member, its value or its name are accepted), datetimes and
-    dates ISO 8601 strings, UUIDs strings. At a union, the object gets a `__typename` (from
+    An instance of the pydantic model the annotation names is serialized by pydantic (JSON
+    mode, by alias: its serializers, aliases and computed fields apply), with enum fields as
+    member names and union members tagged. Dataclasses and other objects are read by
+    attribute, dicts (and TypedDicts) by key (by Python name); fields missing from the value
+    are left out (the Rust core reports them as null). Enums become their member name (a
+    member, its value or its name are accepted), datetimes, dates and times ISO 8601 strings,
+    UUIDs and decimals strings. At a union, the object gets a `__typename` (from
     its class, or kept from a dict that carries one). Values the annotation does not explain
     are converted by their own type; what cannot be JSON raises TypeError.
     """
@@ -298,6 +445,10 @@ _PARSERS: Final[Mapping[Any, Converter]] = {
     uuid.UUID: _parsed_from(uuid.UUID),
     datetime.datetime: _parsed_from(_parse_datetime),
     datetime.date: _parsed_from(datetime.date.fromisoformat),
+    datetime.time: _parsed_from(_parse_time),
+    decimal.Decimal: lambda value: (
+        value if isinstance(value, decimal.Decimal) else _parse_decimal(value)
+    ),
 }
 
 

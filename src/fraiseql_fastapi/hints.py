@@ -14,7 +14,7 @@ import inspect
 import sys
 import types
 import typing
-from typing import TYPE_CHECKING, Annotated, Any, Final, Union
+from typing import TYPE_CHECKING, Annotated, Any, Final, TypeAlias, Union
 
 from .errors import SubscriptionDefinitionError
 from .names import ID, MISSING, camel_case, check_graphql_name, hint_name
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
 __all__ = [
+    "JSON",
     "FieldSpec",
     "class_description",
     "is_enum_class",
@@ -39,14 +40,30 @@ _NONE_TYPE: Final = type(None)
 _QUALIFIERS: Final = frozenset({"Required", "NotRequired", "ReadOnly"})
 
 
+class _JSONMarker:
+    """Marks `JSON` inside `Annotated` (so `Annotated[JSON, ...]` is still JSON)."""
+
+    def __repr__(self) -> str:
+        return "JSON"
+
+
+_JSON_MARKER: Final = _JSONMarker()
+
+#: The GraphQL `JSON` scalar: any JSON value (object, list, string, number, boolean, null),
+#: sent as it is. As a hint it is `Any` for type checkers and pydantic.
+JSON: TypeAlias = Annotated[Any, _JSON_MARKER]
+
+
 # --- reading hints -------------------------------------------------------------------------
 
 
 def _strip_wrappers(hint: Any) -> Any:
-    """Removes `Annotated[...]`, `Required`/`NotRequired`/`ReadOnly` and NewTypes other than
-    `ID`."""
+    """Removes `Annotated[...]` (other than `JSON`), `Required`/`NotRequired`/`ReadOnly` and
+    NewTypes other than `ID`."""
     while True:
         origin = typing.get_origin(hint)
+        if origin is Annotated and _JSON_MARKER in hint.__metadata__:
+            return JSON
         if origin is Annotated or getattr(origin, "_name", None) in _QUALIFIERS:
             hint = typing.get_args(hint)[0]
         elif hint is not ID and hasattr(hint, "__supertype__"):
@@ -145,6 +162,19 @@ class FieldSpec:
     default: Any = MISSING
     omittable: bool = False
     settable: bool = True
+    alias: str | None = None
+    custom_serializer: bool = False
+
+    @property
+    def output_name(self) -> str:
+        """The GraphQL name of the field as an output: its alias, else `graphql_name`."""
+        return self.graphql_name if self.alias is None else self.alias
+
+    @property
+    def source_key(self) -> str:
+        """The field's key in a result as JSON (`to_jsonable`): its alias, else its Python
+        name."""
+        return self.python_name if self.alias is None else self.alias
 
     @property
     def has_default(self) -> bool:
@@ -172,15 +202,18 @@ def object_fields(cls: type) -> tuple[FieldSpec, ...]:
 
 
 def _check_unique_names(cls: type, specs: tuple[FieldSpec, ...]) -> None:
-    seen: dict[str, str] = {}
-    for spec in specs:
-        check_graphql_name(spec.graphql_name, f"{cls.__name__}: field")
-        if spec.graphql_name in seen:
-            raise SubscriptionDefinitionError(
-                f"{cls.__name__}: fields {seen[spec.graphql_name]!r} and {spec.python_name!r} "
-                f"both become {spec.graphql_name!r} in GraphQL"
-            )
-        seen[spec.graphql_name] = spec.python_name
+    for as_output in (False, True):  # input and output names
+        seen: dict[str, str] = {}
+        for spec in specs:
+            name = spec.output_name if as_output else spec.graphql_name
+            what = "field" if spec.alias is None or name != spec.alias else "field alias"
+            check_graphql_name(name, f"{cls.__name__}: {what}")
+            if name in seen:
+                raise SubscriptionDefinitionError(
+                    f"{cls.__name__}: fields {seen[name]!r} and {spec.python_name!r} "
+                    f"both become {name!r} in GraphQL"
+                )
+            seen[name] = spec.python_name
 
 
 def _type_hints(cls: Any) -> dict[str, Any]:
@@ -200,15 +233,43 @@ def _pydantic_fields(model: type[BaseModel]) -> tuple[FieldSpec, ...]:
             raise SubscriptionDefinitionError(
                 f"pydantic model {model.__name__} is not fully defined: {error}"
             ) from error
+    serialized = {
+        field
+        for decorator in model.__pydantic_decorators__.field_serializers.values()
+        for field in decorator.info.fields
+    }
     specs = []
     for name, info in model.model_fields.items():
         has_factory = info.default_factory is not None
         default = MISSING if info.is_required() or has_factory else info.default
-        spec = FieldSpec(name, camel_case(name), info.annotation, info.description, default)
-        specs.append(dataclasses.replace(spec, omittable=has_factory))
+        alias = info.serialization_alias
+        # pydantic keeps a top-level Annotated's metadata apart from the annotation.
+        annotation = JSON if _JSON_MARKER in info.metadata else info.annotation
+        specs.append(
+            FieldSpec(
+                name,
+                camel_case(name),
+                annotation,
+                info.description,
+                default,
+                omittable=has_factory,
+                alias=alias if alias and alias != name else None,
+                custom_serializer=name in serialized,
+            )
+        )
     for name, computed in model.model_computed_fields.items():
         hint = computed.return_type
-        specs.append(FieldSpec(name, camel_case(name), hint, computed.description, settable=False))
+        specs.append(
+            FieldSpec(
+                name,
+                camel_case(name),
+                hint,
+                computed.description,
+                settable=False,
+                alias=computed.alias if computed.alias and computed.alias != name else None,
+                custom_serializer=name in serialized,
+            )
+        )
     return tuple(specs)
 
 

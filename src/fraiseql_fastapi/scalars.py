@@ -1,25 +1,31 @@
-"""The custom GraphQL scalars and the enums made from Python: `UUID`, `DateTime` and `Date`
-(`GraphQLUUID`, `GraphQLDateTime`, `GraphQLDate`), each carried as a string (ISO 8601 for the
-dates), and `PythonEnumType`, a GraphQL enum whose values are a Python Enum's member names, with
+"""The custom GraphQL scalars and the enums made from Python: `UUID`, `DateTime`, `Date`, `Time`
+and `Decimal` (`GraphQLUUID`, `GraphQLDateTime`, `GraphQLDate`, `GraphQLTime`,
+`GraphQLDecimal`), each carried as a string (ISO 8601 for the dates and times, the exact digits
+for decimals), `JSON` (`GraphQLJSON`, any JSON value, sent as it is), and `PythonEnumType`, a
+GraphQL enum whose values are a Python Enum's member names, with
 `enum_member` to find the member a value stands for.
 """
 
 from __future__ import annotations
 
 import datetime
+import decimal
 import enum
 import uuid
 from collections.abc import Callable
 from typing import Any, Final
 
 from graphql import (
+    FloatValueNode,
     GraphQLEnumType,
     GraphQLEnumValue,
     GraphQLError,
     GraphQLScalarType,
+    IntValueNode,
     StringValueNode,
     ValueNode,
     print_ast,
+    value_from_ast_untyped,
 )
 from graphql.pyutils import inspect as inspect_value
 
@@ -27,7 +33,16 @@ from .errors import SubscriptionDefinitionError
 from .hints import class_description
 from .names import check_graphql_name
 
-__all__ = ["GraphQLDate", "GraphQLDateTime", "GraphQLUUID", "PythonEnumType", "enum_member"]
+__all__ = [
+    "GraphQLDate",
+    "GraphQLDateTime",
+    "GraphQLDecimal",
+    "GraphQLJSON",
+    "GraphQLTime",
+    "GraphQLUUID",
+    "PythonEnumType",
+    "enum_member",
+]
 
 # --- scalars -------------------------------------------------------------------------------
 
@@ -35,6 +50,25 @@ __all__ = ["GraphQLDate", "GraphQLDateTime", "GraphQLUUID", "PythonEnumType", "e
 def _parse_datetime(text: str) -> datetime.datetime:
     # Python 3.10's fromisoformat does not read the "Z" suffix.
     return datetime.datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+
+
+def _parse_time(text: str) -> datetime.time:
+    # As for datetimes: Python 3.10 does not read "Z".
+    return datetime.time.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+
+
+def _parse_decimal(value: Any) -> decimal.Decimal:
+    """A finite Decimal from a string, an int or a float (floats by their shortest repr, so
+    0.1 is Decimal("0.1")); ValueError otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float, decimal.Decimal)):
+        raise ValueError(value)
+    try:
+        result = decimal.Decimal(value if isinstance(value, (str, int)) else str(value))
+    except decimal.InvalidOperation:
+        raise ValueError(value) from None
+    if not result.is_finite():
+        raise ValueError(value)
+    return result
 
 
 def _string_scalar(
@@ -109,6 +143,65 @@ GraphQLDate: Final = _string_scalar(
     datetime.date,
     datetime.date.fromisoformat,
     "https://datatracker.ietf.org/doc/html/rfc3339",
+)
+
+#: `datetime.time`, as an ISO 8601 string ("12:30:00", "12:30:00.5+02:00"; "Z" is accepted).
+GraphQLTime: Final = _string_scalar(
+    "Time",
+    "An ISO 8601 time of day, e.g. 12:30:00 or 12:30:00+02:00.",
+    datetime.time,
+    _parse_time,
+    "https://datatracker.ietf.org/doc/html/rfc3339",
+)
+
+
+def _decimal_serialize(value: Any) -> str:
+    try:
+        return str(_parse_decimal(value))
+    except ValueError:
+        raise GraphQLError(f"Decimal cannot represent value: {inspect_value(value)}") from None
+
+
+def _decimal_parse_value(value: Any) -> decimal.Decimal:
+    try:
+        return _parse_decimal(value)
+    except ValueError:
+        raise GraphQLError(f"Decimal cannot represent value: {inspect_value(value)}") from None
+
+
+def _decimal_parse_literal(node: ValueNode, _variables: Any = None) -> decimal.Decimal:
+    if isinstance(node, (StringValueNode, IntValueNode, FloatValueNode)):
+        try:
+            return _parse_decimal(node.value)
+        except ValueError:
+            pass
+    raise GraphQLError(f"Decimal cannot represent value: {print_ast(node)}", node)
+
+
+#: `decimal.Decimal`, as a string of its exact digits ("1.10"); strings, ints and floats are
+#: accepted as input. Only finite values.
+GraphQLDecimal: Final = GraphQLScalarType(
+    "Decimal",
+    serialize=_decimal_serialize,
+    parse_value=_decimal_parse_value,
+    parse_literal=_decimal_parse_literal,
+    description="A decimal number, as a string of its exact digits, e.g. 1.10 (an Int or a "
+    "Float is accepted as input).",
+)
+
+
+def _json_parse_literal(node: ValueNode, variables: Any = None) -> Any:
+    return value_from_ast_untyped(node, variables)
+
+
+#: `JSON`: any JSON value, as it is.
+GraphQLJSON: Final = GraphQLScalarType(
+    "JSON",
+    serialize=lambda value: value,
+    parse_value=lambda value: value,
+    parse_literal=_json_parse_literal,
+    description="Any JSON value: an object, a list, a string, a number, a boolean or null.",
+    specified_by_url="https://www.rfc-editor.org/rfc/rfc8259",
 )
 
 # --- enums ---------------------------------------------------------------------------------

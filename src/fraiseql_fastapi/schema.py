@@ -82,6 +82,9 @@ RESERVED_TYPE_NAMES: Final = (
     "UUID",
     "DateTime",
     "Date",
+    "Time",
+    "Decimal",
+    "JSON",
 )
 #: Coercion errors reported per request at most (as graphql-core's `execute`).
 MAX_COERCION_ERRORS: Final = 50
@@ -392,7 +395,7 @@ def _describe(
     """One type's description and the named types it refers to."""
     if isinstance(named, (GraphQLObjectType, GraphQLInterfaceType)):
         fields = {
-            name: {"type": str(field.type), "source": field.extensions.get("python_name", name)}
+            name: {"type": str(field.type), "source": _source_key(name, field)}
             for name, field in named.fields.items()
         }
         references = [get_named_type(field.type) for field in named.fields.values()]
@@ -406,6 +409,11 @@ def _describe(
     if isinstance(named, GraphQLEnumType):
         return {"kind": "ENUM", "values": list(named.values)}, []
     return {"kind": "SCALAR"}, []
+
+
+def _source_key(name: str, field: GraphQLField) -> str:
+    extensions = field.extensions
+    return str(extensions.get("source_key", extensions.get("python_name", name)))
 
 
 def _names(types: Iterable[GraphQLNamedType]) -> list[str]:

@@ -4,10 +4,14 @@ and unions.
 
 Supported hints, for arguments and results alike: `str`, `int`, `float`, `bool`, `ID`,
 `uuid.UUID` (scalar `UUID`), `datetime.datetime` (`DateTime`, ISO 8601), `datetime.date`
-(`Date`), `enum.Enum` subclasses, pydantic models, dataclasses and TypedDicts (object types;
-as arguments, input types named `<Name>Input`), `Optional[X]` / `X | None`, `list[X]` /
-`Sequence[X]` / `tuple[X, ...]`, and, for results only, unions of models or dataclasses
-(`A | B`, named `AOrB`). `Annotated[X, ...]` is read as `X`; any other `NewType` as its base.
+(`Date`), `datetime.time` (`Time`), `decimal.Decimal` (`Decimal`, a string of its digits),
+`JSON` (`JSON`, any JSON value), `enum.Enum` subclasses, pydantic models, dataclasses and
+TypedDicts (object types; as arguments, input types named `<Name>Input`), `Optional[X]` /
+`X | None`, `list[X]` / `Sequence[X]` / `tuple[X, ...]`, and, for results only, unions of
+models or dataclasses (`A | B`, named `AOrB`). `Annotated[X, ...]` is read as `X`; any other
+`NewType` as its base.
+A pydantic field with a serialization alias is named by it as an output (results are
+serialized by alias, as FastAPI does); inputs keep the camelCased Python names.
 
 Nullability follows the hint: `X` is `X!`, `X | None` is `X`. A parameter or field that
 defaults to None is nullable too.
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import decimal
 import enum
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -49,6 +54,7 @@ from graphql import (
 from .conversion import to_graphql_input
 from .errors import SubscriptionDefinitionError
 from .hints import (
+    JSON,
     FieldSpec,
     class_description,
     is_enum_class,
@@ -59,13 +65,21 @@ from .hints import (
     split_optional,
 )
 from .names import ID, MISSING, check_graphql_name, error_context, hint_name
-from .scalars import GraphQLDate, GraphQLDateTime, GraphQLUUID, PythonEnumType
+from .scalars import (
+    GraphQLDate,
+    GraphQLDateTime,
+    GraphQLDecimal,
+    GraphQLJSON,
+    GraphQLTime,
+    GraphQLUUID,
+    PythonEnumType,
+)
 
 __all__ = ["TypeMapper", "union_name"]
 
 SUPPORTED_HINTS: Final = (
-    "str, int, float, bool, ID, UUID, datetime, date, an Enum, a pydantic model, a dataclass "
-    "or a TypedDict, or Optional[...] / list[...] of these"
+    "str, int, float, bool, ID, UUID, datetime, date, time, Decimal, JSON, an Enum, a pydantic "
+    "model, a dataclass or a TypedDict, or Optional[...] / list[...] of these"
 )
 
 _SCALARS: Final[Mapping[Any, GraphQLScalarType]] = {
@@ -77,6 +91,9 @@ _SCALARS: Final[Mapping[Any, GraphQLScalarType]] = {
     uuid.UUID: GraphQLUUID,
     datetime.datetime: GraphQLDateTime,
     datetime.date: GraphQLDate,
+    datetime.time: GraphQLTime,
+    decimal.Decimal: GraphQLDecimal,
+    JSON: GraphQLJSON,
 }
 
 
@@ -196,7 +213,7 @@ class TypeMapper:
         def fill() -> None:
             for spec in object_fields(cls):
                 with error_context(f"{cls.__name__}.{spec.python_name}"):
-                    fields[spec.graphql_name] = self._output_field(spec)
+                    fields[spec.output_name] = self._output_field(spec)
             if not fields:
                 raise SubscriptionDefinitionError(f"{cls.__name__} has no fields")
 
@@ -205,9 +222,9 @@ class TypeMapper:
     def _output_field(self, spec: FieldSpec) -> GraphQLField:
         return GraphQLField(
             self.output_type(spec.annotation, nullable=spec.omittable),
-            resolve=_attribute_resolver(spec.python_name),
+            resolve=_attribute_resolver(spec.python_name, spec.source_key),
             description=spec.description,
-            extensions={"python_name": spec.python_name},
+            extensions={"python_name": spec.python_name, "source_key": spec.source_key},
         )
 
     def _input_object_type(self, cls: type) -> tuple[GraphQLNamedType, Callable[[], None]]:
@@ -287,12 +304,13 @@ def _unsupported(hint: Any) -> SubscriptionDefinitionError:
     )
 
 
-def _attribute_resolver(python_name: str) -> Callable[..., Any]:
-    """Reads a field by its Python name, from a mapping or an object (for query execution)."""
+def _attribute_resolver(python_name: str, source_key: str) -> Callable[..., Any]:
+    """Reads a field by its Python name from an object, from a mapping by its source key (as in
+    `to_jsonable`'s result) or Python name (for query execution)."""
 
     def resolve(source: Any, _info: GraphQLResolveInfo[Any], **_args: Any) -> Any:
         if isinstance(source, Mapping):
-            return source.get(python_name)
+            return source.get(source_key, source.get(python_name))
         return getattr(source, python_name, None)
 
     return resolve
