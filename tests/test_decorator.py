@@ -452,8 +452,8 @@ ERRORS: list[tuple[Callable[..., Any], dict[str, Any], str]] = [
         unsupported_hint,
         {},
         "unsupported_hint: parameter 'tags': unsupported type hint set[str]; use str, int, "
-        "float, bool, ID, UUID, datetime, date, an Enum, a pydantic model, a dataclass or a "
-        "TypedDict, or Optional[...] / list[...] of these",
+        "float, bool, ID, UUID, datetime, date, time, Decimal, JSON, an Enum, a pydantic model, "
+        "a dataclass or a TypedDict, or Optional[...] / list[...] of these",
     ),
     (
         star_args,
