@@ -164,7 +164,9 @@ class _PydanticToJson:
         self._fix: Fixer | _Pending | None = _PENDING
 
     def __call__(self, value: Any) -> Any:
-        if not isinstance(value, self._cls):
+        # A dict is the common other case: skip pydantic's (ABC) isinstance for it.
+        cls = type(value)
+        if cls is not self._cls and (cls is dict or not isinstance(value, self._cls)):
             return self._fallback(value)
         result = self._to_python(value, mode="json", by_alias=True)
         if self._fix is _PENDING:
