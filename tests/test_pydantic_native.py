@@ -88,6 +88,22 @@ class Wrapped(BaseModel):
         return data
 
 
+class Price(BaseModel):
+    """Serializers that change a field's type: the GraphQL type is what they return."""
+
+    cents: int
+    discount: int | None = None
+    when: datetime.datetime
+
+    @field_serializer("cents", "discount", when_used="unless-none")
+    def _dollars(self, value: int) -> str:
+        return f"${value / 100:.2f}"
+
+    @field_serializer("when", return_type=int)
+    def _timestamp(self, value: datetime.datetime) -> Any:
+        return int(value.timestamp())
+
+
 class Book(BaseModel):
     side: Side
     quotes: list[Quote]
@@ -107,6 +123,12 @@ def pascal(event: Any) -> Pascal:
 @subscription(registry=registry, channel="quotes")
 def wrapped(event: Any) -> Wrapped:
     return Wrapped(label="x", count=event.data["quantity"])
+
+
+@subscription(registry=registry, channel="quotes")
+def price(event: Any) -> Price:
+    when = datetime.datetime(2024, 5, 1, tzinfo=datetime.timezone.utc)
+    return Price(cents=event.data["quantity"] * 110, when=when)
 
 
 @subscription(registry=registry, channel="quotes")
@@ -241,6 +263,19 @@ async def test_field_serializer_alias_decimal_computed_field_and_enum_through_fr
 async def test_alias_generator_computed_field_and_time_through_frames() -> None:
     data = next_data(await deliver("subscription { pascal { RoomId SentAt RoomLabel } }"))
     assert data == {"pascal": {"RoomId": "abc", "SentAt": "12:30:05", "RoomLabel": "room abc"}}
+
+
+def test_a_field_serializers_return_type_is_the_output_type() -> None:
+    sdl = SubscriptionSchema(registry.fields).print_schema()
+    price_type = sdl.split("type Price {")[1].split("}")[0]
+    assert "cents: String!" in price_type
+    assert "discount: String\n" in price_type  # nullable, as the field is
+    assert "when: Int!" in price_type
+
+
+async def test_field_serializers_changing_the_type_through_frames() -> None:
+    data = next_data(await deliver("subscription { price { cents discount when } }"))
+    assert data == {"price": {"cents": "$3.30", "discount": None, "when": 1714521600}}
 
 
 async def test_model_serializer_through_frames() -> None:

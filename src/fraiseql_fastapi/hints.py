@@ -153,6 +153,13 @@ class FieldSpec:
     TypedDict key that is not required): in GraphQL it is nullable and, when left out or null,
     it is not passed on, so Python fills it. `settable` is False for output-only fields
     (computed fields, dataclass fields with `init=False`).
+
+    `alias` is a pydantic field's serialization alias (from `alias`, `serialization_alias` or
+    the model's `alias_generator`) when it differs from the Python name: results are
+    serialized by alias, so it names the GraphQL output field and is the key the Rust core
+    reads (`output_name`, `source_key`). `custom_serializer` marks a pydantic field with a
+    `field_serializer`; `serialized_type` is that serializer's return type, when it declares
+    one (`output_annotation`: the hint of the GraphQL output field).
     """
 
     python_name: str
@@ -164,6 +171,12 @@ class FieldSpec:
     settable: bool = True
     alias: str | None = None
     custom_serializer: bool = False
+    serialized_type: Any = MISSING
+
+    @property
+    def output_annotation(self) -> Any:
+        """The hint of the field as an output: what its serializer returns, else its own."""
+        return self.annotation if self.serialized_type is MISSING else self.serialized_type
 
     @property
     def output_name(self) -> str:
@@ -234,7 +247,7 @@ def _pydantic_fields(model: type[BaseModel]) -> tuple[FieldSpec, ...]:
                 f"pydantic model {model.__name__} is not fully defined: {error}"
             ) from error
     serialized = {
-        field
+        field: _serializer_return_type(decorator)
         for decorator in model.__pydantic_decorators__.field_serializers.values()
         for field in decorator.info.fields
     }
@@ -255,6 +268,7 @@ def _pydantic_fields(model: type[BaseModel]) -> tuple[FieldSpec, ...]:
                 omittable=has_factory,
                 alias=alias if alias and alias != name else None,
                 custom_serializer=name in serialized,
+                serialized_type=_serialized_type(annotation, serialized.get(name, MISSING)),
             )
         )
     for name, computed in model.model_computed_fields.items():
@@ -268,9 +282,35 @@ def _pydantic_fields(model: type[BaseModel]) -> tuple[FieldSpec, ...]:
                 settable=False,
                 alias=computed.alias if computed.alias and computed.alias != name else None,
                 custom_serializer=name in serialized,
+                serialized_type=_serialized_type(hint, serialized.get(name, MISSING)),
             )
         )
     return tuple(specs)
+
+
+def _serializer_return_type(decorator: Any) -> Any:
+    """What a `field_serializer` says it returns (its `return_type=`, else its return
+    annotation); MISSING when it says nothing (or `Any`) or the annotation cannot be read."""
+    from pydantic_core import PydanticUndefined
+
+    declared = decorator.info.return_type
+    if declared is PydanticUndefined:
+        try:
+            hints = typing.get_type_hints(decorator.func, include_extras=True)
+        except Exception:  # NameError, TypeError: keep the field's own type
+            return MISSING
+        declared = hints.get("return", MISSING)
+    return MISSING if declared is Any else declared
+
+
+def _serialized_type(annotation: Any, returned: Any) -> Any:
+    """The output hint of a field whose serializer returns `returned`: nullable if the field
+    is (a serializer may not run on None)."""
+    if returned is MISSING or returned == annotation:
+        return MISSING
+    if split_optional(annotation)[1] and not split_optional(returned)[1]:
+        return returned | None
+    return returned
 
 
 def _dataclass_fields(cls: Any) -> tuple[FieldSpec, ...]:

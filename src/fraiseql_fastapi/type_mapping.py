@@ -221,7 +221,7 @@ class TypeMapper:
 
     def _output_field(self, spec: FieldSpec) -> GraphQLField:
         return GraphQLField(
-            self.output_type(spec.annotation, nullable=spec.omittable),
+            self.output_type(spec.output_annotation, nullable=spec.omittable),
             resolve=_attribute_resolver(spec.python_name, spec.source_key),
             description=spec.description,
             extensions={"python_name": spec.python_name, "source_key": spec.source_key},
