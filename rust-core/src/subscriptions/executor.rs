@@ -907,15 +907,29 @@ impl<R: Clone, W> Registry<R, W> {
     /// past the queue bound since the client must learn its stream is over) and receives
     /// nothing more.
     fn end_completed(&mut self, key: SubKey, published: f64) {
+        if self.end_with(key, published, |sub| {
+            sub.envelope.complete_frame(&sub.operation_id)
+        }) {
+            self.metrics.subscriptions_completed += 1;
+        }
+    }
+
+    /// Ends a live subscription with the last frame `last_frame` makes for it, queued past
+    /// the bound (the client must learn why its stream stopped). False if it had ended.
+    fn end_with(
+        &mut self,
+        key: SubKey,
+        published: f64,
+        last_frame: impl FnOnce(&Subscription) -> Vec<u8>,
+    ) -> bool {
         let Some(sub) = self.subs.get(key.idx, key.gen) else {
-            return;
+            return false;
         };
         if sub.ended {
-            return;
+            return false;
         }
-        let frame = sub.envelope.complete_frame(&sub.operation_id);
+        let frame = last_frame(sub);
         let conn = sub.conn;
-        self.metrics.subscriptions_completed += 1;
         self.unindex(key);
         self.enqueue(
             key,
@@ -923,6 +937,7 @@ impl<R: Clone, W> Registry<R, W> {
             FrameBody::Whole(frame.into_boxed_slice()),
             published,
         );
+        true
     }
 
     /// Ends every subscription on `channel` with `complete` (an auction closes, a game ends);
@@ -942,12 +957,6 @@ impl<R: Clone, W> Registry<R, W> {
     /// The subscription fell behind (EVENTS_LAGGED): it gets an `error` message, past the queue
     /// bound since the client must learn why its stream stopped, and ends.
     fn end_lagged(&mut self, key: SubKey, published: f64) {
-        let Some(sub) = self.subs.get(key.idx, key.gen) else {
-            return;
-        };
-        if sub.ended {
-            return;
-        }
         let mut extensions = Map::new();
         extensions.insert("code".into(), Value::from("EVENTS_LAGGED"));
         let lagged = FieldError {
@@ -955,17 +964,11 @@ impl<R: Clone, W> Registry<R, W> {
                 .into(),
             extensions: Some(extensions),
         };
-        let frame = sub.envelope.error_frame(&sub.operation_id, |out| {
-            projection::write_root_error(out, &sub.plan, &lagged);
+        self.end_with(key, published, |sub| {
+            sub.envelope.error_frame(&sub.operation_id, |out| {
+                projection::write_root_error(out, &sub.plan, &lagged);
+            })
         });
-        let conn = sub.conn;
-        self.unindex(key);
-        self.enqueue(
-            key,
-            conn,
-            FrameBody::Whole(frame.into_boxed_slice()),
-            published,
-        );
     }
 
     // ----- gauges -----
