@@ -147,6 +147,43 @@ async def ws_client(
         yield Client(ws)
 
 
+class GatedSocket:
+    """A `WebSocketAdapter` offering `subprotocol`, whose sends wait at a gate, like a socket
+    whose buffer is full; it records, for every message sent, whether its operation was still
+    live in the core. Set `transport` to the `WebSocketTransport` serving it."""
+
+    request = None
+
+    def __init__(self, subprotocol: str = "graphql-transport-ws") -> None:
+        self.subprotocols = (subprotocol,)
+        self.transport: Any = None
+        self.incoming: asyncio.Queue[str] = asyncio.Queue()
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.sent: list[tuple[dict[str, Any], bool]] = []
+        self.closed = False
+
+    @property
+    def is_connected(self) -> bool:
+        return not self.closed
+
+    async def accept(self, subprotocol: str | None) -> None:
+        assert subprotocol == self.subprotocols[0]
+
+    async def receive_text(self) -> str:
+        return await self.incoming.get()
+
+    async def send_text(self, text: str) -> None:
+        await self.gate.wait()
+        message = json.loads(text)
+        assert self.transport is not None and self.transport.connection is not None
+        live = self.transport.connection.is_live(message.get("id", ""))
+        self.sent.append((message, live))
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        self.closed = True
+
+
 async def assert_quick_start_delivers(address: str) -> None:
     """The README quick start's exchange against a server at `address`: a subscription to room
     42, a message posted over HTTP, and its `next`, projected onto the selection."""

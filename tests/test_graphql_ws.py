@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from gql import Client as GqlClient
 from gql import gql
 from gql.transport.websockets import WebsocketsTransport
-from helpers import Client, protocol_app, running_server, until, ws_client
+from helpers import Client, GatedSocket, protocol_app, running_server, until, ws_client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosed
@@ -623,45 +623,9 @@ async def test_a_client_leaving_while_answered_is_no_failure(
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
 
 
-class GatedSocket:
-    """A `WebSocketAdapter` whose sends wait at a gate, like a socket whose buffer is full;
-    it records, for every message sent, whether its operation was still live in the core."""
-
-    subprotocols = ("graphql-ws",)
-    request = None
-
-    def __init__(self) -> None:
-        self.transport: WebSocketTransport | None = None
-        self.incoming: asyncio.Queue[str] = asyncio.Queue()
-        self.gate = asyncio.Event()
-        self.gate.set()
-        self.sent: list[tuple[dict[str, Any], bool]] = []
-        self.closed = False
-
-    @property
-    def is_connected(self) -> bool:
-        return not self.closed
-
-    async def accept(self, subprotocol: str | None) -> None:
-        assert subprotocol == "graphql-ws"
-
-    async def receive_text(self) -> str:
-        return await self.incoming.get()
-
-    async def send_text(self, text: str) -> None:
-        await self.gate.wait()
-        message = json.loads(text)
-        assert self.transport is not None and self.transport.connection is not None
-        live = self.transport.connection.is_live(message.get("id", ""))
-        self.sent.append((message, live))
-
-    async def close(self, code: int = 1000, reason: str = "") -> None:
-        self.closed = True
-
-
 async def test_no_data_is_sent_after_the_clients_stop_is_handled() -> None:
     manager = SubscriptionManager(subscriptions=registry.fields)
-    socket = GatedSocket()
+    socket = GatedSocket("graphql-ws")
     transport = socket.transport = WebSocketTransport(
         manager, socket, options=ProtocolOptions(keepalive_interval=None)
     )

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from helpers import protocol_app, running_server, until, ws_client
+from helpers import GatedSocket, protocol_app, running_server, until, ws_client
 
 from fraiseql_fastapi import ConnectionContext, SubscriptionManager, subscription
 from fraiseql_fastapi.decorator import SubscriptionRegistry
@@ -409,46 +409,9 @@ async def test_a_tight_publish_loop_does_not_lag_subscribers() -> None:
 # --- ordering against the client's complete -----------------------------------------------
 
 
-class GatedSocket:
-    """A `WebSocketAdapter` whose sends wait at a gate, like a socket whose buffer is full;
-    it records, for every frame sent, whether its operation was still live in the core."""
-
-    def __init__(self, manager: SubscriptionManager) -> None:
-        self.manager = manager
-        self.transport: WebSocketTransport | None = None
-        self.incoming: asyncio.Queue[str] = asyncio.Queue()
-        self.gate = asyncio.Event()
-        self.gate.set()
-        self.sent: list[tuple[dict[str, Any], bool]] = []
-        self.closed = False
-
-    subprotocols = ("graphql-transport-ws",)
-    request = None
-
-    @property
-    def is_connected(self) -> bool:
-        return not self.closed
-
-    async def accept(self, subprotocol: str | None) -> None:
-        pass
-
-    async def receive_text(self) -> str:
-        return await self.incoming.get()
-
-    async def send_text(self, text: str) -> None:
-        await self.gate.wait()
-        message = json.loads(text)
-        assert self.transport is not None and self.transport.connection is not None
-        live = self.transport.connection.is_live(message.get("id", ""))
-        self.sent.append((message, live))
-
-    async def close(self, code: int = 1000, reason: str = "") -> None:
-        self.closed = True
-
-
 async def test_no_next_is_sent_after_the_clients_complete_is_handled() -> None:
     manager = SubscriptionManager(subscriptions=registry.fields)
-    socket = GatedSocket(manager)
+    socket = GatedSocket()
     handler = socket.transport = WebSocketTransport(
         manager, socket, options=ProtocolOptions(ping_interval=None)
     )

@@ -104,12 +104,13 @@ class Connection:
             return [GraphQLError(denied, extensions={"code": "FORBIDDEN"})]
         assert prepared.args is not None and prepared.resolver_args is not None
         stream = StreamResolver(field) if field.is_stream else None
-        if stream is not None:
-            # A private channel: only this subscription's own generator publishes on it.
-            channels = [f"fraiseql:stream:{uuid.uuid4().hex}"]
         try:
-            if stream is None:
-                channels = field.channels(prepared.resolver_args)
+            # A stream's channel is private: only its own generator publishes on it.
+            channels = (
+                [f"fraiseql:stream:{uuid.uuid4().hex}"]
+                if stream is not None
+                else field.channels(prepared.resolver_args)
+            )
             self._executor.register_subscription(
                 self.id,
                 self._key(op_id),
