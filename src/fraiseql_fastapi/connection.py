@@ -211,8 +211,12 @@ async def execute(
     services: ConnectionServices, prepared: PreparedOperation, context: ConnectionContext
 ) -> dict[str, Any]:
     """Executes a query or mutation; the result in its wire form, with errors masked and
-    formatted as for subscriptions."""
-    result = await services.schema.execute(prepared, context)
+    formatted as for subscriptions. Its `info.context` is the route's `context_getter`'s value
+    when there is one, else the connection's `ConnectionContext`."""
+    request_context = context.request_context
+    result = await services.schema.execute(
+        prepared, context if request_context is None else request_context
+    )
     formatted: dict[str, Any] = {"data": result.data}
     if result.errors:
         services.errors.log_unexpected(result.errors)

@@ -16,7 +16,10 @@ class ConnectionContext:
     """Who a connection acts for. `on_connect` returns one (or a dict with the same keys).
 
     `ack_payload`, when set, is sent as the payload of `connection_ack`. `claims` holds anything
-    else the application wants its resolvers to see.
+    else the application wants its resolvers to see. `request_context` is what the route's
+    `context_getter` returned for the request that opened the connection (the WebSocket
+    handshake, the SSE or POST request): queries and mutations get it as `info.context`,
+    resolvers that take `context` find it here. It is filled in after `on_connect` returns.
     """
 
     user_id: str | None = None
@@ -25,6 +28,7 @@ class ConnectionContext:
     permissions: frozenset[str] = frozenset()
     claims: Mapping[str, Any] = field(default_factory=dict)
     ack_payload: Mapping[str, Any] | None = None
+    request_context: Any = None
 
     @classmethod
     def from_value(cls, value: object) -> ConnectionContext:

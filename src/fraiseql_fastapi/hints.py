@@ -59,17 +59,24 @@ JSON: TypeAlias = Annotated[Any, _JSON_MARKER]
 
 def _strip_wrappers(hint: Any) -> Any:
     """Removes `Annotated[...]` (other than `JSON`), `Required`/`NotRequired`/`ReadOnly` and
-    NewTypes other than `ID`."""
+    NewTypes other than `ID` (any `NewType("ID", str)` is read as ours)."""
     while True:
         origin = typing.get_origin(hint)
         if origin is Annotated and _JSON_MARKER in hint.__metadata__:
             return JSON
         if origin is Annotated or getattr(origin, "_name", None) in _QUALIFIERS:
             hint = typing.get_args(hint)[0]
-        elif hint is not ID and hasattr(hint, "__supertype__"):
+        elif hasattr(hint, "__supertype__"):
+            if _is_id(hint):
+                return ID
             hint = hint.__supertype__
         else:
             return hint
+
+
+def _is_id(hint: Any) -> bool:
+    """Ours, or another library's `ID = NewType("ID", str)` (Strawberry's `strawberry.ID`)."""
+    return hint is ID or (getattr(hint, "__name__", None) == "ID" and hint.__supertype__ is str)
 
 
 def split_optional(hint: Any) -> tuple[Any, bool]:

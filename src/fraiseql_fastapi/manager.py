@@ -46,20 +46,30 @@ class SubscriptionManager:
     INTERNAL_SERVER_ERROR) unless `mask_errors=False` (development) or the exception is a
     `graphql.GraphQLError` raised on purpose; the exception is logged with its traceback on the
     `fraiseql_fastapi` logger. `format_error(error) -> dict` may rewrite every error sent.
+
+    `schema` is the application's own GraphQL schema, if it has one (a graphql-core
+    `GraphQLSchema`: Ariadne's `make_executable_schema(...)`, Strawberry's `schema._schema` or
+    the Strawberry `Schema` itself): its queries and mutations are served on the same path,
+    run by its own resolvers, and our subscriptions become its Subscription type. A type of
+    ours with the name of one of its types must match it (startup fails naming both).
+    `introspection=False` refuses introspection queries (`__schema`, `__type`), for
+    production.
     """
 
     def __init__(
         self,
         bus: PyEventBusConfig | None = None,
         *,
+        schema: object = None,
         subscriptions: Iterable[SubscriptionField] | None = None,
+        introspection: bool = True,
         max_queue: int = 1000,
         overflow_policy: str = "lag",
         mask_errors: bool = True,
         format_error: FormatError | None = None,
     ) -> None:
         fields = list(default_registry.fields if subscriptions is None else subscriptions)
-        self.schema = SubscriptionSchema(fields)
+        self.schema = SubscriptionSchema(fields, schema=schema, introspection=introspection)
         self.errors = ErrorFormatter(mask_errors=mask_errors, format_error=format_error)
         self.executor = PySubscriptionExecutor(
             bus,

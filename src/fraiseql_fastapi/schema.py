@@ -11,16 +11,19 @@ of operations against it.
 - `core_type_info()`: the output types reachable from `Subscription`, described for the Rust
   core, which shapes every response itself (graphql-core never resolves subscription fields).
 
-GraphQL requires a `Query` type with at least one field, so `Query` has
-`_subscriptions: [String!]!`, the names of the subscription fields, besides any
-`query_fields` given.
+Alone, the schema's `Query` type (GraphQL requires one, with at least one field) has
+`_subscriptions: [String!]!`, the names of the subscription fields, besides any `query_fields`
+given. With an application's own schema (`schema=`: graphql-core's, Ariadne's or Strawberry's),
+clients see that schema's Query and Mutation types with our Subscription type (see
+`fraiseql_fastapi.existing_schema`); subscriptions are still coerced and described by our own
+types, which match.
 """
 
 from __future__ import annotations
 
 import collections
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from inspect import isawaitable
 from typing import Any, Final, Literal
 
@@ -41,18 +44,21 @@ from graphql import (
     GraphQLSchema,
     GraphQLString,
     GraphQLUnionType,
+    NoSchemaIntrospectionCustomRule,
     OperationDefinitionNode,
     execute,
     get_named_type,
     is_specified_scalar_type,
     parse,
     print_schema,
+    specified_rules,
     validate,
     validate_schema,
 )
 
 from .conversion import from_graphql_args, to_jsonable
 from .errors import SubscriptionDefinitionError
+from .existing_schema import graphql_schema_of, join_schema
 from .field import SubscriptionField
 from .graphql_compat import (
     CoercedVariables,
@@ -86,6 +92,8 @@ RESERVED_TYPE_NAMES: Final = (
     "Decimal",
     "JSON",
 )
+#: The validation rules when introspection is off (`introspection=False`).
+_WITHOUT_INTROSPECTION: Final = (*specified_rules, NoSchemaIntrospectionCustomRule)
 #: Coercion errors reported per request at most (as graphql-core's `execute`).
 MAX_COERCION_ERRORS: Final = 50
 
@@ -130,35 +138,55 @@ class SubscriptionSchema:
     """A GraphQL schema whose Subscription type holds the given `@subscription` fields.
 
     The Subscription fields are there for validation and introspection; their values come
-    from the resolvers via the Rust core. `query_fields` are added to `Query` and run by
-    graphql-core. Raises SubscriptionDefinitionError when a type cannot be mapped or the
-    schema is invalid.
+    from the resolvers via the Rust core. `schema` is the application's own schema (its
+    queries and mutations run by graphql-core with its resolvers), which our Subscription type
+    joins; without one, `query_fields` are added to our `Query`. `introspection=False` refuses
+    `__schema` and `__type` (for production). Raises SubscriptionDefinitionError when a type
+    cannot be mapped, differs from the application's type of the same name, or the schema is
+    invalid.
     """
 
     def __init__(
         self,
         fields: Iterable[SubscriptionField] = (),
         *,
+        schema: object = None,
+        introspection: bool = True,
         query_fields: Mapping[str, GraphQLField] | None = None,
         document_cache_size: int = 1000,
     ) -> None:
         self.fields: dict[str, SubscriptionField] = _by_name(fields)
         self._mapper = TypeMapper(reserved_names=RESERVED_TYPE_NAMES)
-        self.graphql_schema: GraphQLSchema = self._build(query_fields or {})
+        #: Our subscriptions alone: what their arguments are coerced by and the core is told.
+        self.subscription_schema: GraphQLSchema = self._checked(
+            GraphQLSchema,
+            query=self._query_type(query_fields or {}),
+            subscription=self._subscription_type(self._mapper),
+        )
+        #: The schema clients see: ours, or the application's with our Subscription type.
+        self.graphql_schema: GraphQLSchema = self.subscription_schema
+        if schema is not None:
+            self.graphql_schema = self._checked(
+                join_schema,
+                self.subscription_schema,
+                graphql_schema_of(schema),
+                self._substituted_subscription_type,
+                self._mapper.owner,
+            )
+        self._rules = specified_rules if introspection else _WITHOUT_INTROSPECTION
         self._documents: collections.OrderedDict[str, DocumentNode] = collections.OrderedDict()
         self._document_cache_size = document_cache_size
 
     # --- building --------------------------------------------------------------------------
 
-    def _build(self, query_fields: Mapping[str, GraphQLField]) -> GraphQLSchema:
-        subscription_type = None
-        if self.fields:
-            subscription_fields = {name: self._field(f) for name, f in self.fields.items()}
-            subscription_type = GraphQLObjectType("Subscription", subscription_fields)
+    def _checked(
+        self, build: Callable[..., GraphQLSchema], *args: Any, **kwargs: Any
+    ) -> GraphQLSchema:
+        """The schema `build` returns, raising SubscriptionDefinitionError if it is invalid."""
         try:
-            schema = GraphQLSchema(
-                query=self._query_type(query_fields), subscription=subscription_type
-            )
+            schema = build(*args, **kwargs)
+        except SubscriptionDefinitionError:
+            raise
         except TypeError as error:  # e.g. two types with one name among the query_fields
             raise SubscriptionDefinitionError(f"invalid schema: {error}") from None
         errors = validate_schema(schema)
@@ -168,14 +196,28 @@ class SubscriptionSchema:
             raise SubscriptionDefinitionError(f"{names}: invalid schema: {messages}")
         return schema
 
-    def _field(self, field: SubscriptionField) -> GraphQLField:
+    def _subscription_type(self, mapper: TypeMapper) -> GraphQLObjectType | None:
+        if not self.fields:
+            return None
+        return GraphQLObjectType(
+            "Subscription", {name: self._field(f, mapper) for name, f in self.fields.items()}
+        )
+
+    def _substituted_subscription_type(
+        self, substitutes: Mapping[str, GraphQLNamedType]
+    ) -> GraphQLObjectType | None:
+        """Our Subscription type again, with the application's types for ours of one name."""
+        mapper = TypeMapper(reserved_names=RESERVED_TYPE_NAMES, substitutes=substitutes)
+        return self._subscription_type(mapper)
+
+    def _field(self, field: SubscriptionField, mapper: TypeMapper) -> GraphQLField:
         with error_context(field.python_name):
             with error_context("return type"):
-                type_ = self._mapper.output_type(field.return_annotation)
+                type_ = mapper.output_type(field.return_annotation)
             args = {}
             for spec in field.arguments:
                 with error_context(f"parameter {spec.python_name!r}"):
-                    args[spec.graphql_name] = self._mapper.argument(spec)
+                    args[spec.graphql_name] = mapper.argument(spec)
         return GraphQLField(
             type_,
             args,
@@ -225,8 +267,11 @@ class SubscriptionSchema:
         if variables is not None and not isinstance(variables, Mapping):
             return [GraphQLError("Variables must be provided as an object of variable values.")]
         raw = dict(variables or {})
+        # A subscription's variables are all used by our fields' arguments (or @skip/@include):
+        # coerced by our own types, whose Python conversions expect what they produce.
+        schema = self.subscription_schema if kind == "subscription" else self.graphql_schema
         coerced = get_variable_values(
-            self.graphql_schema,
+            schema,
             operation.variable_definitions,
             raw,
             max_errors=MAX_COERCION_ERRORS,
@@ -248,7 +293,7 @@ class SubscriptionSchema:
         except GraphQLError as error:
             return [error]
         try:
-            errors = validate(self.graphql_schema, document)
+            errors = validate(self.graphql_schema, document, self._rules)
         except GraphQLError as error:  # e.g. @skip(if: $var) on a subscription's root field
             return [error]
         if errors:
@@ -261,7 +306,8 @@ class SubscriptionSchema:
     def _prepare_subscription(
         self, prepared: PreparedOperation
     ) -> PreparedOperation | list[GraphQLError]:
-        subscription_type = self.graphql_schema.subscription_type
+        schema = self.subscription_schema
+        subscription_type = schema.subscription_type
         assert subscription_type is not None  # checked by prepare()
         fragments = {
             definition.name.value: definition
@@ -269,7 +315,7 @@ class SubscriptionSchema:
             if isinstance(definition, FragmentDefinitionNode)
         }
         root_fields = collect_fields(
-            self.graphql_schema,
+            schema,
             fragments,
             prepared.variable_values,
             subscription_type,
@@ -338,10 +384,11 @@ class SubscriptionSchema:
         SDL type reference, "source": key in the resolver's JSON}}}` (interfaces also
         `"possible_types"`), `{"kind": "UNION", "possible_types": [...]}`, `{"kind": "ENUM",
         "values": [...]}` or `{"kind": "SCALAR"}`. Built-in scalars are not listed."""
-        root = self.graphql_schema.subscription_type
+        schema = self.subscription_schema
+        root = schema.subscription_type
         return {
             "subscription_type": root.name if root else None,
-            "types": _describe_reachable(self.graphql_schema, root) if root else {},
+            "types": _describe_reachable(schema, root) if root else {},
         }
 
 

@@ -6,9 +6,9 @@ one `http.response.body` per wake-up, sends a comment line when the stream has b
 `keepalive_interval`, and notices the client leaving (`http.disconnect`), which releases the
 stream at once.
 
-`SSEEndpoint(manager, on_connect=..., options=...)` is one route's: `handles(scope)` says
-whether a request is the protocol's, and calling it serves one (FastAPI endpoints return
-`endpoint.response()`).
+`SSEEndpoint(manager, on_connect=..., options=..., context_getter=...)` is one route's:
+`handles(scope)` says whether a request is the protocol's, and calling it serves one (FastAPI
+endpoints, whose `context_getter` is a dependency, return `endpoint.response(context)`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from starlette.datastructures import Headers, QueryParams
 from starlette.requests import Request
@@ -34,6 +34,7 @@ from ..protocols.sse import (
     decide,
     wants_sse,
 )
+from .http import ContextGetter, get_request_context
 from .websocket import FramesReady
 
 if TYPE_CHECKING:
@@ -62,8 +63,10 @@ class SSEEndpoint:
         *,
         on_connect: OnConnect | None = None,
         options: ProtocolOptions | None = None,
+        context_getter: ContextGetter | None = None,
     ) -> None:
         self.options = options or ProtocolOptions()
+        self.context_getter = context_getter
         self.protocol = SSEProtocol(manager, on_connect=on_connect, options=self.options)
 
     def handles(self, scope: Scope) -> bool:
@@ -78,11 +81,19 @@ class SSEEndpoint:
             self.options,
         )
 
-    def response(self) -> Response:
-        """A response that serves the request it answers (for FastAPI endpoints)."""
-        return _ASGIResponse(self)
+    def response(self, request_context: Any = None) -> Response:
+        """A response that serves the request it answers (for FastAPI endpoints), with
+        `request_context` as what the route's `context_getter` returned for it."""
+        return _ASGIResponse(self, request_context)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request_context = await get_request_context(self.context_getter, Request(scope))
+        await self.serve(scope, receive, send, request_context)
+
+    async def serve(
+        self, scope: Scope, receive: Receive, send: Send, request_context: Any = None
+    ) -> None:
+        """Serves one request of the protocol."""
         method = scope["method"]
         body = await _read_body(receive, self.options.max_message_size) if method == "POST" else b""
         request = SSERequest(
@@ -93,7 +104,7 @@ class SSEEndpoint:
             await _send_reply(send, Reply.error(405, "Method not allowed", allow="POST"))
             return
         outcome = await self.protocol.handle(
-            decision, Request(scope, receive), lambda: EventStream(self.options)
+            decision, Request(scope, receive), lambda: EventStream(self.options), request_context
         )
         if isinstance(outcome, Reply):
             await _send_reply(send, outcome)
@@ -246,11 +257,12 @@ class _ASGIResponse(Response):
     """A response that is an ASGI app: FastAPI endpoints return one to hand the request's
     `receive` and `send` to the SSE transport."""
 
-    def __init__(self, app: SSEEndpoint) -> None:
+    def __init__(self, app: SSEEndpoint, request_context: Any) -> None:
         super().__init__()
         self.app = app
+        self.request_context = request_context
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.app(scope, receive, send)
+        await self.app.serve(scope, receive, send, self.request_context)
         if self.background is not None:
             await self.background()

@@ -16,7 +16,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from ..graphiql import graphiql_page, serve_graphiql
 from ..protocols.common import OnConnect, ProtocolOptions
 from .adapter import WebSocketDisconnected
-from .http import execute_post
+from .http import ContextGetter, execute_post, get_request_context
 from .sse import SSEEndpoint
 from .websocket import WebSocketTransport
 
@@ -86,19 +86,27 @@ async def serve_websocket(
     websocket: WebSocket,
     on_connect: OnConnect | None = None,
     options: ProtocolOptions | None = None,
+    request_context: Any = None,
 ) -> None:
-    """Serves GraphQL on a Starlette/FastAPI WebSocket (graphql-transport-ws or graphql-ws)."""
+    """Serves GraphQL on a Starlette/FastAPI WebSocket (graphql-transport-ws or graphql-ws);
+    `request_context` is what the route's `context_getter` returned for the handshake."""
     adapter = StarletteWebSocketAdapter(websocket)
-    await WebSocketTransport(manager, adapter, on_connect=on_connect, options=options).run()
+    transport = WebSocketTransport(
+        manager, adapter, on_connect=on_connect, options=options, request_context=request_context
+    )
+    await transport.run()
 
 
-async def serve_http(manager: SubscriptionManager, request: Request) -> Response:
-    """Answers a GraphQL POST (queries and introspection)."""
+async def serve_http(
+    manager: SubscriptionManager, request: Request, request_context: Any = None
+) -> Response:
+    """Answers a GraphQL POST (queries, mutations and introspection), with `request_context`
+    as their `info.context` when not None."""
     try:
         body = await request.json()
     except ValueError:
         return JSONResponse({"errors": [{"message": "The body must be JSON"}]}, status_code=400)
-    status, result = await execute_post(manager, body)
+    status, result = await execute_post(manager, body, request_context)
     return JSONResponse(result, status_code=status)
 
 
@@ -106,7 +114,8 @@ class SubscriptionRoute(BaseRoute):
     """GraphQL on one path: WebSocket (graphql-transport-ws), POST, Server-Sent Events
     (graphql-sse, both modes), and GraphiQL for a browser's GET unless `graphiql=False`
     (`graphiql_assets_url`: see `fraiseql_fastapi.graphiql`). Use inside `Router`, `Mount` or
-    an application's `routes`."""
+    an application's `routes`. `context_getter(request)` (may be async; the request is a
+    `Request` or a `WebSocket`) gives each request its context (see `ContextGetter`)."""
 
     def __init__(
         self,
@@ -117,13 +126,17 @@ class SubscriptionRoute(BaseRoute):
         options: ProtocolOptions | None = None,
         graphiql: bool = True,
         graphiql_assets_url: str | None = None,
+        context_getter: ContextGetter | None = None,
     ) -> None:
         self.path = path
         self.manager = manager
         self.on_connect = on_connect
         self.options = options
+        self.context_getter = context_getter
         self.graphiql_page = graphiql_page(assets_url=graphiql_assets_url) if graphiql else None
-        self.sse = SSEEndpoint(manager, on_connect=on_connect, options=options)
+        self.sse = SSEEndpoint(
+            manager, on_connect=on_connect, options=options, context_getter=context_getter
+        )
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if scope["type"] in ("http", "websocket"):
@@ -140,8 +153,10 @@ class SubscriptionRoute(BaseRoute):
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
+            websocket = WebSocket(scope, receive, send)
+            request_context = await get_request_context(self.context_getter, websocket)
             await serve_websocket(
-                self.manager, WebSocket(scope, receive, send), self.on_connect, self.options
+                self.manager, websocket, self.on_connect, self.options, request_context
             )
             return
         if self.sse.handles(scope):
@@ -157,7 +172,8 @@ class SubscriptionRoute(BaseRoute):
                 headers={"Allow": "POST" if self.graphiql_page is None else "GET, POST"},
             )
         else:
-            response = await serve_http(self.manager, request)
+            request_context = await get_request_context(self.context_getter, request)
+            response = await serve_http(self.manager, request, request_context)
         await response(scope, receive, send)
 
 
@@ -170,10 +186,12 @@ def create_subscription_app(
     options: ProtocolOptions | None = None,
     graphiql: bool = True,
     graphiql_assets_url: str | None = None,
+    context_getter: ContextGetter | None = None,
 ) -> Starlette:
-    """Adds GraphQL subscriptions (and POST queries, and GraphiQL for browsers unless
-    `graphiql=False`) at `path` to a Starlette app; returns it. Pass
-    `lifespan=manager.lifespan` when creating the app so shutdown closes connections."""
+    """Adds GraphQL subscriptions (and POST queries and mutations, and GraphiQL for browsers
+    unless `graphiql=False`) at `path` to a Starlette app; returns it. Pass
+    `lifespan=manager.lifespan` when creating the app so shutdown closes connections.
+    `context_getter`: see `SubscriptionRoute`."""
     app.router.routes.append(
         SubscriptionRoute(
             path,
@@ -182,6 +200,7 @@ def create_subscription_app(
             options=options,
             graphiql=graphiql,
             graphiql_assets_url=graphiql_assets_url,
+            context_getter=context_getter,
         )
     )
     return app

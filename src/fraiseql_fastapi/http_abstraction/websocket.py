@@ -68,7 +68,8 @@ class WebSocketTransport:
     The subprotocol picks the protocol: `graphql-transport-ws` or the legacy `graphql-ws`
     (each can be turned off in `ProtocolOptions`); a client offering neither gets 4406.
     `on_connect(payload, request)` authenticates the connection (see `ProtocolOptions` and
-    `fraiseql_fastapi.protocols.common.OnConnect`)."""
+    `fraiseql_fastapi.protocols.common.OnConnect`); `request_context` is what the route's
+    `context_getter` returned for the handshake."""
 
     def __init__(
         self,
@@ -77,11 +78,13 @@ class WebSocketTransport:
         *,
         on_connect: OnConnect | None = None,
         options: ProtocolOptions | None = None,
+        request_context: Any = None,
     ) -> None:
         self.manager = manager
         self.websocket = websocket
         self.on_connect = on_connect
         self.options = options or ProtocolOptions()
+        self.request_context = request_context
         self.frames_ready = FramesReady()
         self.connection: Connection | None = None
         self.protocol: WebSocketProtocol | None = None
@@ -150,7 +153,11 @@ class WebSocketTransport:
             envelope=protocol_class.envelope, on_frames=self.frames_ready.set
         )
         protocol = self.protocol = protocol_class(
-            connection, self, on_connect=self.on_connect, options=self.options
+            connection,
+            self,
+            on_connect=self.on_connect,
+            options=self.options,
+            request_context=self.request_context,
         )
         connection.on_shutdown = protocol.shutdown
         try:

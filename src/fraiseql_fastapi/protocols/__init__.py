@@ -31,6 +31,7 @@ class WebSocketProtocol(Protocol):
         *,
         on_connect: OnConnect | None = None,
         options: ProtocolOptions | None = None,
+        request_context: Any = None,
     ) -> None: ...
 
     async def opened(self) -> None: ...

@@ -9,6 +9,7 @@ over an ASGI WebSocket, an SSE response, or a socket owned by another I/O layer.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
@@ -35,8 +36,9 @@ __all__ = [
 #: `on_connect(payload, request)` returns who the connection acts for: a `ConnectionContext`,
 #: a dict with its keys, True/None (anonymous) or False (refused); it may be async and may
 #: raise PermissionError to refuse. `payload` is the `connection_init` payload on WebSockets
-#: and None over SSE, where the request (headers, cookies) is what it decides from.
-OnConnect = Callable[[Mapping[str, Any] | None, Any], Any]
+#: and None over SSE, where the request (headers, cookies) is what it decides from. A hook
+#: with a parameter named `context` also gets what the route's `context_getter` returned.
+OnConnect = Callable[..., Any]
 
 
 @dataclass(frozen=True)
@@ -100,22 +102,44 @@ def dumps(message: Mapping[str, Any]) -> str:
 
 
 async def authenticate(
-    on_connect: OnConnect | None, payload: Mapping[str, Any] | None, request: Any
+    on_connect: OnConnect | None,
+    payload: Mapping[str, Any] | None,
+    request: Any,
+    request_context: Any = None,
 ) -> ConnectionContext | None:
-    """Runs `on_connect`; the connection's context, or None when it refuses. Fails closed:
-    anything but a context, a dict, True or None is a refusal (TypeError is raised for a value
-    of the wrong type, so the mistake is seen)."""
-    if on_connect is None:
-        return ConnectionContext()
+    """Runs `on_connect`; the connection's context (with `request_context`, what the route's
+    `context_getter` returned), or None when it refuses. Fails closed: anything but a
+    context, a dict, True or None is a refusal (TypeError is raised for a value of the wrong
+    type, so the mistake is seen)."""
+    verdict: Any = None
+    if on_connect is not None:
+        try:
+            if _takes_context(on_connect):
+                verdict = on_connect(payload, request, context=request_context)
+            else:
+                verdict = on_connect(payload, request)
+            if inspect.isawaitable(verdict):
+                verdict = await verdict
+        except PermissionError:
+            return None
+        if verdict is False:
+            return None
+    context = ConnectionContext.from_value(verdict)
+    if request_context is None or context.request_context is not None:
+        return context
+    return dataclasses.replace(context, request_context=request_context)
+
+
+def _takes_context(on_connect: OnConnect) -> bool:
+    """True when the hook has a parameter named `context` (or takes any keyword)."""
     try:
-        verdict = on_connect(payload, request)
-        if inspect.isawaitable(verdict):
-            verdict = await verdict
-    except PermissionError:
-        return None
-    if verdict is False:
-        return None
-    return ConnectionContext.from_value(verdict)
+        parameters = inspect.signature(on_connect).parameters.values()
+    except (TypeError, ValueError):  # a builtin or C callable without a signature
+        return False
+    return any(
+        parameter.name == "context" or parameter.kind is inspect.Parameter.VAR_KEYWORD
+        for parameter in parameters
+    )
 
 
 def too_many_operations(limit: int) -> GraphQLError:

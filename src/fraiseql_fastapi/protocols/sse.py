@@ -449,13 +449,18 @@ class SSEProtocol:
         self.streams: dict[str, Stream] = {}
 
     async def handle(
-        self, decision: Decision, request: Any, new_output: Callable[[], StreamOutput]
+        self,
+        decision: Decision,
+        request: Any,
+        new_output: Callable[[], StreamOutput],
+        request_context: Any = None,
     ) -> Reply | Stream:
         """Carries out a decision for `request` (the framework's request, handed to
-        `on_connect`); `new_output()` makes the response a new stream is written to."""
+        `on_connect` with `request_context`, what the route's `context_getter` returned for
+        it); `new_output()` makes the response a new stream is written to."""
         if isinstance(decision, Reply):
             return decision
-        context = await authenticate(self.on_connect, None, request)
+        context = await authenticate(self.on_connect, None, request, request_context)
         if context is None:
             return Reply.error(403, "Forbidden")
         if isinstance(decision, Distinct):

@@ -70,10 +70,13 @@ class OperationProtocol:
         *,
         on_connect: OnConnect | None = None,
         options: ProtocolOptions | None = None,
+        request_context: Any = None,
     ) -> None:
         self.connection = connection
         self.socket = socket
         self.on_connect = on_connect
+        #: What the route's `context_getter` returned for the handshake (for `on_connect`).
+        self.request_context = request_context
         self.options = options or ProtocolOptions()
         self.operations = Operations(connection, self.options.max_subscriptions)
         self._init_received = False
@@ -129,7 +132,10 @@ class OperationProtocol:
         nothing and returns False: what follows is the protocol's."""
         self._init_received = True
         context = await authenticate(
-            self.on_connect, payload if isinstance(payload, Mapping) else None, self.socket.request
+            self.on_connect,
+            payload if isinstance(payload, Mapping) else None,
+            self.socket.request,
+            self.request_context,
         )
         if context is None:
             return False
