@@ -15,18 +15,25 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from graphql import (
+    GraphQLArgument,
     GraphQLEnumType,
     GraphQLField,
+    GraphQLInputField,
     GraphQLInputObjectType,
     GraphQLInterfaceType,
+    GraphQLList,
     GraphQLNamedType,
+    GraphQLNonNull,
     GraphQLObjectType,
     GraphQLScalarType,
     GraphQLSchema,
     GraphQLUnionType,
+    Undefined,
+    ast_from_value,
     is_introspection_type,
     is_specified_scalar_type,
     print_type,
+    value_from_ast,
 )
 
 from .errors import SubscriptionDefinitionError
@@ -49,18 +56,14 @@ def graphql_schema_of(schema: object) -> GraphQLSchema:
 
 
 def join_schema(
-    ours: GraphQLSchema,
-    existing: GraphQLSchema,
-    subscription_type: Callable[[Mapping[str, GraphQLNamedType]], GraphQLObjectType | None],
-    owner: Callable[[str], str],
+    ours: GraphQLSchema, existing: GraphQLSchema, owner: Callable[[str], str]
 ) -> GraphQLSchema:
     """The schema with `existing`'s types and root types, and our Subscription type.
 
-    `ours` is the schema of our subscriptions alone; `subscription_type(substitutes)` builds our
-    Subscription type again with `existing`'s types in place of ours of the same name;
-    `owner(name)` names what one of our types was mapped from, for the error messages. Raises
-    SubscriptionDefinitionError when a type of ours and one of `existing` share a name but
-    differ, or when the result is not a valid schema."""
+    `ours` is the schema of our subscriptions alone; `owner(name)` names what one of our types
+    was mapped from, for the error messages. Raises SubscriptionDefinitionError when a type of
+    ours and one of `existing` share a name but differ, or when the result is not a valid
+    schema."""
     _check_shared_types(ours, existing, owner)
     _check_subscription_fields(ours, existing)
     theirs = existing.subscription_type
@@ -73,7 +76,9 @@ def join_schema(
         joined = GraphQLSchema(
             query=existing.query_type,
             mutation=existing.mutation_type,
-            subscription=subscription_type(existing.type_map),
+            subscription=_Retyped(existing.type_map).named(ours.subscription_type)
+            if ours.subscription_type is not None
+            else None,
             types=types,
             directives=existing.directives,
             description=existing.description,
@@ -82,6 +87,63 @@ def join_schema(
     except TypeError as error:  # e.g. a type of theirs named Subscription
         raise SubscriptionDefinitionError(f"cannot add our subscriptions: {error}") from None
     return joined
+
+
+class _Retyped:
+    """Our types again, with the application's in place of ours of the same name (checked to
+    match): the types that refer to them are rebuilt, the others are shared as they are."""
+
+    def __init__(self, substitutes: Mapping[str, GraphQLNamedType]) -> None:
+        self.substitutes = substitutes
+        self._built: dict[str, GraphQLNamedType] = {}
+
+    def retype(self, type_: Any) -> Any:
+        if isinstance(type_, (GraphQLNonNull, GraphQLList)):
+            return type(type_)(self.retype(type_.of_type))
+        return self.named(type_)
+
+    def named(self, named: Any) -> Any:
+        substitute = self.substitutes.get(named.name)
+        if substitute is not None and not is_specified_scalar_type(named):
+            return substitute
+        if named.name in self._built:
+            return self._built[named.name]
+        built = named  # enums and scalars refer to no other type
+        kwargs = named.to_kwargs()
+        if isinstance(named, (GraphQLObjectType, GraphQLInterfaceType)):
+            kwargs["fields"] = lambda: {n: self._field(f) for n, f in named.fields.items()}
+            kwargs["interfaces"] = lambda: [self.named(i) for i in named.interfaces]
+            built = type(named)(**kwargs)
+        elif isinstance(named, GraphQLUnionType):
+            kwargs["types"] = lambda: [self.named(member) for member in named.types]
+            built = GraphQLUnionType(**kwargs)
+        elif isinstance(named, GraphQLInputObjectType):
+            kwargs["fields"] = lambda: {
+                n: GraphQLInputField(**self._input_value(f)) for n, f in named.fields.items()
+            }
+            built = GraphQLInputObjectType(**kwargs)
+        self._built[named.name] = built
+        return built
+
+    def _field(self, field: GraphQLField) -> GraphQLField:
+        args = {n: GraphQLArgument(**self._input_value(a)) for n, a in field.args.items()}
+        return GraphQLField(**{**field.to_kwargs(), "type_": self.retype(field.type), "args": args})
+
+    def _input_value(self, value: GraphQLArgument | GraphQLInputField) -> dict[str, Any]:
+        """An argument's or input field's definition with its type, and default, retyped: the
+        default in the application's internal form (an enum's value, say) instead of ours."""
+        kwargs: dict[str, Any] = dict(value.to_kwargs())
+        kwargs["type_"] = self.retype(value.type)
+        if value.default_value is not Undefined:
+            literal = ast_from_value(value.default_value, value.type)
+            default = Undefined if literal is None else value_from_ast(literal, kwargs["type_"])
+            if default is Undefined:
+                raise SubscriptionDefinitionError(
+                    f"default value {value.default_value!r} is not a valid {kwargs['type_']} "
+                    f"of the existing schema"
+                )
+            kwargs["default_value"] = default
+        return kwargs
 
 
 def _check_shared_types(

@@ -167,11 +167,7 @@ class SubscriptionSchema:
         self.graphql_schema: GraphQLSchema = self.subscription_schema
         if schema is not None:
             self.graphql_schema = self._checked(
-                join_schema,
-                self.subscription_schema,
-                graphql_schema_of(schema),
-                self._substituted_subscription_type,
-                self._mapper.owner,
+                join_schema, self.subscription_schema, graphql_schema_of(schema), self._mapper.owner
             )
         self._rules = specified_rules if introspection else _WITHOUT_INTROSPECTION
         self._documents: collections.OrderedDict[str, DocumentNode] = collections.OrderedDict()
@@ -202,13 +198,6 @@ class SubscriptionSchema:
         return GraphQLObjectType(
             "Subscription", {name: self._field(f, mapper) for name, f in self.fields.items()}
         )
-
-    def _substituted_subscription_type(
-        self, substitutes: Mapping[str, GraphQLNamedType]
-    ) -> GraphQLObjectType | None:
-        """Our Subscription type again, with the application's types for ours of one name."""
-        mapper = TypeMapper(reserved_names=RESERVED_TYPE_NAMES, substitutes=substitutes)
-        return self._subscription_type(mapper)
 
     def _field(self, field: SubscriptionField, mapper: TypeMapper) -> GraphQLField:
         with error_context(field.python_name):

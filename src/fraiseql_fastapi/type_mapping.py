@@ -113,18 +113,10 @@ class TypeMapper:
     error.
     """
 
-    def __init__(
-        self,
-        reserved_names: Sequence[str] = (),
-        *,
-        substitutes: Mapping[str, GraphQLNamedType] | None = None,
-    ) -> None:
+    def __init__(self, reserved_names: Sequence[str] = ()) -> None:
         self._outputs: dict[Any, GraphQLNamedType] = {}
         self._inputs: dict[Any, GraphQLNamedType] = {}
         self._names: dict[str, Any] = dict.fromkeys(reserved_names, "the schema")
-        #: Types used instead of ours wherever the names are the same (an application's own
-        #: schema's, already checked to match ours: see `fraiseql_fastapi.existing_schema`).
-        self._substitutes: Mapping[str, GraphQLNamedType] = substitutes or {}
 
     def owner(self, name: str) -> str:
         """What a GraphQL type name was mapped from (e.g. `app.models.Message`)."""
@@ -169,9 +161,8 @@ class TypeMapper:
     def _named_output(self, hint: Any) -> GraphQLNamedType:
         if isinstance(hint, tuple):
             return self._cached(self._outputs, hint, self._union_type)
-        scalar = _scalar(hint)
-        if scalar is not None:
-            return self._substitutes.get(scalar.name, scalar)
+        if _scalar(hint) is not None:
+            return _scalar(hint)  # type: ignore[return-value]
         if is_enum_class(hint):
             return self._enum_type(hint)
         if is_object_class(hint):
@@ -182,9 +173,8 @@ class TypeMapper:
         if isinstance(hint, tuple):
             names = " | ".join(hint_name(member) for member in hint)
             raise SubscriptionDefinitionError(f"a union ({names}) cannot be used as an input")
-        scalar = _scalar(hint)
-        if scalar is not None:
-            return self._substitutes.get(scalar.name, scalar)
+        if _scalar(hint) is not None:
+            return _scalar(hint)  # type: ignore[return-value]
         if is_enum_class(hint):
             return self._enum_type(hint)
         if is_object_class(hint):
@@ -206,10 +196,6 @@ class TypeMapper:
         if key in cache:
             return cache[key]
         gtype, fill = build(key)
-        substitute = self._substitutes.get(gtype.name)
-        if substitute is not None:
-            cache[key] = substitute
-            return substitute
         self._claim(gtype.name, key)
         cache[key] = gtype
         try:
