@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 import itertools
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from fastapi import Depends, FastAPI
@@ -114,7 +114,9 @@ def create_app(bus: Any = None) -> FastAPI:
     )
     store = Store()
 
-    def get_context(request: HTTPConnection, user: str | None = Depends(user_of)) -> dict[str, Any]:
+    def get_context(
+        request: HTTPConnection, user: Annotated[str | None, Depends(user_of)]
+    ) -> dict[str, Any]:
         """Strawberry's resolvers' `info.context`, for POST and the WebSocket handshake."""
         return {"request": request, "user": user, "store": store, "manager": manager}
 
