@@ -141,7 +141,7 @@ async def test_the_websocket_handshake_gets_it_for_on_connect_queries_and_resolv
     async with SubscriptionTestClient(server.app, headers={"x-user": "carol"}) as client:
         assert len(server.on_connect_saw) == 1
         assert server.on_connect_saw[0]["user"] == "carol"
-        assert await (await client.subscribe("{ whoami }")).next() == {"data": {"whoami": "carol"}}
+        assert await client.execute("{ whoami }") == {"data": {"whoami": "carol"}}
         greetings = await client.subscribe("subscription { greeting }")
         await server.manager.publish("greetings", "hello")
         assert await greetings.next() == {"data": {"greeting": "hello carol (id-carol)"}}
@@ -213,7 +213,7 @@ async def test_starlette_context_getter_and_a_hook_without_context() -> None:
     async with SubscriptionTestClient(
         app, headers={"x-user": "grace"}, connection_params={"id": "g"}
     ) as client:
-        assert await (await client.subscribe("{ whoami }")).next() == {"data": {"whoami": "grace"}}
+        assert await client.execute("{ whoami }") == {"data": {"whoami": "grace"}}
         greetings = await client.subscribe("subscription { greeting }")
         await manager.publish("greetings", "hi")
         assert await greetings.next() == {"data": {"greeting": "hi grace (g)"}}
@@ -233,7 +233,7 @@ async def test_without_a_context_getter_queries_get_the_connection_context() -> 
         SubscriptionRouterFactory.create(manager, on_connect=lambda payload, _: payload)
     )
     async with SubscriptionTestClient(app, connection_params={"user_id": "heidi"}) as client:
-        assert await (await client.subscribe("{ userId }")).next() == {"data": {"userId": "heidi"}}
+        assert await client.execute("{ userId }") == {"data": {"userId": "heidi"}}
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app), base_url="http://test"
     ) as http:

@@ -335,7 +335,13 @@ async def test_starlette_app_serves_the_ticker() -> None:
 
 
 @pytest.mark.parametrize(
-    "example", ["examples/ticker/app.py", "examples/chat/app.py", "examples/starlette_app.py"]
+    "example",
+    [
+        "examples/ticker/app.py",
+        "examples/chat/app.py",
+        "examples/starlette_app.py",
+        "examples/strawberry/app.py",
+    ],
 )
 @pytest.mark.parametrize("assets", [None, "/static/vendor"])
 async def test_examples_serve_graphiql_with_assets_from_the_environment(

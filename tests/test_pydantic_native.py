@@ -417,3 +417,46 @@ def test_decimal_and_time_fields_of_input_objects() -> None:
     assert from_graphql_args(field, {"order": {"price": "2.50", "at": "09:00:00"}}) == {
         "order": Order(price=decimal.Decimal("2.50"), at=datetime.time(9))
     }
+
+
+# --- excluded fields --------------------------------------------------------------------------
+
+
+class Account(BaseModel):
+    """A field that pydantic leaves out of results (`exclude=True`)."""
+
+    name: str
+    password: str = Field(exclude=True)
+
+
+def test_an_excluded_field_is_an_input_only() -> None:
+    excluded = SubscriptionRegistry()
+
+    @subscription(registry=excluded, channel="accounts")
+    def account_changed(event: Any, filter: Account) -> Account:
+        return Account.model_validate(event.data)
+
+    sdl = SubscriptionSchema(excluded.fields).print_schema()
+    assert "type Account {\n  name: String!\n}" in sdl.replace('  """', "")
+    assert "input AccountInput {" in sdl
+    assert "password: String!" in sdl.split("input AccountInput {")[1].split("}")[0]
+
+
+async def test_an_excluded_field_is_never_sent() -> None:
+    excluded = SubscriptionRegistry()
+
+    @subscription(registry=excluded, channel="accounts")
+    def account_changed(event: Any) -> Account:
+        return Account(name=event.data["name"], password="secret")
+
+    manager = SubscriptionManager(EventBusConfig.memory(), subscriptions=excluded.fields)
+    refused = manager.prepare("subscription { accountChanged { name password } }", None, None)
+    assert isinstance(refused, list)
+    assert "Cannot query field 'password' on type 'Account'" in refused[0].message
+    prepared = manager.prepare("subscription { accountChanged { name } }", None, None)
+    assert not isinstance(prepared, list)
+    connection = manager.connect()
+    assert connection.subscribe("1", prepared) is None
+    assert await manager.publish("accounts", {"name": "ann"}) == 1
+    (frame,) = [json.loads(text) for text in connection.drain()]
+    assert frame["payload"] == {"data": {"accountChanged": {"name": "ann"}}}

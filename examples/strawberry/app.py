@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
 from collections.abc import Mapping
 from typing import Annotated, Any
 
@@ -107,8 +108,9 @@ def user_of(request: HTTPConnection) -> str | None:
     return TOKENS.get(token)
 
 
-def create_app(bus: Any = None) -> FastAPI:
-    """The application with a fresh manager and store (`app.state.manager`)."""
+def create_app(bus: Any = None, graphiql_assets_url: str | None = None) -> FastAPI:
+    """The application with a fresh manager and store (`app.state.manager`); GraphiQL's assets
+    from `graphiql_assets_url`, by default `FRAISEQL_GRAPHIQL_ASSETS` (unset: the CDN)."""
     manager = SubscriptionManager(
         bus or EventBusConfig.memory(), schema=schema, subscriptions=registry.fields
     )
@@ -132,7 +134,11 @@ def create_app(bus: Any = None) -> FastAPI:
     app.state.manager = manager
     app.include_router(
         SubscriptionRouterFactory.create(
-            manager, path="/graphql", on_connect=on_connect, context_getter=get_context
+            manager,
+            path="/graphql",
+            on_connect=on_connect,
+            context_getter=get_context,
+            graphiql_assets_url=graphiql_assets_url or os.environ.get("FRAISEQL_GRAPHIQL_ASSETS"),
         )
     )
     return app

@@ -144,6 +144,7 @@ class _ObjectToJson:
             self._fields = [
                 (spec.python_name, spec.source_key, _json_converter(spec.annotation))
                 for spec in object_fields(self._cls)
+                if spec.output
             ]
         result = {}
         for name, key, convert in self._fields:

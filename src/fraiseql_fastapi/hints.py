@@ -159,7 +159,8 @@ class FieldSpec:
     value that may be left out although it has no plain default (a `default_factory`, a
     TypedDict key that is not required): in GraphQL it is nullable and, when left out or null,
     it is not passed on, so Python fills it. `settable` is False for output-only fields
-    (computed fields, dataclass fields with `init=False`).
+    (computed fields, dataclass fields with `init=False`); `output` is False for input-only
+    ones (a pydantic field with `exclude=True`, which its serializer leaves out of results).
 
     `alias` is a pydantic field's serialization alias (from `alias`, `serialization_alias` or
     the model's `alias_generator`) when it differs from the Python name: results are
@@ -176,6 +177,7 @@ class FieldSpec:
     default: Any = MISSING
     omittable: bool = False
     settable: bool = True
+    output: bool = True
     alias: str | None = None
     custom_serializer: bool = False
     serialized_type: Any = MISSING
@@ -273,6 +275,7 @@ def _pydantic_fields(model: type[BaseModel]) -> tuple[FieldSpec, ...]:
                 info.description,
                 default,
                 omittable=has_factory,
+                output=not info.exclude,
                 alias=alias if alias and alias != name else None,
                 custom_serializer=name in serialized,
                 serialized_type=_serialized_type(annotation, serialized.get(name, MISSING)),

@@ -216,8 +216,9 @@ class TypeMapper:
 
         def fill() -> None:
             for spec in object_fields(cls):
-                with error_context(f"{cls.__name__}.{spec.python_name}"):
-                    fields[spec.output_name] = self._output_field(spec)
+                if spec.output:
+                    with error_context(f"{cls.__name__}.{spec.python_name}"):
+                        fields[spec.output_name] = self._output_field(spec)
             if not fields:
                 raise SubscriptionDefinitionError(f"{cls.__name__} has no fields")
 
