@@ -6,6 +6,7 @@ resolvers, one schema for introspection and clients, shared types checked to mat
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime
 import enum
 from collections.abc import AsyncIterator
@@ -28,6 +29,8 @@ from graphql import (
     build_schema,
 )
 from helpers import running_server, until
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from fraiseql_fastapi import ID, SubscriptionDefinitionError, SubscriptionManager, subscription
@@ -411,6 +414,35 @@ def test_the_applications_subscription_fields_must_be_ours(
     with pytest.raises(SubscriptionDefinitionError) as raised:
         manager_for(sdl, Post)
     assert why in str(raised.value)
+
+
+SCALARS: dict[str, Any] = {"String": str, "Int": int, "Float": float, "Boolean": bool, "ID": ID}
+FIELDS = st.dictionaries(
+    st.sampled_from(["id", "text", "count", "ratio", "flag"]),
+    st.tuples(st.sampled_from(sorted(SCALARS)), st.booleans()),  # (type, nullable)
+    min_size=1,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(ours=FIELDS, theirs=FIELDS)
+def test_a_shared_type_is_accepted_exactly_when_it_matches(
+    ours: dict[str, tuple[str, bool]], theirs: dict[str, tuple[str, bool]]
+) -> None:
+    """Our `Post` (a dataclass) against the schema's `type Post`, for random fields: startup
+    succeeds exactly when the two have the same fields, types and nullability."""
+
+    def hint(scalar: str, nullable: bool) -> Any:
+        return SCALARS[scalar] | None if nullable else SCALARS[scalar]
+
+    post = dataclasses.make_dataclass("Post", [(name, hint(*spec)) for name, spec in ours.items()])
+    fields = " ".join(f"{n}: {t}{'' if nullable else '!'}" for n, (t, nullable) in theirs.items())
+    sdl = f"type Query {{ posts: [Post!]! }}\ntype Post {{ {fields} }}"
+    if ours == theirs:
+        manager_for(sdl, post)
+    else:
+        with pytest.raises(SubscriptionDefinitionError, match="defined twice, and differently"):
+            manager_for(sdl, post)
 
 
 def test_schema_must_be_a_schema() -> None:

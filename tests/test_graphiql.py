@@ -303,6 +303,27 @@ async def test_graphiql_on_fastapi_shows_the_schema_and_a_subscriptions_events()
 
 
 @pytest.mark.anyio
+async def test_graphiql_on_an_existing_strawberry_schema_sees_one_schema() -> None:
+    """The Strawberry example: GraphiQL's docs list the application's mutations, and a query
+    runs through Strawberry's resolvers."""
+    example = load_module("examples/strawberry/app.py")
+    app = with_assets(example.create_app(EventBusConfig.memory(), graphiql_assets_url="/vendor"))
+    async with running_server(app) as address:
+        seen = await browser_check(
+            {
+                "page": f"http://{address}/graphql",
+                "docs": "Mutation",
+                "runs": [{"query": '{ messages(roomId: "lobby") { id } me }'}],
+            }
+        )
+    assert seen["fields"] == ["postMessage"]
+    (response,) = seen["runs"][0]["responses"]
+    assert json.loads(response) == {"data": {"messages": [], "me": None}}
+    assert seen["pageErrors"] == []
+    assert seen["failedRequests"] == []
+
+
+@pytest.mark.anyio
 async def test_graphiql_on_starlette_under_a_mount_uses_the_pages_own_path() -> None:
     example = load_module("examples/starlette_app.py")
     inner = example.create_app(EventBusConfig.memory(), graphiql_assets_url="/vendor")
