@@ -1,12 +1,17 @@
-"""The load client (benchmarks/load_client.py) with tiny numbers, against the ticker app and
-its Strawberry peer: well-formed reports, and the checks catch what they should."""
+"""The load clients with tiny numbers, against the ticker app and its Strawberry peer:
+well-formed reports, and the checks catch what they should. `benchmarks/load_client.py` is the
+Python one; `benchmarks/load-client/` the Rust one (graphql-transport-ws only), built here in
+release mode, with the same flags and the same report."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import os
+import shutil
+import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +21,8 @@ from helpers import running_server
 from fraiseql_fastapi import EventBusConfig
 
 LOAD_CLIENT = ROOT / "benchmarks" / "load_client.py"
+RUST_CLIENT_CRATE = ROOT / "benchmarks" / "load-client"
+RUST_CLIENT = RUST_CLIENT_CRATE / "target" / "release" / "fraiseql-load-client"
 
 REPORT_KEYS = {
     "ok",
@@ -38,13 +45,52 @@ REPORT_KEYS = {
     "rss_bytes_per_subscription",
     "latency",
 }
+#: Every key of a report (`build_report`): both clients write exactly these.
+ALL_REPORT_KEYS = REPORT_KEYS | {
+    "url",
+    "subscriptions",
+    "rate",
+    "refusals",
+    "refusal_count",
+    "closes",
+    "subscriptions_per_second",
+    "waited_for_stats",
+    "trigger_status",
+    "trigger_response",
+    "server_pid",
+    "rss_samples",
+}
+CLIENTS = ["python", "rust"]
 
 
-async def run_load_client(address: str, *args: str) -> tuple[int, dict[str, Any]]:
-    """Runs the load client as its own process; returns (exit status, report)."""
+@pytest.fixture(scope="module")
+def rust_client() -> Path:
+    """The Rust load client, built in release mode (quick when nothing changed)."""
+    cargo = shutil.which("cargo") or str(Path.home() / ".cargo" / "bin" / "cargo")
+    manifest = RUST_CLIENT_CRATE / "Cargo.toml"
+    subprocess.run(
+        [cargo, "build", "--release", "--locked", "--quiet", "--manifest-path", str(manifest)],
+        check=True,
+        timeout=900,
+    )
+    assert RUST_CLIENT.is_file()
+    return RUST_CLIENT
+
+
+def client_command(client: str, request: pytest.FixtureRequest) -> list[str]:
+    """The command that starts the `client` load client ("python" or "rust")."""
+    if client == "rust":
+        return [str(request.getfixturevalue("rust_client"))]
+    return [sys.executable, str(LOAD_CLIENT)]
+
+
+async def run_load_client(
+    address: str, *args: str, command: list[str] | None = None
+) -> tuple[int, dict[str, Any]]:
+    """Runs a load client (by default the Python one) as its own process; returns (exit
+    status, report)."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(LOAD_CLIENT),
+        *(command or [sys.executable, str(LOAD_CLIENT)]),
         f"--url=ws://{address}/graphql",
         *args,
         stdout=asyncio.subprocess.PIPE,
@@ -70,8 +116,12 @@ async def run_load_client(address: str, *args: str) -> tuple[int, dict[str, Any]
     ],
     ids=["fraiseql", "strawberry"],
 )
-async def test_load_client_counts_every_message(make_app: Any) -> None:
+@pytest.mark.parametrize("client", CLIENTS)
+async def test_load_client_counts_every_message(
+    make_app: Any, client: str, request: pytest.FixtureRequest
+) -> None:
     query = "subscription ($ch: String!) { ticks(channel: $ch) { id value ts } }"
+    command = client_command(client, request)
     async with running_server(make_app()) as address:
         status, report = await run_load_client(
             address,
@@ -81,9 +131,10 @@ async def test_load_client_counts_every_message(make_app: Any) -> None:
             f"--query={query}",
             f"--server-pid={os.getpid()}",
             "--timeout=30",
+            command=command,
         )
     assert status == 0, report
-    assert set(report) >= REPORT_KEYS
+    assert set(report) == ALL_REPORT_KEYS
     assert report["ok"] is True
     assert (report["connections"], report["subscriptions"], report["events"]) == (3, 6, 20)
     assert report["messages_expected"] == report["messages_delivered"] == 120
@@ -99,14 +150,26 @@ async def test_load_client_counts_every_message(make_app: Any) -> None:
     assert latency["count"] == 120
     assert 0 < latency["p50_ms"] <= latency["p99_ms"] <= latency["max_ms"]
     assert [point[0] for point in latency["cdf_ms"]][:3] == [0, 1, 2]
+    assert [point[0] for point in latency["cdf_ms"]][-3:] == [99.5, 99.9, 100]
+    assert report["closes"] == report["refusals"] == []
+    assert report["trigger_status"] == 200
 
 
 @pytest.mark.anyio
-async def test_load_client_subscribes_without_events() -> None:
+@pytest.mark.parametrize("client", CLIENTS)
+async def test_load_client_subscribes_without_events(
+    client: str, request: pytest.FixtureRequest
+) -> None:
+    command = client_command(client, request)
     app = load_module("examples/ticker/app.py").create_app(EventBusConfig.memory())
     async with running_server(app) as address:
         status, report = await run_load_client(
-            address, "--connections=2", "--subscriptions=5", "--events=0", "--timeout=30"
+            address,
+            "--connections=2",
+            "--subscriptions=5",
+            "--events=0",
+            "--timeout=30",
+            command=command,
         )
     assert status == 0, report
     assert report["subscriptions"] == 10
@@ -117,12 +180,21 @@ async def test_load_client_subscribes_without_events() -> None:
 
 
 @pytest.mark.anyio
-async def test_load_client_reports_missing_messages() -> None:
+@pytest.mark.parametrize("client", CLIENTS)
+async def test_load_client_reports_missing_messages(
+    client: str, request: pytest.FixtureRequest
+) -> None:
+    command = client_command(client, request)
     app = load_module("examples/ticker/app.py").create_app(EventBusConfig.memory())
     short_burst = json.dumps({"channel": "load", "count": 5, "rate": 0})
     async with running_server(app) as address:
         status, report = await run_load_client(
-            address, "--connections=2", "--events=8", f"--trigger-body={short_burst}", "--timeout=2"
+            address,
+            "--connections=2",
+            "--events=8",
+            f"--trigger-body={short_burst}",
+            "--timeout=2",
+            command=command,
         )
     assert status == 2
     assert report["ok"] is False
@@ -133,14 +205,32 @@ async def test_load_client_reports_missing_messages() -> None:
 
 
 @pytest.mark.anyio
-async def test_load_client_reports_a_refused_subscription() -> None:
+@pytest.mark.parametrize("client", CLIENTS)
+async def test_load_client_reports_a_refused_subscription(
+    client: str, request: pytest.FixtureRequest
+) -> None:
+    command = client_command(client, request)
     app = load_module("examples/ticker/app.py").create_app(EventBusConfig.memory())
     async with running_server(app) as address:
         status, report = await run_load_client(
-            address, "--connections=1", "--events=1", "--query=subscription { nope }"
+            address,
+            "--connections=1",
+            "--events=1",
+            "--query=subscription { nope }",
+            command=command,
         )
     assert status == 1
     assert "refused" in report["error"]
+
+
+@pytest.mark.anyio
+async def test_rust_load_client_refuses_other_protocols(rust_client: Path) -> None:
+    status, report = await run_load_client(
+        "127.0.0.1:9", "--protocol=graphql-ws", command=[str(rust_client)]
+    )
+    assert status == 1
+    assert report["ok"] is False
+    assert "not supported" in report["error"]
 
 
 def test_check_ids_finds_gaps_and_repeats() -> None:
