@@ -2,7 +2,7 @@
 one run, under the same load client. `scripts/bench` runs it (with the micro-benchmarks).
 
     python benchmarks/suite.py [--runs 3] [--only fanout_100x1000,steady_latency] [--quick]
-        [--out benchmarks/results]
+        [--out benchmarks/results] [--client python|rust]
 
 Servers (each on 127.0.0.1, uvicorn, one worker, pinned to CPU 0; the load client is its own
 process pinned to CPU 1):
@@ -12,6 +12,10 @@ process pinned to CPU 1):
   the same schema, fed by an in-process broadcast;
 - `floor`: `benchmarks/floor_server.py`, a plain Starlette WebSocket endpoint forwarding one
   pre-serialized frame per subscriber, no GraphQL.
+
+`--client rust` runs the Rust load client (`benchmarks/load-client`, built by `scripts/install`)
+instead of `load_client.py` for the graphql-transport-ws servers; it takes the same flags and
+writes the same report (the other protocols stay on the Python client).
 
 Every scenario is in `scenarios.py`; `figures.py` sums the runs up and checks the targets,
 `report.py` writes the results. Throughput and latency scenarios keep one process per
@@ -47,6 +51,8 @@ from scenarios import SCENARIOS, Scenario, Server, quick
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 LOAD_CLIENT = HERE / "load_client.py"
+RUST_LOAD_CLIENT = HERE / "load-client" / "target" / "release" / "fraiseql-load-client"
+CLIENTS = ("python", "rust")
 RESULTS = HERE / "results"
 #: Seconds a server may take to answer `GET /stats` after it is started.
 STARTUP_TIMEOUT = 30.0
@@ -135,11 +141,19 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             process.wait(5)
 
 
-def run_client(scenario: Scenario, running: Running) -> dict[str, Any]:
+def client_command(client: str, protocol: str) -> list[str]:
+    """The command starting the load client: the Rust one when asked and it speaks `protocol`."""
+    if client == "rust" and protocol == "graphql-transport-ws":
+        if not RUST_LOAD_CLIENT.is_file():
+            raise SystemExit(f"no {RUST_LOAD_CLIENT}: run scripts/install to build it")
+        return [str(RUST_LOAD_CLIENT)]
+    return [sys.executable, str(LOAD_CLIENT)]
+
+
+def run_client(scenario: Scenario, running: Running, client: str = "python") -> dict[str, Any]:
     """Runs the load client (pinned to CPU 1) against `running`; returns its report."""
     command = [
-        sys.executable,
-        str(LOAD_CLIENT),
+        *client_command(client, running.server.protocol),
         f"--url=ws://127.0.0.1:{running.port}/graphql",
         f"--connections={scenario.connections}",
         f"--subscriptions={scenario.subscriptions}",
@@ -174,14 +188,16 @@ def run_client(scenario: Scenario, running: Running) -> dict[str, Any]:
 # ----- running the scenarios ---------------------------------------------------------------------
 
 
-def run_scenario(scenario: Scenario, log: Any) -> dict[str, list[dict[str, Any]]]:
+def run_scenario(
+    scenario: Scenario, log: Any, client: str = "python"
+) -> dict[str, list[dict[str, Any]]]:
     """Every run's report, per server label."""
     reports: dict[str, list[dict[str, Any]]] = {s.label: [] for s in scenario.servers}
     if scenario.kind == "memory":
         for run in range(scenario.runs):
             for server in scenario.servers:
                 with started(server) as running:
-                    report = run_client(scenario, running)
+                    report = run_client(scenario, running, client)
                 reports[server.label].append(report)
                 log(scenario, run, server, report)
         return reports
@@ -189,7 +205,7 @@ def run_scenario(scenario: Scenario, log: Any) -> dict[str, list[dict[str, Any]]
         servers = [stack.enter_context(started(server)) for server in scenario.servers]
         for run in range(scenario.runs):
             for running in servers:
-                report = run_client(scenario, running)
+                report = run_client(scenario, running, client)
                 reports[running.server.label].append(report)
                 log(scenario, run, running.server, report)
     return reports
@@ -215,12 +231,12 @@ def print_progress(scenario: Scenario, run: int, server: Server, report: dict[st
     )
 
 
-def run_suite(scenarios: Sequence[Scenario]) -> dict[str, Any]:
+def run_suite(scenarios: Sequence[Scenario], client: str = "python") -> dict[str, Any]:
     """Runs the scenarios; returns the results (without the targets)."""
     results: dict[str, Any] = {}
     for scenario in scenarios:
         started_at = time.monotonic()
-        reports = run_scenario(scenario, print_progress)
+        reports = run_scenario(scenario, print_progress, client)
         results[scenario.name] = {
             "scenario": {**asdict(scenario), "servers": [asdict(s) for s in scenario.servers]},
             "seconds": time.monotonic() - started_at,
@@ -255,6 +271,7 @@ class Options:
     readme: bool
     micro: Path | None = field(default=None)
     rerender: Path | None = field(default=None)
+    client: str = "python"
 
 
 def parse_args(argv: Sequence[str] | None = None) -> Options:
@@ -269,6 +286,12 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
     parser.add_argument(
         "--rerender", type=Path, help="write the report and plots again from a suite.json"
     )
+    parser.add_argument(
+        "--client",
+        choices=CLIENTS,
+        default="python",
+        help="load client: load_client.py or the Rust one (graphql-transport-ws servers)",
+    )
     args = parser.parse_args(argv)
     if args.runs is not None and args.runs < 1:
         parser.error("--runs must be positive")
@@ -279,6 +302,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         readme=args.out.resolve() == RESULTS.resolve() and not args.quick,
         micro=args.micro,
         rerender=args.rerender,
+        client=args.client,
     )
 
 
@@ -290,9 +314,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         report.write(document, options.out, readme=HERE / "README.md" if options.readme else None)
         return 0
     started_at = time.monotonic()
-    results = run_suite(options.scenarios)
+    results = run_suite(options.scenarios, options.client)
     document = {
         "environment": environment(),
+        "client": options.client,
         "quick": options.quick,
         "seconds": time.monotonic() - started_at,
         "scenarios": results,
