@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::sync::{Semaphore, oneshot, watch};
 use tokio::time::{sleep, timeout};
@@ -158,6 +158,81 @@ async fn open(url: &str) -> Result<Socket, String> {
     Ok(socket)
 }
 
+/// What to do after a frame.
+enum Action {
+    Continue,
+    Pong,
+    Stop,
+}
+
+/// A connection's tallies and handshake state, fed frame by frame.
+struct State {
+    shared: Arc<Shared>,
+    outcome: Outcome,
+    acked: Option<oneshot::Sender<Result<(), String>>>,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl State {
+    fn on_message(
+        &mut self,
+        message: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
+    ) -> Action {
+        match message {
+            Some(Ok(Message::Text(text))) => return self.on_text(text.as_str()),
+            Some(Ok(Message::Close(frame))) => {
+                let (code, reason) = match frame {
+                    Some(frame) => (u16::from(frame.code), frame.reason.to_string()),
+                    None => (NO_STATUS, String::new()),
+                };
+                self.shared.closed(Some(code), reason);
+                // Reading on sends the close reply; the stream then ends.
+            }
+            Some(Ok(_)) => {} // binary frames are ignored; pings are answered for us
+            Some(Err(error)) => {
+                self.shared.closed(None, error.to_string());
+                return Action::Stop;
+            }
+            None => {
+                self.shared.set_done();
+                return Action::Stop;
+            }
+        }
+        Action::Continue
+    }
+
+    fn on_text(&mut self, text: &str) -> Action {
+        match frame::parse(text) {
+            Ok(Frame::Next { op_id, fields }) => {
+                if let Some(index) = op_index(&op_id, self.outcome.tallies.len()) {
+                    let now = unix_now();
+                    self.shared.received.fetch_add(1, Ordering::Relaxed);
+                    if let Some(ts) = fields.ts {
+                        self.outcome.latencies.push(now - ts);
+                    }
+                    if self.outcome.tallies[index].record(fields.id, now) {
+                        self.shared.subscription_done();
+                    }
+                }
+            }
+            Ok(Frame::Ping) => return Action::Pong,
+            Ok(Frame::ConnectionAck) => {
+                if let Some(acked) = self.acked.take() {
+                    let _ = acked.send(Ok(()));
+                    self.permit = None;
+                }
+            }
+            Ok(Frame::Refusal(message)) => self.shared.refuse(message),
+            Ok(Frame::Other) => {}
+            Err(error) => self.shared.closed(None, error),
+        }
+        Action::Continue
+    }
+}
+
+/// Frames handled in a row, once one arrived, before looking at the driver's phase again.
+const BATCH: usize = 256;
+
 /// One connection from handshake to stop. `acked` gets Ok once the server acknowledged
 /// `connection_init`, or why it did not.
 pub async fn run(
@@ -168,9 +243,8 @@ pub async fn run(
     subscribes: Arc<Vec<String>>,
     acked: oneshot::Sender<Result<(), String>>,
 ) -> Outcome {
-    let count = subscribes.len();
-    let mut outcome = Outcome {
-        tallies: vec![Tally::new(config.events); count],
+    let outcome = Outcome {
+        tallies: vec![Tally::new(config.events); subscribes.len()],
         latencies: Vec::new(),
     };
     // At most CONNECT_CONCURRENCY handshakes (through their ack) in flight at once.
@@ -185,59 +259,41 @@ pub async fn run(
             return outcome;
         }
     };
-    let mut permit = Some(permit);
-    let mut acked = Some(acked);
+    let mut state = State {
+        shared,
+        outcome,
+        acked: Some(acked),
+        permit: Some(permit),
+    };
     let ack_timer = sleep(HANDSHAKE_TIMEOUT);
     tokio::pin!(ack_timer);
     let mut subscribed = false;
-    loop {
+    'frames: loop {
         tokio::select! {
             biased;
-            message = socket.next() => match message {
-                Some(Ok(Message::Text(text))) => match frame::parse(text.as_str()) {
-                    Ok(Frame::Next { op_id, fields }) => {
-                        if let Some(index) = op_index(&op_id, count) {
-                            let now = unix_now();
-                            shared.received.fetch_add(1, Ordering::Relaxed);
-                            if let Some(ts) = fields.ts {
-                                outcome.latencies.push(now - ts);
+            message = socket.next() => {
+                // Handle what is already buffered or readable without a round through select.
+                let mut action = state.on_message(message);
+                let mut handled = 0;
+                loop {
+                    match action {
+                        Action::Continue => {}
+                        Action::Pong => {
+                            let pong = Message::text(r#"{"type":"pong"}"#);
+                            if let Err(error) = socket.send(pong).await {
+                                state.shared.closed(None, format!("sending a pong: {error}"));
                             }
-                            if outcome.tallies[index].record(fields.id, now) {
-                                shared.subscription_done();
-                            }
                         }
+                        Action::Stop => break 'frames,
                     }
-                    Ok(Frame::Ping) => {
-                        if let Err(error) = socket.send(Message::text(r#"{"type":"pong"}"#)).await {
-                            shared.closed(None, format!("sending a pong: {error}"));
-                        }
+                    handled += 1;
+                    if handled == BATCH {
+                        break;
                     }
-                    Ok(Frame::ConnectionAck) => {
-                        if let Some(acked) = acked.take() {
-                            let _ = acked.send(Ok(()));
-                            permit = None;
-                        }
+                    match socket.next().now_or_never() {
+                        Some(message) => action = state.on_message(message),
+                        None => break,
                     }
-                    Ok(Frame::Refusal(message)) => shared.refuse(message),
-                    Ok(Frame::Other) => {}
-                    Err(error) => shared.closed(None, error),
-                },
-                Some(Ok(Message::Close(frame))) => {
-                    let (code, reason) = match frame {
-                        Some(frame) => (u16::from(frame.code), frame.reason.to_string()),
-                        None => (NO_STATUS, String::new()),
-                    };
-                    shared.closed(Some(code), reason);
-                    // Reading on sends the close reply; the stream then ends.
-                }
-                Some(Ok(_)) => {} // binary frames are ignored; pings are answered for us
-                Some(Err(error)) => {
-                    shared.closed(None, error.to_string());
-                    break;
-                }
-                None => {
-                    shared.set_done();
-                    break;
                 }
             },
             changed = control.changed() => {
@@ -252,25 +308,24 @@ pub async fn run(
                 if phase == Phase::Subscribe && !subscribed {
                     subscribed = true;
                     if let Err(error) = subscribe_all(&mut socket, &subscribes).await {
-                        shared.closed(None, format!("sending the subscribes: {error}"));
+                        state.shared.closed(None, format!("sending the subscribes: {error}"));
                     }
                 }
             },
-            () = &mut ack_timer, if acked.is_some() => {
-                if let Some(acked) = acked.take() {
+            () = &mut ack_timer, if state.acked.is_some() => {
+                if let Some(acked) = state.acked.take() {
                     let _ = acked.send(Err("TimeoutError: no connection_ack in 30 s".to_owned()));
                 }
                 break;
             },
         }
     }
-    if let Some(acked) = acked.take() {
+    if let Some(acked) = state.acked.take() {
         let _ = acked.send(Err(
             "ConnectionError: closed before connection_ack".to_owned()
         ));
     }
-    drop(permit);
-    outcome
+    state.outcome
 }
 
 async fn subscribe_all(
