@@ -19,6 +19,7 @@ from example_modules import ROOT, load_module
 from helpers import running_server
 
 from fraiseql_fastapi import EventBusConfig
+from fraiseql_fastapi.http_abstraction import ProtocolOptions
 
 LOAD_CLIENT = ROOT / "benchmarks" / "load_client.py"
 RUST_CLIENT_CRATE = ROOT / "benchmarks" / "load-client"
@@ -177,6 +178,23 @@ async def test_load_client_subscribes_without_events(
     assert report["waited_for_stats"] is True
     assert report["subscriptions_per_second"] > 0
     assert report["latency"] is None
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("client", CLIENTS)
+async def test_load_client_answers_pings(client: str, request: pytest.FixtureRequest) -> None:
+    # The server pings every 0.1 s and closes a connection that has not answered in 0.3 s; the
+    # burst takes about a second.
+    command = client_command(client, request)
+    options = ProtocolOptions(ping_interval=0.1, pong_timeout=0.3)
+    app = load_module("examples/ticker/app.py").create_app(EventBusConfig.memory(), options)
+    async with running_server(app) as address:
+        status, report = await run_load_client(
+            address, "--connections=2", "--events=10", "--rate=10", "--timeout=30", command=command
+        )
+    assert status == 0, report
+    assert report["closes"] == []
+    assert report["messages_delivered"] == 20
 
 
 @pytest.mark.anyio
