@@ -787,7 +787,7 @@ impl PySubscriptionExecutor {
     /// queued them, when the connection's queue goes from empty to non-empty; call `drain`.
     /// `envelope` is how its protocol wraps frames: "graphql-transport-ws" (the default),
     /// "graphql-ws", "sse-distinct" or "sse-single"; it applies to subscriptions registered
-    /// after the call.
+    /// after the call. A connection with an adopted socket keeps it (`on_frames`: ValueError).
     #[pyo3(signature = (
         connection_id, on_frames=None, *, max_queue=None, overflow_policy=None,
         envelope="graphql-transport-ws"
@@ -1123,6 +1123,12 @@ impl PySubscriptionExecutor {
         if max_message_size == 0 {
             return Err(PyValueError::new_err("max_message_size must be at least 1"));
         }
+        let state = match self.shared.registry.lock().waker(connection_id) {
+            None => Err(unknown_connection(connection_id)),
+            Some(Some(ConnWaker::Native(_))) => Err(already_adopted(connection_id)),
+            Some(_) => Ok(()),
+        };
+        state?;
         let stream = py
             .detach(|| {
                 stream.peer_addr()?;
@@ -1142,11 +1148,7 @@ impl PySubscriptionExecutor {
         });
         match result {
             Err(None) => return Err(unknown_connection(connection_id)),
-            Err(Some(())) => {
-                return Err(PyValueError::new_err(format!(
-                    "Connection \"{connection_id}\" already has an adopted socket"
-                )))
-            }
+            Err(Some(())) => return Err(already_adopted(connection_id)),
             Ok(previous) => drop(previous),
         }
         let handshake = handshake.to_vec();
@@ -1320,6 +1322,10 @@ fn frames_to_list<'py>(py: Python<'py>, frames: &[FrameBody]) -> PyResult<Bound<
 
 fn unknown_subscription(id: &str) -> PyErr {
     PyKeyError::new_err(format!("Unknown subscription \"{id}\""))
+}
+
+fn already_adopted(id: &str) -> PyErr {
+    PyValueError::new_err(format!("Connection \"{id}\" already has an adopted socket"))
 }
 
 fn unknown_connection(id: &str) -> PyErr {
