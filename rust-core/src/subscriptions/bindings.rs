@@ -1106,6 +1106,9 @@ impl PySubscriptionExecutor {
     /// `handshake` (the HTTP 101 response) first, then sends the connection's frames as they
     /// are queued and reports what the client sends through `socket_events_fd`.
     #[pyo3(signature = (connection_id, fd, handshake=&[] as &[u8], *, max_message_size=1_048_576))]
+    #[pyo3(
+        text_signature = "($self, connection_id, fd, handshake=b'', *, max_message_size=1048576)"
+    )]
     fn adopt_socket(
         &self,
         py: Python<'_>,
