@@ -9,12 +9,12 @@ import json
 import os
 import socket
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request
 from websockets.server import ServerProtocol
 
 from fraiseql_core_rs.subscriptions import PySubscriptionExecutor
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.anyio
 
 QUERY = "subscription { users { id } }"
 
-Event = tuple[str, str, "str | int | None"]
+Event = tuple[str, str, str | int | None]
 
 
 class SocketEvents:
@@ -93,6 +93,7 @@ async def adopt(
             protocol.receive_data(data)
             received = protocol.events_received()
             if received:
+                assert isinstance(received[0], Request)
                 request = received[0]
         response = protocol.accept(request)
         protocol.send_response(response)
@@ -129,7 +130,7 @@ async def test_client_text_arrives_as_events_and_socket_send_reaches_the_client(
 async def test_subscription_frames_reach_the_client_without_python_in_order(
     events: tuple[PySubscriptionExecutor, SocketEvents],
 ) -> None:
-    executor, watcher = events
+    executor, _ = events
     client = await adopt(executor)
     executor.register_subscription(
         connection_id="c", subscription_id="s", query=QUERY, operation_id="op"
@@ -257,6 +258,13 @@ async def test_remove_connection_ends_everything(
             break
         await asyncio.sleep(0.02)
     assert open_fds() == baseline
+    # The id opened again is a new connection, drained by Python: the old socket is gone.
+    executor.open_connection("c")
+    executor.register_subscription(connection_id="c", subscription_id="s2", query=QUERY)
+    executor.publish_event("e", "users", {"id": "1"})
+    await asyncio.sleep(0.05)
+    assert len(executor.drain("c")) == 1
+    assert watcher.closed() == [("c", "closed", 1006)]
 
 
 async def test_dropping_the_executor_closes_its_sockets() -> None:

@@ -93,10 +93,17 @@ struct Shared {
 }
 
 impl FrameSource for Shared {
-    fn drain_with(&self, connection: &str, with: &mut dyn FnMut(Vec<FrameBody>)) {
+    fn drain_with(&self, socket: &NativeSocket, with: &mut dyn FnMut(Vec<FrameBody>)) {
         let mut reg = self.registry.lock();
-        if let Some(frames) = reg.drain(connection) {
-            with(frames);
+        let connection = socket.connection();
+        let served = matches!(
+            reg.waker(connection),
+            Some(Some(ConnWaker::Native(s))) if std::ptr::eq(Arc::as_ptr(s), socket)
+        );
+        if served {
+            if let Some(frames) = reg.drain(connection) {
+                with(frames);
+            }
         }
     }
 }

@@ -60,9 +60,10 @@ pub struct SocketEvent {
 
 /// Where the frames of a connection wait: the registry, behind its lock.
 pub trait FrameSource: Send + Sync {
-    /// Holding the registry lock, takes the frames queued for `connection` (counted as sent)
-    /// and passes them to `with`, still under the lock (nothing when the connection is gone).
-    fn drain_with(&self, connection: &str, with: &mut dyn FnMut(Vec<FrameBody>));
+    /// Holding the registry lock, takes the frames queued for `socket`'s connection (counted
+    /// as sent) and passes them to `with`, still under the lock. Nothing when the connection is
+    /// gone or no longer served by `socket` (a removed id opened again is another connection).
+    fn drain_with(&self, socket: &NativeSocket, with: &mut dyn FnMut(Vec<FrameBody>));
 }
 
 /// A message waiting in a socket's outbound queue.
@@ -180,7 +181,7 @@ impl Hub {
         // drops the executor) waits for it, so the executor is never freed on a tokio thread.
         let alive = match guard.as_ref().and_then(Weak::upgrade) {
             Some(source) => {
-                source.drain_with(&socket.connection, &mut |frames| {
+                source.drain_with(socket, &mut |frames| {
                     socket.enqueue(frames, extra.take());
                 });
                 true
@@ -468,9 +469,9 @@ mod tests {
     struct Frames(Mutex<FxHashMap<String, Vec<FrameBody>>>);
 
     impl FrameSource for Frames {
-        fn drain_with(&self, connection: &str, with: &mut dyn FnMut(Vec<FrameBody>)) {
+        fn drain_with(&self, socket: &NativeSocket, with: &mut dyn FnMut(Vec<FrameBody>)) {
             let mut frames = self.0.lock();
-            if let Some(queued) = frames.get_mut(connection) {
+            if let Some(queued) = frames.get_mut(socket.connection()) {
                 with(std::mem::take(queued));
             }
         }
