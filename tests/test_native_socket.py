@@ -219,6 +219,19 @@ async def test_client_close_gives_one_closed_event_with_its_code(
         executor.socket_send("c", "gone")
 
 
+async def test_abrupt_disconnect_is_closed_1006(
+    events: tuple[PySubscriptionExecutor, SocketEvents],
+) -> None:
+    executor, watcher = events
+    client = await adopt(executor)
+    await client.send("hi")
+    client.transport.abort()
+    await watcher.wait_for(lambda items: bool(watcher.closed()))
+    await asyncio.sleep(0.1)
+    assert watcher.items == [("c", "text", "hi"), ("c", "closed", 1006)]
+    assert executor.get_metrics()["native_sockets"] == 0
+
+
 async def test_socket_close_sends_our_code(
     events: tuple[PySubscriptionExecutor, SocketEvents],
 ) -> None:
