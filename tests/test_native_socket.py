@@ -214,6 +214,13 @@ async def test_client_close_gives_one_closed_event_with_its_code(
     assert executor.get_metrics()["native_sockets"] == 0
     # Closed: later sends are dropped silently; the connection itself stays until removed.
     executor.socket_send("c", "too late")
+    # A connection whose socket ended may adopt a new one.
+    again = await adopt(executor)
+    executor.socket_send("c", "new socket")
+    assert await asyncio.wait_for(again.recv(), 5) == "new socket"
+    await again.close()
+    await watcher.wait_for(lambda items: len(watcher.closed()) == 2)
+    assert watcher.closed() == [("c", "closed", 4001), ("c", "closed", 1000)]
     assert executor.remove_connection("c") == 0
     with pytest.raises(KeyError):
         executor.socket_send("c", "gone")

@@ -819,18 +819,24 @@ impl PySubscriptionExecutor {
         let policy = policy_arg(overflow_policy, defaults.policy)?;
         let waker = on_frames.map(|f| ConnWaker::Python(f.unbind()));
         let result = self.registry_op(py, move |reg| {
-            if let Some(Some(ConnWaker::Native(_))) = reg.waker(connection_id) {
-                // An adopted socket keeps serving the connection: only its settings change.
-                if waker.is_some() {
-                    return Err(waker);
-                }
-                let native = reg.open_connection(connection_id, None, capacity, policy, envelope);
-                if let Some(native) = native {
+            // An adopted socket keeps serving the connection: only its settings change (once
+            // it has ended, `on_frames` may take over).
+            let keep_native = match reg.waker(connection_id) {
+                Some(Some(ConnWaker::Native(socket))) => match &waker {
+                    None => true,
+                    Some(_) if socket.is_finished() => false,
+                    Some(_) => return Err(waker),
+                },
+                _ => false,
+            };
+            let previous = reg.open_connection(connection_id, waker, capacity, policy, envelope);
+            if keep_native {
+                if let Some(native) = previous {
                     let _ = reg.set_waker(connection_id, native);
                 }
                 return Ok(None);
             }
-            Ok(reg.open_connection(connection_id, waker, capacity, policy, envelope))
+            Ok(previous)
         });
         match result {
             Ok(previous) => {
@@ -1135,7 +1141,9 @@ impl PySubscriptionExecutor {
         }
         let state = match self.shared.registry.lock().waker(connection_id) {
             None => Err(unknown_connection(connection_id)),
-            Some(Some(ConnWaker::Native(_))) => Err(already_adopted(connection_id)),
+            Some(Some(ConnWaker::Native(s))) if !s.is_finished() => {
+                Err(already_adopted(connection_id))
+            }
             Some(_) => Ok(()),
         };
         state?;
@@ -1153,7 +1161,7 @@ impl PySubscriptionExecutor {
         let installed = socket.clone();
         let result = self.registry_op(py, move |reg| match reg.waker(connection_id) {
             None => Err(None),
-            Some(Some(ConnWaker::Native(_))) => Err(Some(())),
+            Some(Some(ConnWaker::Native(s))) if !s.is_finished() => Err(Some(())),
             Some(_) => Ok(reg.set_waker(connection_id, ConnWaker::Native(installed))),
         });
         match result {

@@ -217,6 +217,8 @@ type Stream = SplitStream<WebSocketStream<TcpStream>>;
 pub fn tokio_stream(stream: std::net::TcpStream) -> io::Result<TcpStream> {
     let runtime = runtime().map_err(io::Error::other)?;
     stream.set_nonblocking(true)?;
+    // Writes are coalesced already: Nagle's algorithm would only delay them.
+    stream.set_nodelay(true)?;
     let _guard = runtime.enter();
     TcpStream::from_std(stream)
 }
@@ -224,6 +226,11 @@ pub fn tokio_stream(stream: std::net::TcpStream) -> io::Result<TcpStream> {
 impl NativeSocket {
     pub fn connection(&self) -> &str {
         &self.connection
+    }
+
+    /// The socket ended (its "closed" event is reported).
+    pub fn is_finished(&self) -> bool {
+        self.reported.load(Ordering::Acquire)
     }
 
     /// Rings the writer: frames wait in the registry.
