@@ -297,7 +297,8 @@ class PySubscriptionExecutor:
         `fd` is a connected TCP socket whose HTTP upgrade is done; the core owns it from the
         call on (also when the call fails) and closes it when the socket ends. `handshake`, the
         HTTP 101 response, is written first. A message over `max_message_size` bytes closes
-        the socket with 1009; pings are answered. The connection must be open
+        the socket with 1009, text that is not UTF-8 with 1007, a protocol violation with 1002;
+        pings are answered. The connection must be open
         (`open_connection`): KeyError if unknown, ValueError if it already has a socket, OSError
         when `fd` is not a connected socket. `remove_connection` ends the socket (the fd is
         closed), as does dropping the executor."""

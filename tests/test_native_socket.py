@@ -191,6 +191,19 @@ async def test_oversized_message_closes_with_1009(
     assert watcher.items == [("c", "text", "small"), ("c", "closed", 1009)]
 
 
+async def test_invalid_utf8_closes_with_1007(
+    events: tuple[PySubscriptionExecutor, SocketEvents],
+) -> None:
+    executor, watcher = events
+    client = await adopt(executor)
+    await client.send(b"\xff\xfe", text=True)
+    with pytest.raises(ConnectionClosed) as closed:
+        await asyncio.wait_for(client.recv(), 5)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1007
+    await watcher.wait_for(lambda items: bool(watcher.closed()))
+    assert watcher.items == [("c", "closed", 1007)]
+
+
 async def test_binary_message_is_an_event(
     events: tuple[PySubscriptionExecutor, SocketEvents],
 ) -> None:

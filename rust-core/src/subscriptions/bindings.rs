@@ -3,6 +3,10 @@
 //! Locking rule: the registry mutex is never held while calling into Python, and no thread
 //! attaches to Python while holding it, so the GIL and the mutex cannot deadlock. Dispatch runs
 //! detached from Python; resolvers run attached, once per group, without the mutex.
+//!
+//! Adopted WebSockets (`native`) are served by tasks on the bus runtime: they take the registry
+//! mutex to drain their connection's frames and never attach to Python; Python objects the
+//! registry releases meanwhile wait in its graveyard for the next `Shared::wake`.
 
 use super::bus::config::{EventBusConfig, PyEventBusConfig};
 use super::bus::{Bus, BusMessage, Inbound, MetricValue};

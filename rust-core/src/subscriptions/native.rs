@@ -26,6 +26,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
+use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
@@ -35,6 +36,10 @@ use tokio_tungstenite::WebSocketStream;
 pub const CLOSE_NO_STATUS: u16 = 1005;
 /// The connection ended without a close handshake.
 pub const CLOSE_ABNORMAL: u16 = 1006;
+/// The client broke the protocol.
+pub const CLOSE_PROTOCOL_ERROR: u16 = 1002;
+/// A text message that is not UTF-8.
+pub const CLOSE_INVALID_DATA: u16 = 1007;
 /// A message over the size limit.
 pub const CLOSE_TOO_BIG: u16 = 1009;
 /// How long the writer waits for the client's echo of our close frame.
@@ -459,6 +464,17 @@ async fn read_loop(socket: Arc<NativeSocket>, mut stream: Stream) {
             }
             Some(Err(WsError::Capacity(_))) => {
                 socket.close(CLOSE_TOO_BIG, "message too big");
+                break None;
+            }
+            Some(Err(WsError::Utf8(_))) => {
+                socket.close(CLOSE_INVALID_DATA, "invalid UTF-8");
+                break None;
+            }
+            Some(Err(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake))) => {
+                break None
+            }
+            Some(Err(WsError::Protocol(_) | WsError::AttackAttempt)) => {
+                socket.close(CLOSE_PROTOCOL_ERROR, "protocol error");
                 break None;
             }
             Some(Err(_)) | None => break None,
