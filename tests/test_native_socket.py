@@ -5,6 +5,7 @@ sends through `socket_events_fd` / `take_socket_events()`."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import socket
@@ -109,6 +110,28 @@ async def adopt(
 
 def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
+
+
+async def settled_fds() -> int:
+    """The open descriptors once what earlier tests left closing has closed."""
+    gc.collect()
+    count = open_fds()
+    for _ in range(50):
+        await asyncio.sleep(0.05)
+        now = open_fds()
+        if now == count:
+            break
+        count = now
+    return count
+
+
+async def start_runtime() -> None:
+    """Adopts (and drops) a first socket, so that the core's runtime, created on first use
+    with descriptors of its own, is not counted in a test's descriptors."""
+    executor = PySubscriptionExecutor()
+    client = await adopt(executor)
+    executor.remove_connection("c")
+    await asyncio.wait_for(client.wait_closed(), 5)
 
 
 async def test_client_text_arrives_as_events_and_socket_send_reaches_the_client(
@@ -277,7 +300,8 @@ async def test_remove_connection_ends_everything(
     events: tuple[PySubscriptionExecutor, SocketEvents],
 ) -> None:
     executor, watcher = events
-    baseline = open_fds()
+    await start_runtime()
+    baseline = await settled_fds()
     client = await adopt(executor)
     executor.register_subscription(connection_id="c", subscription_id="s", query=QUERY)
     assert open_fds() > baseline
@@ -301,8 +325,9 @@ async def test_remove_connection_ends_everything(
 
 
 async def test_dropping_the_executor_closes_its_sockets() -> None:
+    await start_runtime()
     executor = PySubscriptionExecutor()
-    baseline = open_fds()
+    baseline = await settled_fds()
     client = await adopt(executor)
     del executor
     await asyncio.wait_for(client.wait_closed(), 5)
@@ -340,6 +365,27 @@ async def test_slow_client_ends_with_the_lag_error(
     assert set(received[:-1]) == {"next"}
     assert len(received) < published + 1
     await client.close()
+
+
+async def test_close_of_a_stalled_socket_ends_within_a_bound(
+    events: tuple[PySubscriptionExecutor, SocketEvents],
+) -> None:
+    executor, watcher = events
+    client = await adopt(executor, queue=4, max_queue=1)
+    executor.register_subscription(connection_id="c", subscription_id="s", query=QUERY)
+    big = "x" * 200_000
+    for _ in range(500):
+        if not executor.is_active("s"):
+            break
+        executor.publish_event("e", "users", {"id": big})
+        await asyncio.sleep(0.002)
+    assert not executor.is_active("s"), "the writer never stalled"
+    # The client reads nothing: the writer's flush cannot finish, yet the socket ends.
+    executor.socket_close("c", 1001, "going away")
+    await watcher.wait_for(lambda items: bool(watcher.closed()), timeout=6)
+    assert watcher.closed() == [("c", "closed", 1001)]
+    assert executor.get_metrics()["native_sockets"] == 0
+    client.transport.abort()
 
 
 async def test_adoption_errors(events: tuple[PySubscriptionExecutor, SocketEvents]) -> None:

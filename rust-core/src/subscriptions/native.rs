@@ -44,6 +44,9 @@ pub const CLOSE_INVALID_DATA: u16 = 1007;
 pub const CLOSE_TOO_BIG: u16 = 1009;
 /// How long the writer waits for the client's echo of our close frame.
 const CLOSE_ECHO_WAIT: Duration = Duration::from_secs(1);
+/// Once the socket is ending (a close queued, the client gone), the longest it may take to
+/// send what is left: a client that does not read cannot keep it open.
+const ENDING_LIMIT: Duration = Duration::from_secs(2);
 /// Longest close reason the protocol allows (a control frame's payload is at most 125 bytes).
 const MAX_CLOSE_REASON: usize = 123;
 
@@ -155,6 +158,7 @@ impl Hub {
             hub: self.clone(),
             notify: Notify::new(),
             reader_gone: Notify::new(),
+            ending: Notify::new(),
             out: Mutex::new(OutState::default()),
             reported: AtomicBool::new(false),
             tasks: Mutex::new(Tasks::default()),
@@ -209,6 +213,8 @@ pub struct NativeSocket {
     /// Wakes the writer.
     notify: Notify,
     reader_gone: Notify,
+    /// A close was queued or the reader ended.
+    ending: Notify,
     out: Mutex<OutState>,
     /// The "closed" event was reported.
     reported: AtomicBool,
@@ -314,6 +320,7 @@ impl NativeSocket {
             Some(Outbound::Close(code, reason)) => {
                 out.our_close = Some(code);
                 out.queue.push_back(Outbound::Close(code, reason));
+                self.ending.notify_one();
             }
             Some(other) => out.queue.push_back(other),
             None => {}
@@ -339,7 +346,22 @@ impl NativeSocket {
             }
         }
         self.reader_gone.notify_one();
+        self.ending.notify_one();
         self.notify.notify_one();
+    }
+
+    /// Returns `ENDING_LIMIT` after the socket started ending.
+    async fn ending_deadline(&self) {
+        loop {
+            {
+                let out = self.out.lock();
+                if out.our_close.is_some() || out.reader_done {
+                    break;
+                }
+            }
+            self.ending.notified().await;
+        }
+        tokio::time::sleep(ENDING_LIMIT).await;
     }
 
     async fn wait_reader(&self) {
@@ -400,7 +422,10 @@ async fn serve(
         let (sink, stream) = ws.split();
         let reader = tokio::spawn(read_loop(socket.clone(), stream));
         socket.add_task(reader.abort_handle());
-        write_loop(&socket, sink).await;
+        tokio::select! {
+            () = write_loop(&socket, sink) => {}
+            () = socket.ending_deadline() => {}
+        }
     }
     // The reader ends too (if it has not), which drops the last half of the stream.
     let handles = std::mem::take(&mut socket.tasks.lock().handles);
