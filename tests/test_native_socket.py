@@ -174,6 +174,27 @@ async def test_subscription_frames_reach_the_client_without_python_in_order(
     await client.close()
 
 
+async def test_many_sockets_get_every_frame_in_order(
+    events: tuple[PySubscriptionExecutor, SocketEvents],
+) -> None:
+    executor, _ = events
+    clients = [await adopt(executor, f"c{i}") for i in range(8)]
+    for i in range(8):
+        executor.register_subscription(
+            connection_id=f"c{i}", subscription_id=f"s{i}", query=QUERY, operation_id="1"
+        )
+    for n in range(100):
+        executor.publish_event("e", "users", {"id": str(n)})
+        if n % 10 == 0:
+            await asyncio.sleep(0)
+    for client in clients:
+        got = [json.loads(await asyncio.wait_for(client.recv(), 5)) for _ in range(100)]
+        assert [f["payload"]["data"]["users"]["id"] for f in got] == [str(n) for n in range(100)]
+    assert executor.get_metrics()["frames_sent"] == 800
+    for client in clients:
+        await client.close()
+
+
 async def test_frames_queued_before_adoption_go_first(
     events: tuple[PySubscriptionExecutor, SocketEvents],
 ) -> None:
