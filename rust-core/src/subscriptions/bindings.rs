@@ -30,9 +30,10 @@ use pyo3::exceptions::{
     PyConnectionError, PyKeyError, PyOSError, PyPermissionError, PyRuntimeError, PyTypeError,
     PyValueError,
 };
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 use rustc_hash::FxHashMap;
 use serde_json::{Map, Value};
 use std::os::unix::io::FromRawFd;
@@ -1229,34 +1230,16 @@ impl PySubscriptionExecutor {
         let events = py.detach(|| self.shared.native.take_events());
         let list = PyList::empty(py);
         for event in events {
-            let connection = PyString::new(py, &event.connection);
-            let item = match event.kind {
-                SocketEventKind::Text(text) => PyTuple::new(
-                    py,
-                    [
-                        connection.into_any(),
-                        "text".into_pyobject(py)?.into_any(),
-                        text.into_pyobject(py)?.into_any(),
-                    ],
-                )?,
-                SocketEventKind::Binary => PyTuple::new(
-                    py,
-                    [
-                        connection.into_any(),
-                        "binary".into_pyobject(py)?.into_any(),
-                        py.None().into_bound(py),
-                    ],
-                )?,
-                SocketEventKind::Closed(code) => PyTuple::new(
-                    py,
-                    [
-                        connection.into_any(),
-                        "closed".into_pyobject(py)?.into_any(),
-                        code.into_pyobject(py)?.into_any(),
-                    ],
-                )?,
+            let (kind, value) = match event.kind {
+                SocketEventKind::Text(text) => {
+                    (intern!(py, "text"), PyString::new(py, &text).into_any())
+                }
+                SocketEventKind::Binary => (intern!(py, "binary"), py.None().into_bound(py)),
+                SocketEventKind::Closed(code) => {
+                    (intern!(py, "closed"), code.into_pyobject(py)?.into_any())
+                }
             };
-            list.append(item)?;
+            list.append((PyString::new(py, &event.connection), kind, value))?;
         }
         Ok(list)
     }
