@@ -114,6 +114,7 @@ class Metrics(TypedDict):
     queue_overflows: int
     frames_dropped: int
     pending_resolutions: int
+    native_sockets: int
     bus_type: str
     # With a Redis or PostgreSQL bus only:
     bus_inbound_pending: NotRequired[int]
@@ -184,7 +185,8 @@ class PySubscriptionExecutor:
         """Opens or reconfigures a connection. `on_frames()` is called when the connection's
         queue goes from empty to non-empty (once until the next `drain`). `envelope` is how its
         protocol wraps frames (`next` or legacy `data` messages, SSE `event: next` records);
-        it applies to subscriptions registered after the call."""
+        it applies to subscriptions registered after the call. On a connection with an adopted
+        socket (`adopt_socket`) only the settings change; `on_frames` is then a ValueError."""
     def register_subscription(
         self,
         connection_id: str,
@@ -279,6 +281,49 @@ class PySubscriptionExecutor:
         in constant time. KeyError if unknown."""
     def connection_subscriptions(self, connection_id: str) -> list[str]:
         """Ids of the connection's active subscriptions. KeyError if unknown."""
+    def adopt_socket(
+        self,
+        connection_id: str,
+        fd: int,
+        handshake: bytes = b"",
+        *,
+        max_message_size: int = 1048576,
+    ) -> None:
+        """Hands an upgraded WebSocket to the core, which serves it from then on on its own
+        threads: the connection's frames are written as they are queued (coalesced, no
+        `drain` or `on_frames` involved, the queue's overflow policy applying when the client
+        reads too slowly), and what the client sends is reported by `take_socket_events()`.
+
+        `fd` is a connected TCP socket whose HTTP upgrade is done; the core owns it from the
+        call on (also when the call fails) and closes it when the socket ends. `handshake`, the
+        HTTP 101 response, is written first. A message over `max_message_size` bytes closes
+        the socket with 1009, text that is not UTF-8 with 1007, a protocol violation with 1002;
+        pings are answered. The connection must be open
+        (`open_connection`): KeyError if unknown, ValueError if it already has a socket, OSError
+        when `fd` is not a connected socket. `remove_connection` ends the socket (the fd is
+        closed), as does dropping the executor."""
+    def socket_send(self, connection_id: str, text: str) -> None:
+        """Sends a text message on the connection's adopted socket, after every frame queued
+        for it before the call. Dropped once the socket is closing or closed. KeyError if the
+        connection has no adopted socket."""
+    def socket_close(self, connection_id: str, code: int = 1000, reason: str = "") -> None:
+        """Closes the adopted socket after everything queued before the call (the reason is cut
+        to 123 bytes); the client's close reply is awaited for at most a second, then the
+        connection is dropped. Idempotent. KeyError if the connection has no adopted socket,
+        ValueError for a code a server cannot send (1000-1003, 1007-1014, 3000-4999 are)."""
+    @property
+    def socket_events_fd(self) -> int:
+        """A file descriptor that becomes readable when adopted sockets have events for
+        `take_socket_events()` (created on first use); watch it with `loop.add_reader`."""
+    def take_socket_events(
+        self,
+    ) -> list[tuple[str, Literal["text", "binary", "closed"], str | int | None]]:
+        """What adopted sockets received since the last call, in arrival order, as
+        `(connection_id, kind, value)`: ("text", the text), ("binary", None) (binary messages
+        are not passed on) and, exactly once per socket, ("closed", code): the client's close
+        code (1005 when it sent none), ours when the core or `socket_close` closed first, 1006
+        when the connection ended without a close handshake (or was removed). Re-arms the
+        wake-up of `socket_events_fd`."""
     def get_metrics(self) -> Metrics: ...
     def delivery_histogram(self) -> tuple[list[float], list[int], float]:
         """Time from publish (the event's `ts`) to its frame being drained for sending:

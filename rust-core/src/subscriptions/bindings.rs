@@ -3,18 +3,23 @@
 //! Locking rule: the registry mutex is never held while calling into Python, and no thread
 //! attaches to Python while holding it, so the GIL and the mutex cannot deadlock. Dispatch runs
 //! detached from Python; resolvers run attached, once per group, without the mutex.
+//!
+//! Adopted WebSockets (`native`) are served by tasks on the bus runtime: they take the registry
+//! mutex to drain their connection's frames and never attach to Python; Python objects the
+//! registry releases meanwhile wait in its graveyard for the next `Shared::wake`.
 
 use super::bus::config::{EventBusConfig, PyEventBusConfig};
 use super::bus::{Bus, BusMessage, Inbound, MetricValue};
 use super::envelope::Envelope;
 use super::event::{now_seconds, Event};
 use super::executor::{
-    FieldError, GroupRef, Pending, QueueDefaults, RegisterError, Registry, Resolution,
+    FieldError, GroupRef, Pending, QueueDefaults, RegisterError, Registry, Released, Resolution,
     ResolverScope, ResolverSpec, SubscriptionSpec,
 };
 use super::filter::{FilterOp, FilterSpec, Operand};
 use super::message::{PyGraphQLMessage, PySubscriptionPayload};
 use super::metrics::DELIVERY_BUCKETS;
+use super::native::{self, FrameSource, Hub, NativeSocket, SocketEventKind};
 use super::plan::{self, ProjectionPlan};
 use super::py_value::{to_json, to_json_map, to_py};
 use super::queue::{FrameBody, OverflowPolicy, SubKey};
@@ -22,13 +27,16 @@ use super::schema::SchemaInfo;
 use super::security::SecurityContext;
 use parking_lot::Mutex;
 use pyo3::exceptions::{
-    PyConnectionError, PyKeyError, PyPermissionError, PyRuntimeError, PyTypeError, PyValueError,
+    PyConnectionError, PyKeyError, PyOSError, PyPermissionError, PyRuntimeError, PyTypeError,
+    PyValueError,
 };
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 use rustc_hash::FxHashMap;
 use serde_json::{Map, Value};
+use std::os::unix::io::FromRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -55,7 +63,15 @@ struct PyResolver {
     field: String,
 }
 
-type PyRegistry = Registry<Arc<PyResolver>, Py<PyAny>>;
+/// How a connection learns that frames wait for it.
+enum ConnWaker {
+    /// `on_frames()`, called on the thread that queued them; Python drains.
+    Python(Py<PyAny>),
+    /// An adopted WebSocket: its writer task drains and sends, without Python.
+    Native(Arc<NativeSocket>),
+}
+
+type PyRegistry = Registry<Arc<PyResolver>, ConnWaker>;
 
 /// query text -> [(operation name, plan)]; only plans that do not depend on variables.
 type PlanCache = FxHashMap<Box<str>, Vec<(Option<Box<str>>, Arc<ProjectionPlan>)>>;
@@ -77,6 +93,24 @@ struct Shared {
     bus_events_malformed: AtomicU64,
     /// `format_error(exception, field)`: what a client sees of a failed resolver call.
     format_error: Option<Py<PyAny>>,
+    /// The adopted WebSockets and what they received.
+    native: Arc<Hub>,
+}
+
+impl FrameSource for Shared {
+    fn drain_with(&self, socket: &NativeSocket, with: &mut dyn FnMut(Vec<FrameBody>)) {
+        let mut reg = self.registry.lock();
+        let connection = socket.connection();
+        let served = matches!(
+            reg.waker(connection),
+            Some(Some(ConnWaker::Native(s))) if std::ptr::eq(Arc::as_ptr(s), socket)
+        );
+        if served {
+            if let Some(frames) = reg.drain(connection) {
+                with(frames);
+            }
+        }
+    }
 }
 
 impl Shared {
@@ -94,13 +128,22 @@ impl Shared {
     fn wake(&self, py: Python<'_>) {
         let (wakers, released, channels) = {
             let mut reg = self.registry.lock();
-            let wakers: Vec<Py<PyAny>> = reg
+            let wakers: Vec<ConnWaker> = reg
                 .take_wakeups()
                 .into_iter()
-                .map(|w| w.clone_ref(py))
+                .map(|w| match w {
+                    ConnWaker::Python(f) => ConnWaker::Python(f.clone_ref(py)),
+                    ConnWaker::Native(s) => ConnWaker::Native(s.clone()),
+                })
                 .collect();
             (wakers, reg.take_released(), reg.take_channel_changes())
         };
+        for r in &released {
+            // A removed connection's socket ends with it.
+            if let Released::Waker(ConnWaker::Native(socket)) = r {
+                socket.abort();
+            }
+        }
         drop(released);
         if let Some(bus) = &self.bus {
             // The bus listens only to channels that have local subscribers.
@@ -113,8 +156,13 @@ impl Shared {
             }
         }
         for waker in wakers {
-            if let Err(err) = waker.call0(py) {
-                err.write_unraisable(py, Some(waker.bind(py)));
+            match waker {
+                ConnWaker::Native(socket) => socket.wake(),
+                ConnWaker::Python(waker) => {
+                    if let Err(err) = waker.call0(py) {
+                        err.write_unraisable(py, Some(waker.bind(py)));
+                    }
+                }
             }
         }
     }
@@ -455,7 +503,24 @@ impl ResolverDone {
     }
 }
 
+impl Drop for PySubscriptionExecutor {
+    fn drop(&mut self) {
+        // Adopted sockets end with their executor.
+        self.shared.native.shutdown();
+    }
+}
+
 impl PySubscriptionExecutor {
+    /// The adopted socket of a connection; KeyError when it has none.
+    fn native_socket(&self, connection_id: &str) -> PyResult<Arc<NativeSocket>> {
+        match self.shared.registry.lock().waker(connection_id) {
+            Some(Some(ConnWaker::Native(socket))) => Ok(socket.clone()),
+            _ => Err(PyKeyError::new_err(format!(
+                "Connection \"{connection_id}\" has no adopted socket"
+            ))),
+        }
+    }
+
     fn registry_op<T: Send>(
         &self,
         py: Python<'_>,
@@ -700,20 +765,24 @@ impl PySubscriptionExecutor {
             capacity: capacity_arg(Some(max_queue), 1000)?,
             policy: policy_arg(Some(overflow_policy), OverflowPolicy::Lag)?,
         };
+        let shared = Arc::new(Shared {
+            registry: Mutex::new(Registry::new(defaults)),
+            plans: Mutex::new(FxHashMap::default()),
+            schema,
+            next_event_id: AtomicU64::new(0),
+            tasks: Mutex::new(FxHashMap::default()),
+            next_task_id: AtomicU64::new(0),
+            bus: super::bus::create(&bus_config).map_err(PyValueError::new_err)?,
+            inbound: Mutex::new(None),
+            bus_started: AtomicBool::new(false),
+            bus_events_malformed: AtomicU64::new(0),
+            format_error,
+            native: Arc::new(Hub::new()),
+        });
+        let source: Arc<dyn FrameSource> = shared.clone();
+        shared.native.set_source(Arc::downgrade(&source));
         Ok(Self {
-            shared: Arc::new(Shared {
-                registry: Mutex::new(Registry::new(defaults)),
-                plans: Mutex::new(FxHashMap::default()),
-                schema,
-                next_event_id: AtomicU64::new(0),
-                tasks: Mutex::new(FxHashMap::default()),
-                next_task_id: AtomicU64::new(0),
-                bus: super::bus::create(&bus_config).map_err(PyValueError::new_err)?,
-                inbound: Mutex::new(None),
-                bus_started: AtomicBool::new(false),
-                bus_events_malformed: AtomicU64::new(0),
-                format_error,
-            }),
+            shared,
             config: bus_config,
         })
     }
@@ -730,7 +799,7 @@ impl PySubscriptionExecutor {
     /// queued them, when the connection's queue goes from empty to non-empty; call `drain`.
     /// `envelope` is how its protocol wraps frames: "graphql-transport-ws" (the default),
     /// "graphql-ws", "sse-distinct" or "sse-single"; it applies to subscriptions registered
-    /// after the call.
+    /// after the call. A connection with an adopted socket keeps it (`on_frames`: ValueError).
     #[pyo3(signature = (
         connection_id, on_frames=None, *, max_queue=None, overflow_policy=None,
         envelope="graphql-transport-ws"
@@ -753,12 +822,39 @@ impl PySubscriptionExecutor {
         let defaults = self.shared.registry.lock().defaults();
         let capacity = capacity_arg(max_queue, defaults.capacity)?;
         let policy = policy_arg(overflow_policy, defaults.policy)?;
-        let waker = on_frames.map(Bound::unbind);
-        let previous = self.registry_op(py, move |reg| {
-            reg.open_connection(connection_id, waker, capacity, policy, envelope)
+        let waker = on_frames.map(|f| ConnWaker::Python(f.unbind()));
+        let result = self.registry_op(py, move |reg| {
+            // An adopted socket keeps serving the connection: only its settings change (once
+            // it has ended, `on_frames` may take over).
+            let keep_native = match reg.waker(connection_id) {
+                Some(Some(ConnWaker::Native(socket))) => match &waker {
+                    None => true,
+                    Some(_) if socket.is_finished() => false,
+                    Some(_) => return Err(waker),
+                },
+                _ => false,
+            };
+            let previous = reg.open_connection(connection_id, waker, capacity, policy, envelope);
+            if keep_native {
+                if let Some(native) = previous {
+                    let _ = reg.set_waker(connection_id, native);
+                }
+                return Ok(None);
+            }
+            Ok(previous)
         });
-        drop(previous);
-        Ok(())
+        match result {
+            Ok(previous) => {
+                drop(previous);
+                Ok(())
+            }
+            Err(refused) => {
+                drop(refused);
+                Err(PyValueError::new_err(format!(
+                    "Connection \"{connection_id}\" is served by an adopted socket: on_frames cannot be set"
+                )))
+            }
+        }
     }
 
     #[pyo3(signature = (
@@ -1023,6 +1119,131 @@ impl PySubscriptionExecutor {
             .ok_or_else(|| unknown_connection(connection_id))
     }
 
+    /// Serves an upgraded WebSocket of an open connection in the core: takes ownership of
+    /// `fd` (a connected TCP socket; closed when the socket ends, or on failure), writes
+    /// `handshake` (the HTTP 101 response) first, then sends the connection's frames as they
+    /// are queued and reports what the client sends through `socket_events_fd`.
+    #[pyo3(signature = (connection_id, fd, handshake=&[] as &[u8], *, max_message_size=1_048_576))]
+    #[pyo3(
+        text_signature = "($self, connection_id, fd, handshake=b'', *, max_message_size=1048576)"
+    )]
+    fn adopt_socket(
+        &self,
+        py: Python<'_>,
+        connection_id: &str,
+        fd: i32,
+        handshake: &[u8],
+        max_message_size: usize,
+    ) -> PyResult<()> {
+        if fd < 0 {
+            return Err(PyValueError::new_err("fd must be a file descriptor (>= 0)"));
+        }
+        // SAFETY: the caller hands the descriptor over (documented); from here it is ours and
+        // closed on every path that does not keep it.
+        let stream = unsafe { std::net::TcpStream::from_raw_fd(fd) };
+        if max_message_size == 0 {
+            return Err(PyValueError::new_err("max_message_size must be at least 1"));
+        }
+        let state = match self.shared.registry.lock().waker(connection_id) {
+            None => Err(unknown_connection(connection_id)),
+            Some(Some(ConnWaker::Native(s))) if !s.is_finished() => {
+                Err(already_adopted(connection_id))
+            }
+            Some(_) => Ok(()),
+        };
+        state?;
+        let stream = py
+            .detach(|| {
+                stream.peer_addr()?;
+                native::tokio_stream(stream)
+            })
+            .map_err(|e| PyOSError::new_err(format!("cannot adopt the socket: {e}")))?;
+        self.shared
+            .native
+            .events()
+            .map_err(|e| PyOSError::new_err(format!("cannot create the socket events: {e}")))?;
+        let socket = self.shared.native.socket(connection_id);
+        let installed = socket.clone();
+        let result = self.registry_op(py, move |reg| match reg.waker(connection_id) {
+            None => Err(None),
+            Some(Some(ConnWaker::Native(s))) if !s.is_finished() => Err(Some(())),
+            Some(_) => Ok(reg.set_waker(connection_id, ConnWaker::Native(installed))),
+        });
+        match result {
+            Err(None) => return Err(unknown_connection(connection_id)),
+            Err(Some(())) => return Err(already_adopted(connection_id)),
+            Ok(previous) => drop(previous),
+        }
+        let handshake = handshake.to_vec();
+        if let Err(e) = socket.start(stream, handshake, max_message_size) {
+            socket.abort();
+            return Err(PyOSError::new_err(format!("cannot serve the socket: {e}")));
+        }
+        Ok(())
+    }
+
+    /// Sends a text message on an adopted socket, after every frame queued for the connection
+    /// before the call. Dropped once the socket is closing. KeyError if not adopted.
+    fn socket_send(&self, py: Python<'_>, connection_id: &str, text: String) -> PyResult<()> {
+        let socket = self.native_socket(connection_id)?;
+        py.detach(|| socket.send(text));
+        // Draining may have released what only Python may drop.
+        self.shared.wake(py);
+        Ok(())
+    }
+
+    /// Closes an adopted socket with `code` and `reason`, after everything queued before the
+    /// call. Idempotent. KeyError if not adopted; ValueError for a code a server cannot send.
+    #[pyo3(signature = (connection_id, code=1000, reason=""))]
+    fn socket_close(
+        &self,
+        py: Python<'_>,
+        connection_id: &str,
+        code: u16,
+        reason: &str,
+    ) -> PyResult<()> {
+        if !matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999) {
+            return Err(PyValueError::new_err(format!(
+                "{code} is not a close code a server can send"
+            )));
+        }
+        let socket = self.native_socket(connection_id)?;
+        py.detach(|| socket.close(code, reason));
+        self.shared.wake(py);
+        Ok(())
+    }
+
+    /// The file descriptor that becomes readable when adopted sockets have events for
+    /// `take_socket_events()` (created on first use).
+    #[getter]
+    fn socket_events_fd(&self) -> PyResult<i32> {
+        self.shared
+            .native
+            .events()
+            .map(|e| e.fd())
+            .map_err(|e| PyOSError::new_err(format!("cannot create the socket events: {e}")))
+    }
+
+    /// What adopted sockets received, in arrival order: `(connection_id, kind, value)` with
+    /// kind "text" (value: the text), "binary" (None) or "closed" (the close code).
+    fn take_socket_events<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let events = py.detach(|| self.shared.native.take_events());
+        let list = PyList::empty(py);
+        for event in events {
+            let (kind, value) = match event.kind {
+                SocketEventKind::Text(text) => {
+                    (intern!(py, "text"), PyString::new(py, &text).into_any())
+                }
+                SocketEventKind::Binary => (intern!(py, "binary"), py.None().into_bound(py)),
+                SocketEventKind::Closed(code) => {
+                    (intern!(py, "closed"), code.into_pyobject(py)?.into_any())
+                }
+            };
+            list.append((PyString::new(py, &event.connection), kind, value))?;
+        }
+        Ok(list)
+    }
+
     /// Counters and gauges of the engine.
     fn get_metrics<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let (counters, gauges) = {
@@ -1046,6 +1267,7 @@ impl PySubscriptionExecutor {
             dict.set_item(name, value)?;
         }
         dict.set_item("pending_resolutions", self.shared.tasks.lock().len())?;
+        dict.set_item("native_sockets", self.shared.native.open_sockets())?;
         dict.set_item("bus_type", self.config.bus_type())?;
         if let Some(bus) = &self.shared.bus {
             let pending = self
@@ -1105,6 +1327,10 @@ fn frames_to_list<'py>(py: Python<'py>, frames: &[FrameBody]) -> PyResult<Bound<
 
 fn unknown_subscription(id: &str) -> PyErr {
     PyKeyError::new_err(format!("Unknown subscription \"{id}\""))
+}
+
+fn already_adopted(id: &str) -> PyErr {
+    PyValueError::new_err(format!("Connection \"{id}\" already has an adopted socket"))
 }
 
 fn unknown_connection(id: &str) -> PyErr {

@@ -376,6 +376,25 @@ impl<R: Clone, W> Registry<R, W> {
         Some(count)
     }
 
+    /// The connection's waker: `None` when the connection is unknown.
+    pub fn waker(&self, id: &str) -> Option<Option<&W>> {
+        let idx = *self.conn_ids.get(id)?;
+        self.conns.at(idx).map(|c| c.waker.as_ref())
+    }
+
+    /// Replaces the connection's waker, keeping its queue settings; returns the previous one
+    /// (`None` when the connection is unknown, and `waker` is handed back).
+    pub fn set_waker(&mut self, id: &str, waker: W) -> Result<Option<W>, W> {
+        let Some(conn) = self
+            .conn_ids
+            .get(id)
+            .and_then(|&idx| self.conns.at_mut(idx))
+        else {
+            return Err(waker);
+        };
+        Ok(conn.waker.replace(waker))
+    }
+
     pub fn connection_exists(&self, id: &str) -> bool {
         self.conn_ids.contains_key(id)
     }

@@ -9,6 +9,7 @@ pub mod executor;
 pub mod filter;
 pub mod message;
 pub mod metrics;
+pub mod native;
 pub mod plan;
 pub mod projection;
 pub mod py_value;

@@ -91,15 +91,16 @@ pub fn runtime() -> Result<&'static tokio::runtime::Runtime, String> {
         .map_err(Clone::clone)
 }
 
-/// Events received from a bus, waiting for the event loop.
-pub struct Inbound {
-    queue: Mutex<Vec<BusMessage>>,
+/// Messages waiting for the event loop: events received from a bus (`Inbound<BusMessage>`),
+/// what adopted WebSockets received (`native::SocketEvent`).
+pub struct Inbound<T = BusMessage> {
+    queue: Mutex<Vec<T>>,
     signaled: AtomicBool,
     reader: UnixStream,
     writer: UnixStream,
 }
 
-impl Inbound {
+impl<T> Inbound<T> {
     pub fn new() -> std::io::Result<Self> {
         let (reader, writer) = UnixStream::pair()?;
         reader.set_nonblocking(true)?;
@@ -117,8 +118,8 @@ impl Inbound {
         self.reader.as_raw_fd()
     }
 
-    /// Adds received events (in order) and wakes the loop if it is not already woken.
-    pub fn push(&self, messages: impl IntoIterator<Item = BusMessage>) {
+    /// Adds received messages (in order) and wakes the loop if it is not already woken.
+    pub fn push(&self, messages: impl IntoIterator<Item = T>) {
         self.queue.lock().extend(messages);
         if !self.signaled.swap(true, Ordering::AcqRel) {
             // A full socket buffer means a wake-up is already pending: nothing is lost.
@@ -127,7 +128,7 @@ impl Inbound {
     }
 
     /// Takes everything received so far and re-arms the wake-up.
-    pub fn take(&self) -> Vec<BusMessage> {
+    pub fn take(&self) -> Vec<T> {
         let mut buf = [0u8; 256];
         loop {
             match (&self.reader).read(&mut buf) {
@@ -159,7 +160,7 @@ mod tests {
 
     #[test]
     fn one_wakeup_per_batch_and_nothing_lost() {
-        let inbound = Inbound::new().map_err(|e| e.to_string());
+        let inbound: Result<Inbound, _> = Inbound::new().map_err(|e| e.to_string());
         let Ok(inbound) = inbound else {
             panic!("socketpair failed");
         };
@@ -176,5 +177,23 @@ mod tests {
         assert!(inbound.take().is_empty());
         inbound.push([message(4)]);
         assert_eq!(inbound.take(), vec![message(4)]);
+    }
+
+    #[test]
+    fn generic_over_the_message_type() {
+        let Ok(inbound) = Inbound::<(u32, &'static str)>::new() else {
+            panic!("socketpair failed");
+        };
+        assert_eq!(inbound.pending(), 0);
+        inbound.push([(1, "a")]);
+        inbound.push([(2, "b")]);
+        assert_eq!(inbound.pending(), 2);
+        let mut buf = [0u8; 8];
+        assert_eq!((&inbound.reader).read(&mut buf).ok(), Some(1));
+        assert_eq!(inbound.take(), vec![(1, "a"), (2, "b")]);
+        // Re-armed: the next push signals again.
+        inbound.push([(3, "c")]);
+        assert_eq!((&inbound.reader).read(&mut buf).ok(), Some(1));
+        assert_eq!(inbound.take(), vec![(3, "c")]);
     }
 }
