@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scenarios import FLOOR, OURS, OURS_LEGACY, OURS_SSE, STRAWBERRY
+from scenarios import FLOOR, NATIVE, OURS, OURS_LEGACY, OURS_SSE, STRAWBERRY
 
 METRICS = (
     "messages_per_second",
@@ -98,6 +98,7 @@ def targets(results: dict[str, Any]) -> list[Target]:
                 unit="x",
             )
         )
+    found.extend(native_targets(results))
     if "protocols_100x1000" in results:
         name = "protocols_100x1000"
         modern = median_of(results, name, OURS.label, "server_cpu_us_per_message")
@@ -134,6 +135,30 @@ def targets(results: dict[str, Any]) -> list[Target]:
     if "rss_1m_messages" in results:
         growth = median_of(results, "rss_1m_messages", OURS.label, "rss_growth")
         found.append(Target("RSS growth across 1,000,000 messages", growth, 0.10, unit="%"))
+    return found
+
+
+def native_targets(results: dict[str, Any]) -> list[Target]:
+    """The native path's targets: a third of the floor's CPU per message in fan-out, 1 µs on
+    one connection (frames share a write), a steady-load p99 no worse than the floor's."""
+    found: list[Target] = []
+    for name in ("fanout_100x1000", "fanout_1000x200"):
+        cpu = median_of(results, name, NATIVE.label, "server_cpu_us_per_message")
+        floor = median_of(results, name, FLOOR.label, "server_cpu_us_per_message")
+        if cpu is not None:
+            ratio = cpu / floor if floor else None
+            found.append(Target(f"{name}: native CPU/message vs floor", ratio, 1 / 3, unit="x"))
+    cpu = median_of(
+        results, "one_connection_100_subscriptions", NATIVE.label, "server_cpu_us_per_message"
+    )
+    if cpu is not None:
+        found.append(
+            Target("one connection x 100 subscriptions: native CPU/message", cpu, 1.0, unit="µs")
+        )
+    p99 = median_of(results, "steady_latency", NATIVE.label, "latency_p99_ms")
+    floor_p99 = median_of(results, "steady_latency", FLOOR.label, "latency_p99_ms")
+    if p99 is not None and floor_p99:
+        found.append(Target("steady_latency: native p99 vs floor", p99 / floor_p99, 1.0, unit="x"))
     return found
 
 

@@ -17,9 +17,15 @@ class Server:
 
 
 OURS = Server("fraiseql-fastapi", "fraiseql_server.py")
+#: The same server with its WebSockets served by the Rust core (`fraiseql_fastapi.native`).
+NATIVE = Server(
+    "fraiseql-fastapi (native)",
+    "fraiseql_server.py",
+    ("--ws", "fraiseql_fastapi.native.uvicorn:NativeWebSocketProtocol"),
+)
 STRAWBERRY = Server("strawberry", "strawberry_ticker.py")
 FLOOR = Server("floor", "floor_server.py")
-ALL = (OURS, STRAWBERRY, FLOOR)
+ALL = (OURS, NATIVE, STRAWBERRY, FLOOR)
 #: The same servers over the other protocols (`protocols_100x1000`).
 OURS_LEGACY = replace(OURS, label="fraiseql-fastapi (graphql-ws)", protocol="graphql-ws")
 OURS_SSE = replace(OURS, label="fraiseql-fastapi (sse)", protocol="sse")
@@ -49,7 +55,9 @@ class Scenario:
 def memory(size: int, servers: tuple[Server, ...], runs: int = 2) -> Scenario:
     """Idle subscriptions: `size` over 100 connections, no events."""
     limit = ("--max-subscriptions", str(max(100, size // 100)))
-    with_limit = tuple(replace(s, args=s.args + limit) if s is OURS else s for s in servers)
+    with_limit = tuple(
+        replace(s, args=s.args + limit) if s.script == OURS.script else s for s in servers
+    )
     return Scenario(
         f"memory_{size // 1000}k",
         f"{size:,} idle subscriptions over 100 connections",
@@ -119,7 +127,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     ),
     memory(1_000, ALL),
     memory(10_000, ALL),
-    memory(100_000, (OURS, FLOOR), runs=1),
+    memory(100_000, (OURS, NATIVE, FLOOR), runs=1),
     Scenario(
         "rss_1m_messages",
         "Resident memory across 1,000,000 delivered messages (100 connections x 10,000 events)",

@@ -76,9 +76,21 @@ def protocol_app(
 
 
 @contextlib.asynccontextmanager
-async def running_server(app: Any) -> AsyncIterator[str]:
-    """Serves `app` with uvicorn on a free port of 127.0.0.1; yields "127.0.0.1:PORT"."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+async def running_server(app: Any, native: bool | None = None) -> AsyncIterator[str]:
+    """Serves `app` with uvicorn on a free port of 127.0.0.1; yields "127.0.0.1:PORT".
+
+    `native`: WebSockets served by the Rust core (`fraiseql_fastapi.native`); by default when
+    `FRAISEQL_TEST_NATIVE=1`, so that `scripts/test` runs the protocol suites on both paths."""
+    if native is None:
+        native = os.environ.get("FRAISEQL_TEST_NATIVE") == "1"
+    ws: Any = "auto"
+    if native:
+        from fraiseql_fastapi.native.uvicorn import NativeWebSocketProtocol
+
+        ws = NativeWebSocketProtocol
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=0, log_level="warning", lifespan="on", ws=ws
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:
@@ -91,6 +103,30 @@ async def running_server(app: Any) -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 10)
+
+
+#: Enough to fill a loopback socket's buffers at both ends (`flood`).
+FLOOD_BYTES = 16 << 20
+
+
+def flood(manager: Any, channel: str, data: Callable[[int, str], dict[str, Any]]) -> int:
+    """Publishes events of 64 KiB on `channel` (`data(n, text)`), FLOOD_BYTES in all, without
+    yielding to the loop: a client in this process reads none of them meanwhile, so a small
+    queue overflows whoever writes the socket (a Python sender, or the core, which writes
+    until the socket's buffers are full). Returns how many."""
+    text = "x" * (64 << 10)
+    count = FLOOD_BYTES // len(text)
+    for n in range(count):
+        manager.executor.publish_event("e", channel, data(n, text))
+    return count
+
+
+async def until_ended(client: Any, result_type: str = "next") -> list[dict[str, Any]]:
+    """The messages `client` receives up to the first that is not a result (its `error`)."""
+    messages = [await client.receive()]
+    while messages[-1]["type"] == result_type:
+        messages.append(await client.receive())
+    return messages
 
 
 class Client:
@@ -225,6 +261,7 @@ def ticker_process(bus: str, env: Mapping[str, str] | None = None) -> Iterator[s
             str(port),
             "--log-level",
             "warning",
+            *(["--native"] if os.environ.get("FRAISEQL_TEST_NATIVE") == "1" else []),
         ],
         env={**os.environ, **(env or {}), "FRAISEQL_EVENT_BUS": bus},
     )

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from helpers import GatedSocket, protocol_app, running_server, until, ws_client
+from helpers import GatedSocket, flood, protocol_app, running_server, until, until_ended, ws_client
 
 from fraiseql_fastapi import ConnectionContext, SubscriptionManager, subscription
 from fraiseql_fastapi.decorator import SubscriptionRegistry
@@ -316,15 +316,18 @@ async def test_subscription_limit_counts_live_operations_only() -> None:
         await c.subscribe("a", ROOM, {"room": "a"})
         await c.subscribe("b", ROOM, {"room": "b"})
         await until(lambda: manager.get_metrics()["subscribers"] == 2)
-        # Operations the server ended (here by falling behind: three events, with no chance to
-        # send in between, for a queue of two) free their place, again and again, without the
-        # connection keeping track of more than a few of them.
+        # Operations the server ended (here by falling behind, a queue of two overflowed) free
+        # their place, again and again, without the connection keeping track of more than a
+        # few of them.
         for n in range(10):
             victim = f"r{n - 1}" if n else "a"
-            for i in range(3):
-                data = {"id": str(i), "room_id": victim, "text": ""}
-                manager.executor.publish_event("e", f"room:{victim}", data)
-            assert [(await c.receive())["type"] for _ in range(3)] == ["next", "next", "error"]
+            flood(
+                manager,
+                f"room:{victim}",
+                lambda i, text, victim=victim: {"id": str(i), "room_id": victim, "text": text},
+            )
+            ended = await until_ended(c)
+            assert (ended[-1]["id"], ended[-1]["type"]) == (victim, "error")
             await c.subscribe(f"r{n}", ROOM, {"room": f"r{n}"})
             await until(lambda: manager.get_metrics()["subscribers"] == 2)
         (connection,) = manager.connections
@@ -443,11 +446,10 @@ async def test_shutdown_completes_only_the_operations_still_live() -> None:
         await c.subscribe("lagging", ROOM, {"room": "a"})
         await c.subscribe("live", ROOM, {"room": "b"})
         await until(lambda: manager.get_metrics()["subscribers"] == 2)
-        for i in range(3):  # three events with no chance to send in between, for a queue of two
-            manager.executor.publish_event(
-                "e", "room:a", {"id": str(i), "room_id": "a", "text": ""}
-            )
-        assert [(await c.receive())["type"] for _ in range(3)] == ["next", "next", "error"]
+        flood(manager, "room:a", lambda n, text: {"id": str(n), "room_id": "a", "text": text})
+        ended = await until_ended(c)
+        assert ended[-1]["id"] == "lagging" and ended[-1]["type"] == "error"
+        assert len(ended) >= 3  # the queue of two overflowed
         await manager.stop()
         assert await c.receive() == {"id": "live", "type": "complete"}
         assert await c.closed_with() == (1001, "Server shutting down")

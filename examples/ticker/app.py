@@ -193,8 +193,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--log-level", default="info")
+    parser.add_argument(
+        "--native", action="store_true", help="the Rust core owns the WebSockets once upgraded"
+    )
     args = parser.parse_args(argv)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    ws: Any = "auto"
+    if args.native:
+        from fraiseql_fastapi.native.uvicorn import NativeWebSocketProtocol
+
+        ws = NativeWebSocketProtocol
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, ws=ws)
 
 
 if __name__ == "__main__":

@@ -57,6 +57,7 @@ GAUGES: dict[str, str] = {
     "bus_lag_ms": "Milliseconds between publish and receipt of the last event from the bus",
     "bus_publish_queue": "Events waiting to be sent to the bus",
     "bus_channels": "Bus channels this process listens to",
+    "native_sockets": "WebSockets served by the core (fraiseql_fastapi.native)",
 }
 
 #: `get_metrics()` counters: key -> HELP text (exported as `fraiseql_<key>_total`).

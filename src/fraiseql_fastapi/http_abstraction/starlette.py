@@ -15,8 +15,9 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from ..graphiql import graphiql_page, serve_graphiql
 from ..protocols.common import OnConnect, ProtocolOptions
-from .adapter import WebSocketDisconnected
+from .adapter import WebSocketAdapter, WebSocketDisconnected
 from .http import ContextGetter, execute_post, get_request_context
+from .native import NativeWebSocketAdapter, offers_native
 from .sse import SSEEndpoint
 from .websocket import WebSocketTransport
 
@@ -90,7 +91,12 @@ async def serve_websocket(
 ) -> None:
     """Serves GraphQL on a Starlette/FastAPI WebSocket (graphql-transport-ws or graphql-ws);
     `request_context` is what the route's `context_getter` returned for the handshake."""
-    adapter = StarletteWebSocketAdapter(websocket)
+    options = options or ProtocolOptions()
+    adapter: WebSocketAdapter = (
+        NativeWebSocketAdapter(websocket, manager, options.max_message_size)
+        if offers_native(websocket)
+        else StarletteWebSocketAdapter(websocket)
+    )
     transport = WebSocketTransport(
         manager, adapter, on_connect=on_connect, options=options, request_context=request_context
     )

@@ -17,6 +17,7 @@ from ..protocols import WebSocketProtocol, websocket_protocol
 from ..protocols.common import OnConnect, ProtocolOptions, Timer
 from ..protocols.websocket import CloseCode
 from .adapter import WebSocketAdapter, WebSocketDisconnected
+from .native import NativeWebSocketAdapter
 
 if TYPE_CHECKING:
     from ..manager import SubscriptionManager
@@ -113,14 +114,19 @@ class WebSocketTransport:
                 logger.debug("the client left before a message could be sent", exc_info=True)
 
     async def close(self, code: int, reason: str) -> None:
-        """Closes the socket once (the reason is cut to the 123 bytes a close frame allows)."""
-        if not self._mark_closed(code):
+        """Closes the socket once (the reason is cut to the 123 bytes a close frame allows).
+        Nothing more is sent from the start; the connection is released once the close went
+        out (a socket the core owns is written by the core until then)."""
+        if self._closed:
             return
+        self._closed = True
         encoded = reason.encode()[:123].decode(errors="ignore")
         try:
             await self.websocket.close(int(code), encoded)
         except Exception:  # the client may be gone already
             logger.debug("closing a WebSocket failed", exc_info=True)
+        finally:
+            self._release(code)
 
     def call_later(self, delay: float, callback: Callable[[], Awaitable[None]]) -> Timer:
         def fire() -> None:
@@ -148,9 +154,11 @@ class WebSocketTransport:
                 CloseCode.SUBPROTOCOL_NOT_ACCEPTABLE, "Subprotocol not acceptable"
             )
             return
+        native = isinstance(self.websocket, NativeWebSocketAdapter)
         await self.websocket.accept(protocol_class.subprotocol)
+        # A socket the core owns gets its frames from the core: no sender here.
         connection = self.connection = self.manager.connect(
-            envelope=protocol_class.envelope, on_frames=self.frames_ready.set
+            envelope=protocol_class.envelope, on_frames=None if native else self.frames_ready.set
         )
         protocol = self.protocol = protocol_class(
             connection,
@@ -161,7 +169,10 @@ class WebSocketTransport:
         )
         connection.on_shutdown = protocol.shutdown
         try:
-            self._spawn(self._send_frames(connection))
+            if isinstance(self.websocket, NativeWebSocketAdapter):
+                self.websocket.adopt(connection.id)
+            else:
+                self._spawn(self._send_frames(connection))
             await protocol.opened()
             while not self._closed:
                 try:
@@ -184,9 +195,13 @@ class WebSocketTransport:
         if self._closed:
             return False
         self._closed = True
+        self._release(code)
+        return True
+
+    def _release(self, code: int) -> None:
+        """Forgets the connection in the manager and the core, counting `code`."""
         if self.connection is not None:
             self.connection.close(code)
-        return True
 
     async def _cleanup(self, protocol: WebSocketProtocol, connection: Connection) -> None:
         self._mark_closed(CloseCode.ABNORMAL_CLOSURE)  # when neither side closed (cancelled)
@@ -199,6 +214,8 @@ class WebSocketTransport:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         connection.close(CloseCode.ABNORMAL_CLOSURE)
+        if isinstance(self.websocket, NativeWebSocketAdapter):
+            self.websocket.release()
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coroutine)

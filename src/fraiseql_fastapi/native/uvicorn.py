@@ -1,0 +1,100 @@
+"""`NativeWebSocketProtocol`: uvicorn's sans-I/O WebSocket protocol, able to hand a socket over.
+
+It offers the `fraiseql.native` scope extension on plain-TCP WebSockets. A `websocket.accept`
+message carrying `fraiseql.native.adopt` (a callable) is answered as usual (the 101 response,
+with the chosen subprotocol), after which the socket leaves uvicorn: reading stopped before the
+response went out, the response flushed, a duplicate of its file descriptor handed to the
+callable, and the asyncio transport dropped without closing the connection. uvicorn no longer
+counts it; the application (the core) closes it, and the manager's shutdown does on exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable
+from typing import Any
+
+from uvicorn._types import ASGISendEvent
+from uvicorn.config import Config
+from uvicorn.protocols.utils import ClientDisconnected
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from uvicorn.server import ServerState
+from websockets.http11 import Request
+from websockets.server import ServerProtocol
+
+from . import ADOPT_KEY, NATIVE_EXTENSION
+
+__all__ = ["NativeWebSocketProtocol"]
+
+#: How long the 101 response may take to leave the transport's buffer, in seconds.
+FLUSH_TIMEOUT = 5.0
+
+
+class NativeWebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's WebSocket protocol (`--ws fraiseql_fastapi.native.uvicorn:NativeWebSocketProtocol`)
+    whose sockets a GraphQL route may hand over to the Rust core."""
+
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        # No per-message compression: the core writes frames as they are.
+        self.conn = ServerProtocol(
+            max_size=self.config.ws_max_size, logger=logging.getLogger("uvicorn.error")
+        )
+        self.adopted = False
+
+    def handle_connect(self, event: Request) -> None:
+        super().handle_connect(event)
+        # Over TLS terminated here the socket carries TLS records: the Python path serves.
+        if self.response.status_code == 101 and self.scheme == "ws":
+            self.scope["extensions"][NATIVE_EXTENSION] = {}
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.adopted:  # our transport dropped; the connection lives on in the core
+            self.stop_keepalive()
+            return
+        super().connection_lost(exc)
+
+    async def send(self, message: ASGISendEvent) -> None:
+        fields: dict[str, Any] = dict(message)
+        adopt: Callable[[int], None] | None = (
+            fields.pop(ADOPT_KEY, None) if message["type"] == "websocket.accept" else None
+        )
+        if adopt is None:
+            await super().send(message)
+            return
+        # Nothing more is read here: whatever the client sends after the 101 stays in the
+        # socket for the core to read.
+        self.transport.pause_reading()
+        self.read_paused = True
+        await super().send(fields)  # type: ignore[arg-type]
+        self.stop_keepalive()  # the application keeps the connection alive from now on
+        await self._flushed()
+        sock = self.transport.get_extra_info("socket")
+        if sock is None or self.transport.is_closing():
+            raise ClientDisconnected()
+        fd = os.dup(sock.fileno())
+        self.adopted = True
+        self.connections.discard(self)
+        self.transport.abort()  # closes its own descriptor only: the connection stays open
+        try:
+            adopt(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+
+    async def _flushed(self) -> None:
+        """Waits until the transport has written everything it buffered (the 101)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + FLUSH_TIMEOUT
+        while self.transport.get_write_buffer_size() and not self.transport.is_closing():
+            if loop.time() > deadline:
+                raise ClientDisconnected()
+            await asyncio.sleep(0.001)

@@ -1,0 +1,137 @@
+"""The native WebSocket path end to end: uvicorn with `NativeWebSocketProtocol`, the same
+FastAPI app and route, the socket handed to the Rust core after the upgrade. The protocol
+suites run on this path too (`FRAISEQL_TEST_NATIVE=1` in `scripts/test`); this file checks
+what is particular to it: the handover, frames written by the core, other WebSocket routes
+left to uvicorn, refusals and shutdown, and that nothing is left behind."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from fastapi import FastAPI, WebSocket
+from helpers import protocol_app, running_server, until, ws_client
+from websockets.asyncio.client import connect
+
+from fraiseql_fastapi import SubscriptionManager, subscription
+from fraiseql_fastapi.decorator import SubscriptionRegistry
+
+pytestmark = pytest.mark.anyio
+
+registry = SubscriptionRegistry()
+
+
+@subscription(registry=registry, channel="counter")
+def counter(event: Any) -> int:
+    """A number per event."""
+    return int(event.data["n"])
+
+
+COUNTER = "subscription { counter }"
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@contextlib.asynccontextmanager
+async def native_server(**options: Any) -> AsyncIterator[tuple[str, SubscriptionManager, FastAPI]]:
+    app, manager = protocol_app(
+        registry.fields, None, **{"ping_interval": None, "connection_init_timeout": 1, **options}
+    )
+
+    @app.websocket("/echo")
+    async def echo(websocket: WebSocket) -> None:
+        await websocket.accept()
+        text = await websocket.receive_text()
+        await websocket.send_text(f"echo {text}")
+        await websocket.close()
+
+    async with running_server(app, native=True) as address:
+        yield address, manager, app
+
+
+async def test_subscriptions_are_served_by_the_core() -> None:
+    async with native_server() as (address, manager, _), ws_client(address) as client:
+        assert (await client.init())["type"] == "connection_ack"
+        assert manager.get_metrics()["native_sockets"] == 1
+        await client.subscribe("1", COUNTER)
+        await until(lambda: manager.get_metrics()["subscribers"] == 1)
+        for n in range(100):
+            await manager.publish("counter", {"n": n})
+        received = [await client.receive() for _ in range(100)]
+        assert [m["payload"]["data"]["counter"] for m in received] == list(range(100))
+        assert {m["type"] for m in received} == {"next"}
+        # A control message goes out after the frames queued before it.
+        await manager.publish("counter", {"n": 100})
+        await client.send({"id": "1", "type": "complete"})
+        await client.send({"type": "ping"})
+        assert (await client.receive())["payload"]["data"]["counter"] == 100
+        assert await client.receive() == {"type": "pong"}
+
+
+async def test_other_websocket_routes_stay_with_uvicorn() -> None:
+    async with (
+        native_server() as (address, manager, _),
+        connect(f"ws://{address}/echo") as ws,
+    ):
+        await ws.send("hi")
+        assert await ws.recv() == "echo hi"
+        assert manager.get_metrics()["native_sockets"] == 0
+
+
+async def test_refusals_keep_their_close_codes() -> None:
+    async with native_server() as (address, manager, _):
+        async with ws_client(address, subprotocols=["nope"]) as client:
+            assert (await client.closed_with())[0] == 4406
+        async with ws_client(address) as client:  # no connection_init in time
+            assert (await client.closed_with())[0] == 4408
+        async with ws_client(address) as client:
+            await client.init()
+            await client.send({"type": "connection_init"})
+            assert (await client.closed_with())[0] == 4429
+        await until(lambda: manager.get_metrics()["native_sockets"] == 0)
+        assert manager.connections_closed[4408] == 1
+
+
+async def test_client_disconnects_release_everything() -> None:
+    async def connect_and_leave() -> None:
+        async with ws_client(address) as client:
+            await client.init()
+            await client.subscribe("1", COUNTER)
+            await until(lambda: manager.get_metrics()["subscribers"] == 1)
+        await until(lambda: manager.get_metrics()["native_sockets"] == 0)
+
+    async with native_server() as (address, manager, _):
+        await connect_and_leave()  # the core's runtime and event descriptor exist from now on
+        before = open_fds()
+        for _ in range(20):
+            await connect_and_leave()
+        await until(lambda: manager.get_metrics()["subscribers"] == 0)
+        assert not manager.connections
+        await until(lambda: open_fds() <= before)
+
+
+async def test_shutdown_completes_then_closes_1001() -> None:
+    app, manager = protocol_app(registry.fields, None, ping_interval=None)
+    async with (
+        running_server(app, native=True) as address,
+        connect(
+            f"ws://{address}/graphql",
+            subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
+        ) as ws,
+    ):
+        await ws.send(json.dumps({"type": "connection_init"}))
+        assert json.loads(await ws.recv())["type"] == "connection_ack"
+        await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": COUNTER}}))
+        await until(lambda: manager.get_metrics()["subscribers"] == 1)
+        await manager.stop()
+        assert json.loads(await ws.recv()) == {"id": "1", "type": "complete"}
+        with pytest.raises(Exception) as closed:
+            await asyncio.wait_for(ws.recv(), 5)
+        assert closed.value.rcvd.code == 1001
