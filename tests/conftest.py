@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from example_modules import ROOT
 from helpers import running_server, ws_client
 from tls_servers import (
     Certificates,
@@ -44,3 +48,21 @@ def postgres_tls(certificates: Certificates) -> Iterator[TlsPostgres]:
     """A PostgreSQL cluster of the tests' own with ssl=on."""
     with tls_postgres(certificates) as server:
         yield server
+
+
+RUST_CLIENT_CRATE = ROOT / "benchmarks" / "load-client"
+
+
+@pytest.fixture(scope="session")
+def rust_client() -> Path:
+    """The benchmarks' Rust load client, built in release mode (quick when nothing changed)."""
+    cargo = shutil.which("cargo") or str(Path.home() / ".cargo" / "bin" / "cargo")
+    manifest = RUST_CLIENT_CRATE / "Cargo.toml"
+    subprocess.run(
+        [cargo, "build", "--release", "--locked", "--quiet", "--manifest-path", str(manifest)],
+        check=True,
+        timeout=900,
+    )
+    binary = RUST_CLIENT_CRATE / "target" / "release" / "fraiseql-load-client"
+    assert binary.is_file()
+    return binary

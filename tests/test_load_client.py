@@ -8,8 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,8 +20,6 @@ from fraiseql_fastapi import EventBusConfig
 from fraiseql_fastapi.http_abstraction import ProtocolOptions
 
 LOAD_CLIENT = ROOT / "benchmarks" / "load_client.py"
-RUST_CLIENT_CRATE = ROOT / "benchmarks" / "load-client"
-RUST_CLIENT = RUST_CLIENT_CRATE / "target" / "release" / "fraiseql-load-client"
 
 REPORT_KEYS = {
     "ok",
@@ -62,20 +58,6 @@ ALL_REPORT_KEYS = REPORT_KEYS | {
     "rss_samples",
 }
 CLIENTS = ["python", "rust"]
-
-
-@pytest.fixture(scope="module")
-def rust_client() -> Path:
-    """The Rust load client, built in release mode (quick when nothing changed)."""
-    cargo = shutil.which("cargo") or str(Path.home() / ".cargo" / "bin" / "cargo")
-    manifest = RUST_CLIENT_CRATE / "Cargo.toml"
-    subprocess.run(
-        [cargo, "build", "--release", "--locked", "--quiet", "--manifest-path", str(manifest)],
-        check=True,
-        timeout=900,
-    )
-    assert RUST_CLIENT.is_file()
-    return RUST_CLIENT
 
 
 def client_command(client: str, request: pytest.FixtureRequest) -> list[str]:
