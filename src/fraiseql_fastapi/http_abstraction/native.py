@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Final
 from starlette.websockets import WebSocket
 
 from ..native import ADOPT_KEY, NATIVE_EXTENSION
-from .adapter import WebSocketDisconnected
+from .adapter import WebSocketAdapter, WebSocketDisconnected
 
 if TYPE_CHECKING:
     from fraiseql_core_rs import PySubscriptionExecutor
@@ -42,12 +42,12 @@ def offers_native(websocket: WebSocket) -> bool:
 
 class NativeWebSocketAdapter:
     """A WebSocket that the core serves once accepted (`adopt`); before that, and for a
-    refusal without a subprotocol, the framework's WebSocket."""
+    refusal without a subprotocol, `framework`: the adapter of the framework's WebSocket."""
 
     def __init__(
-        self, websocket: WebSocket, manager: SubscriptionManager, max_message_size: int
+        self, framework: WebSocketAdapter, manager: SubscriptionManager, max_message_size: int
     ) -> None:
-        self._ws = websocket
+        self._framework = framework
         self._executor = manager.executor
         self._hub = _hub_for(manager)
         self._max_message_size = max_message_size
@@ -56,7 +56,6 @@ class NativeWebSocketAdapter:
         self._connection_id: str | None = None
         self._inbox: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         self._closed: asyncio.Event = asyncio.Event()
-        self._close_code: int | None = None
         self._closing = False
         self._python = False  # accepted without a handover (to refuse with 4406)
 
@@ -64,24 +63,25 @@ class NativeWebSocketAdapter:
 
     @property
     def subprotocols(self) -> Sequence[str]:
-        return list(self._ws.scope.get("subprotocols") or [])
+        return self._framework.subprotocols
 
     @property
-    def request(self) -> WebSocket:
-        return self._ws
+    def request(self) -> Any:
+        return self._framework.request
 
     @property
     def is_connected(self) -> bool:
         if self._python:
-            return True
+            return self._framework.is_connected
         return self._connection_id is not None and not self._closed.is_set()
 
     async def accept(self, subprotocol: str | None) -> None:
         if subprotocol is None:  # no protocol to serve: only to close with 4406
             self._python = True
-            await self._ws.accept()
+            await self._framework.accept(None)
             return
-        await self._ws.send(
+        websocket: WebSocket = self._framework.request
+        await websocket.send(
             {"type": "websocket.accept", "subprotocol": subprotocol, ADOPT_KEY: self._handed_over}
         )
 
@@ -112,14 +112,14 @@ class NativeWebSocketAdapter:
 
     async def send_text(self, text: str) -> None:
         if self._python:
-            await self._ws.send_text(text)
+            await self._framework.send_text(text)
         elif self._connection_id is not None and not self._closed.is_set():
             with contextlib.suppress(KeyError):  # removed meanwhile: the client is gone
                 self._executor.socket_send(self._connection_id, text)
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         if self._python:
-            await self._ws.close(code, reason)
+            await self._framework.close(code, reason)
             return
         connection_id = self._connection_id
         if connection_id is None or self._closing:
@@ -140,7 +140,6 @@ class NativeWebSocketAdapter:
         """What the core received for this connection: ("text", str), ("binary", None) or
         ("closed", code), the last one once."""
         if kind == "closed":
-            self._close_code = int(value)
             self._closed.set()
             if self._connection_id is not None:
                 self._hub.unregister(self._connection_id)

@@ -92,11 +92,9 @@ async def serve_websocket(
     """Serves GraphQL on a Starlette/FastAPI WebSocket (graphql-transport-ws or graphql-ws);
     `request_context` is what the route's `context_getter` returned for the handshake."""
     options = options or ProtocolOptions()
-    adapter: WebSocketAdapter = (
-        NativeWebSocketAdapter(websocket, manager, options.max_message_size)
-        if offers_native(websocket)
-        else StarletteWebSocketAdapter(websocket)
-    )
+    adapter: WebSocketAdapter = StarletteWebSocketAdapter(websocket)
+    if offers_native(websocket):
+        adapter = NativeWebSocketAdapter(adapter, manager, options.max_message_size)
     transport = WebSocketTransport(
         manager, adapter, on_connect=on_connect, options=options, request_context=request_context
     )
