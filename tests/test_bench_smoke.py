@@ -35,6 +35,7 @@ def test_suite_quick_run_writes_json_markdown_and_plots(tmp_path: Path) -> None:
     }
     assert set(scenarios["fanout_100x1000"]["servers"]) == {
         "fraiseql-fastapi",
+        "fraiseql-fastapi (native)",
         "strawberry",
         "floor",
     }
@@ -58,6 +59,8 @@ def test_suite_quick_run_writes_json_markdown_and_plots(tmp_path: Path) -> None:
         "fanout_100x1000: messages/s vs Strawberry",
         "steady_latency: p99",
         "10,000 subscriptions live",
+        "fanout_100x1000: native CPU/message vs floor",
+        "steady_latency: native p99 vs floor",
     }
     markdown = (tmp_path / "suite.md").read_text()
     assert markdown.startswith("# Benchmark results")
