@@ -86,6 +86,8 @@ class WebSocketTransport:
         self.on_connect = on_connect
         self.options = options or ProtocolOptions()
         self.request_context = request_context
+        #: The adapter when the core owns the socket (and writes the frames itself).
+        self._native = websocket if isinstance(websocket, NativeWebSocketAdapter) else None
         self.frames_ready = FramesReady()
         self.connection: Connection | None = None
         self.protocol: WebSocketProtocol | None = None
@@ -154,11 +156,12 @@ class WebSocketTransport:
                 CloseCode.SUBPROTOCOL_NOT_ACCEPTABLE, "Subprotocol not acceptable"
             )
             return
-        native = isinstance(self.websocket, NativeWebSocketAdapter)
+        native = self._native
         await self.websocket.accept(protocol_class.subprotocol)
         # A socket the core owns gets its frames from the core: no sender here.
         connection = self.connection = self.manager.connect(
-            envelope=protocol_class.envelope, on_frames=None if native else self.frames_ready.set
+            envelope=protocol_class.envelope,
+            on_frames=None if native is not None else self.frames_ready.set,
         )
         protocol = self.protocol = protocol_class(
             connection,
@@ -169,8 +172,8 @@ class WebSocketTransport:
         )
         connection.on_shutdown = protocol.shutdown
         try:
-            if isinstance(self.websocket, NativeWebSocketAdapter):
-                self.websocket.adopt(connection.id)
+            if native is not None:
+                native.adopt(connection.id)
             else:
                 self._spawn(self._send_frames(connection))
             await protocol.opened()
@@ -214,8 +217,8 @@ class WebSocketTransport:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         connection.close(CloseCode.ABNORMAL_CLOSURE)
-        if isinstance(self.websocket, NativeWebSocketAdapter):
-            self.websocket.release()
+        if self._native is not None:
+            self._native.release()
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coroutine)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
@@ -131,7 +132,16 @@ async def authenticate(
 
 
 def _takes_context(on_connect: OnConnect) -> bool:
-    """True when the hook has a parameter named `context` (or takes any keyword)."""
+    """True when the hook has a parameter named `context` (or takes any keyword); read once
+    per hook (every connection asks)."""
+    try:
+        return _signature_takes_context(on_connect)
+    except TypeError:  # an unhashable callable: read its signature each time
+        return _signature_takes_context.__wrapped__(on_connect)
+
+
+@functools.lru_cache(maxsize=64)
+def _signature_takes_context(on_connect: OnConnect) -> bool:
     try:
         parameters = inspect.signature(on_connect).parameters.values()
     except (TypeError, ValueError):  # a builtin or C callable without a signature
