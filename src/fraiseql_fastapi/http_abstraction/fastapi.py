@@ -55,7 +55,10 @@ class SubscriptionRouterFactory:
 
         @router.websocket(path)
         async def graphql_ws(websocket: WebSocket, context: Any = context_dependency) -> None:
-            await serve_websocket(manager, websocket, on_connect, options, context)
+            # A dependency's cleanup (after its `yield`) must wait for the connection's end.
+            await serve_websocket(
+                manager, websocket, on_connect, options, context, detach=context_getter is None
+            )
 
         @router.post(path, include_in_schema=False)
         async def graphql_post(request: Request, context: Any = context_dependency) -> Response:

@@ -88,9 +88,15 @@ async def serve_websocket(
     on_connect: OnConnect | None = None,
     options: ProtocolOptions | None = None,
     request_context: Any = None,
+    *,
+    detach: bool = True,
 ) -> None:
     """Serves GraphQL on a Starlette/FastAPI WebSocket (graphql-transport-ws or graphql-ws);
-    `request_context` is what the route's `context_getter` returned for the handshake."""
+    `request_context` is what the route's `context_getter` returned for the handshake.
+
+    When the server hands the socket over to the core, this returns once it has (`detach`),
+    and the connection lives on in the core; `detach=False` keeps the handler (and what it
+    holds, such as a FastAPI dependency's session) until the connection ends."""
     options = options or ProtocolOptions()
     adapter: WebSocketAdapter = StarletteWebSocketAdapter(websocket)
     if offers_native(websocket):
@@ -98,7 +104,7 @@ async def serve_websocket(
     transport = WebSocketTransport(
         manager, adapter, on_connect=on_connect, options=options, request_context=request_context
     )
-    await transport.run()
+    await transport.run(detach=detach)
 
 
 async def serve_http(

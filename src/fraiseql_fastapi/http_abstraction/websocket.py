@@ -7,6 +7,7 @@ own messages, its timers, and cleaning up however the connection ends.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager
@@ -88,13 +89,20 @@ class WebSocketTransport:
         self.request_context = request_context
         #: The adapter when the core owns the socket (and writes the frames itself).
         self._native = websocket if isinstance(websocket, NativeWebSocketAdapter) else None
-        self.frames_ready = FramesReady()
+        #: Wakes the sender (a socket the core owns has none).
+        self.frames_ready = FramesReady() if self._native is None else None
         self.connection: Connection | None = None
         self.protocol: WebSocketProtocol | None = None
         self._send_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._timers: set[asyncio.TimerHandle] = set()
         self._closed = False
+        self._cleaned_up = False
+        #: A socket the core owns: what it received and not yet handled, the task handling it
+        #: (only while there is some), and the end of the connection for `run` to wait on.
+        self._inbox: collections.deque[tuple[str, Any]] = collections.deque()
+        self._handler: asyncio.Task[None] | None = None
+        self._ended: asyncio.Future[None] | None = None
 
     # ----- the ProtocolSocket of the connection's protocol ----------------------------------------
 
@@ -145,8 +153,13 @@ class WebSocketTransport:
 
     # ----- lifecycle ------------------------------------------------------------------------
 
-    async def run(self) -> None:
-        """Handshake, then serve messages until the connection closes; always cleans up."""
+    async def run(self, *, detach: bool = False) -> None:
+        """Handshake, then serve messages until the connection closes; always cleans up.
+
+        On a socket the core owns (`NativeWebSocketAdapter`), what the client sends arrives
+        as events from the core; with `detach`, `run` returns once the socket is handed over
+        and those events alone drive the connection (its handler and what it holds, such as
+        the server's request objects, are freed: an idle connection costs only its state)."""
         protocol_class = websocket_protocol(self.websocket.subprotocols, self.options)
         if protocol_class is None:
             await self.websocket.accept(None)
@@ -161,7 +174,7 @@ class WebSocketTransport:
         # A socket the core owns gets its frames from the core: no sender here.
         connection = self.connection = self.manager.connect(
             envelope=protocol_class.envelope,
-            on_frames=None if native is not None else self.frames_ready.set,
+            on_frames=None if self.frames_ready is None else self.frames_ready.set,
         )
         protocol = self.protocol = protocol_class(
             connection,
@@ -171,11 +184,11 @@ class WebSocketTransport:
             request_context=self.request_context,
         )
         connection.on_shutdown = protocol.shutdown
+        if native is not None:
+            await self._serve_native(native, protocol, connection, detach)
+            return
         try:
-            if native is not None:
-                native.adopt(connection.id)
-            else:
-                self._spawn(self._send_frames(connection))
+            self._spawn(self._send_frames(connection))
             await protocol.opened()
             while not self._closed:
                 try:
@@ -193,6 +206,61 @@ class WebSocketTransport:
         finally:
             await self._cleanup(protocol, connection)
 
+    async def _serve_native(
+        self,
+        native: NativeWebSocketAdapter,
+        protocol: WebSocketProtocol,
+        connection: Connection,
+        detach: bool,
+    ) -> None:
+        """Hands the socket to the core; returns then (`detach`) or once it has ended."""
+        ended = self._ended = asyncio.get_running_loop().create_future()
+        try:
+            native.adopt(connection.id, self._on_socket_event)
+            await protocol.opened()
+        except Exception:
+            logger.exception("%s connection failed", protocol.subprotocol)
+            await self.close(CloseCode.INTERNAL_SERVER_ERROR, "Internal server error")
+            await self._cleanup(protocol, connection)
+            return
+        if detach:
+            return
+        try:
+            await asyncio.shield(ended)
+        finally:  # cancelled: the connection ends with the handler
+            await self._cleanup(protocol, connection)
+
+    def _on_socket_event(self, kind: str, value: Any) -> None:
+        """What the core received (see `SocketEventHandler`), handled in order by one task
+        that exists only while there is something to handle."""
+        self._inbox.append((kind, value))
+        if self._handler is None:
+            self._handler = asyncio.get_running_loop().create_task(self._handle_events())
+
+    async def _handle_events(self) -> None:
+        protocol, connection = self.protocol, self.connection
+        assert protocol is not None and connection is not None
+        inbox = self._inbox
+        try:
+            while inbox:
+                kind, value = inbox.popleft()
+                if kind == "closed":
+                    self._mark_closed(int(value))
+                    await self._cleanup(protocol, connection)
+                    return
+                if self._closed:
+                    continue  # closing: what the client still sends is not read
+                try:
+                    if kind == "text":
+                        await protocol.received(value)
+                    else:
+                        await protocol.received_binary()
+                except Exception:
+                    logger.exception("%s connection failed", protocol.subprotocol)
+                    await self.close(CloseCode.INTERNAL_SERVER_ERROR, "Internal server error")
+        finally:
+            self._handler = None
+
     def _mark_closed(self, code: int) -> bool:
         """Marks the connection closed with `code` and counts it; False if it already was."""
         if self._closed:
@@ -207,6 +275,9 @@ class WebSocketTransport:
             self.connection.close(code)
 
     async def _cleanup(self, protocol: WebSocketProtocol, connection: Connection) -> None:
+        if self._cleaned_up:
+            return
+        self._cleaned_up = True
         self._mark_closed(CloseCode.ABNORMAL_CLOSURE)  # when neither side closed (cancelled)
         protocol.closed()
         for handle in self._timers:
@@ -219,6 +290,8 @@ class WebSocketTransport:
         connection.close(CloseCode.ABNORMAL_CLOSURE)
         if self._native is not None:
             self._native.release()
+        if self._ended is not None and not self._ended.done():
+            self._ended.set_result(None)
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coroutine)
@@ -229,6 +302,7 @@ class WebSocketTransport:
         """Sends what the core queued for this connection, each time it says there is some."""
         # The hot path: one pass per wake-up, usually with one frame; look-ups hoisted.
         ready = self.frames_ready
+        assert ready is not None
         drain = connection.drain
         send_text = self.websocket.send_text
         lock = self._send_lock
