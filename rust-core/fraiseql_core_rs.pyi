@@ -288,6 +288,8 @@ class PySubscriptionExecutor:
         handshake: bytes = b"",
         *,
         max_message_size: int = 1048576,
+        ping_interval: float | None = None,
+        ping_timeout: float = 20.0,
     ) -> None:
         """Hands an upgraded WebSocket to the core, which serves it from then on on its own
         threads: the connection's frames are written as they are queued (coalesced, no
@@ -298,7 +300,9 @@ class PySubscriptionExecutor:
         call on (also when the call fails) and closes it when the socket ends. `handshake`, the
         HTTP 101 response, is written first. A message over `max_message_size` bytes closes
         the socket with 1009, text that is not UTF-8 with 1007, a protocol violation with 1002;
-        pings are answered. The connection must be open
+        pings are answered. With `ping_interval` (seconds) the core pings the client that
+        often and closes it with 1011 when a pong takes over `ping_timeout`; a connection's
+        queue at half its bound is written by the thread that filled it. The connection must be open
         (`open_connection`): KeyError if unknown, ValueError if it already has a socket, OSError
         when `fd` is not a connected socket. `remove_connection` ends the socket (the fd is
         closed), as does dropping the executor."""

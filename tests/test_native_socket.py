@@ -14,9 +14,12 @@ from typing import Any
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
 from websockets.server import ServerProtocol
+from websockets.uri import parse_uri
 
 from fraiseql_core_rs.subscriptions import PySubscriptionExecutor
 
@@ -436,3 +439,110 @@ async def test_adoption_errors(events: tuple[PySubscriptionExecutor, SocketEvent
     executor.socket_send("c", "still here")
     assert await asyncio.wait_for(client.recv(), 5) == "still here"
     await client.close()
+
+
+async def adopt_raw(
+    executor: PySubscriptionExecutor, **keep_alive: float
+) -> tuple[socket.socket, ClientProtocol]:
+    """A sans-I/O client on a plain socket, whose server side the executor adopted with
+    `keep_alive` (`ping_interval`, `ping_timeout`): the test decides what the client sends,
+    so it can leave pings unanswered."""
+    loop = asyncio.get_running_loop()
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        listener.setblocking(False)
+        client_sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        client_sock.setblocking(False)
+        await loop.sock_connect(client_sock, listener.getsockname())
+        conn, _ = await loop.sock_accept(listener)
+    finally:
+        listener.close()
+    client = ClientProtocol(parse_uri(f"ws://127.0.0.1:{conn.getsockname()[1]}/"))
+    client.send_request(client.connect())
+    await loop.sock_sendall(client_sock, b"".join(client.data_to_send()))
+    server = ServerProtocol()
+    request = None
+    while request is None:
+        server.receive_data(await loop.sock_recv(conn, 65536))
+        received = server.events_received()
+        if received:
+            assert isinstance(received[0], Request)
+            request = received[0]
+    server.send_response(server.accept(request))
+    executor.open_connection("c")
+    executor.adopt_socket("c", conn.detach(), b"".join(server.data_to_send()), **keep_alive)
+    return client_sock, client
+
+
+async def frames_until(
+    sock: socket.socket, client: ClientProtocol, done: Callable[[list[Frame]], bool], answer: bool
+) -> list[Frame]:
+    """Reads frames until `done(frames)`; sends what the client protocol wants to (its pongs)
+    only when `answer`."""
+    loop = asyncio.get_running_loop()
+    frames: list[Frame] = []
+    while not done(frames):
+        data = await asyncio.wait_for(loop.sock_recv(sock, 65536), 5)
+        if not data:
+            client.receive_eof()
+        else:
+            client.receive_data(data)
+        frames.extend(e for e in client.events_received() if isinstance(e, Frame))
+        outgoing = client.data_to_send()
+        if answer:
+            for chunk in outgoing:
+                if chunk:
+                    await loop.sock_sendall(sock, chunk)
+        if not data:
+            break
+    return frames
+
+
+async def test_keep_alive_pings_and_a_client_that_answers_stays(
+    events: tuple[PySubscriptionExecutor, SocketEvents],
+) -> None:
+    executor, watcher = events
+    sock, client = await adopt_raw(executor, ping_interval=0.1, ping_timeout=0.3)
+    with sock:
+        frames = await frames_until(
+            sock, client, lambda fs: sum(f.opcode is Opcode.PING for f in fs) >= 5, answer=True
+        )
+        assert all(f.opcode is Opcode.PING for f in frames)
+        assert watcher.closed() == []
+        executor.socket_close("c", 1000, "bye")
+        await watcher.wait_for(lambda items: bool(watcher.closed()))
+    assert watcher.closed() == [("c", "closed", 1000)]
+
+
+async def test_keep_alive_closes_a_client_that_does_not_answer_with_1011(
+    events: tuple[PySubscriptionExecutor, SocketEvents],
+) -> None:
+    executor, watcher = events
+    sock, client = await adopt_raw(executor, ping_interval=0.1, ping_timeout=0.2)
+    with sock:
+        frames = await frames_until(
+            sock, client, lambda fs: any(f.opcode is Opcode.CLOSE for f in fs), answer=False
+        )
+        await watcher.wait_for(lambda items: bool(watcher.closed()), timeout=10)
+    assert [f.opcode for f in frames] == [Opcode.PING, Opcode.CLOSE]
+    assert frames[-1].data[:2] == (1011).to_bytes(2, "big")
+    assert watcher.closed() == [("c", "closed", 1011)]
+
+
+async def test_keep_alive_settings_are_checked(
+    events: tuple[PySubscriptionExecutor, SocketEvents],
+) -> None:
+    executor, _ = events
+    for bad in (
+        {"ping_interval": 0.0},
+        {"ping_interval": -1.0},
+        {"ping_interval": 1.0, "ping_timeout": 0.0},
+    ):
+        first, second = socket.socketpair()
+        executor.open_connection("k")
+        with pytest.raises(ValueError, match="positive"):
+            executor.adopt_socket("k", first.detach(), **bad)
+        executor.remove_connection("k")
+        second.close()

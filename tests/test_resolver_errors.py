@@ -201,7 +201,8 @@ async def test_format_error_rewrites_every_error() -> None:
 async def test_lagging_still_ends_the_subscription_with_error() -> None:
     async with server(max_queue=3) as (address, manager), ws_client(address) as c:
         await c.init()
-        await c.subscribe("1", "subscription { requiredMessage { id } }")
+        # The text is selected: the frames must fill the socket's buffers (see `flood`).
+        await c.subscribe("1", "subscription { requiredMessage { id text } }")
         await until(lambda: manager.get_metrics()["subscribers"] == 1)
         flood(manager, "room", lambda i, text: {"id": str(i), "text": text})
         *nexts, error = await until_ended(c)

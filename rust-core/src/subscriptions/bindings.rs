@@ -39,6 +39,7 @@ use serde_json::{Map, Value};
 use std::os::unix::io::FromRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Registers the classes of the `subscriptions` module on `m`.
 pub fn init_subscriptions(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -126,7 +127,7 @@ impl Shared {
     }
 
     fn wake(&self, py: Python<'_>) {
-        let (wakers, released, channels) = {
+        let (wakers, pressed, released, channels) = {
             let mut reg = self.registry.lock();
             let wakers: Vec<ConnWaker> = reg
                 .take_wakeups()
@@ -136,8 +137,29 @@ impl Shared {
                     ConnWaker::Native(s) => ConnWaker::Native(s.clone()),
                 })
                 .collect();
-            (wakers, reg.take_released(), reg.take_channel_changes())
+            // A Python sender runs on this loop: only the core's sockets can be relieved here.
+            let pressed: Vec<Arc<NativeSocket>> = reg
+                .take_pressed()
+                .into_iter()
+                .filter_map(|w| match w {
+                    ConnWaker::Native(s) => Some(s.clone()),
+                    ConnWaker::Python(_) => None,
+                })
+                .collect();
+            (
+                wakers,
+                pressed,
+                reg.take_released(),
+                reg.take_channel_changes(),
+            )
         };
+        if !pressed.is_empty() {
+            py.detach(|| {
+                for socket in &pressed {
+                    socket.relieve();
+                }
+            });
+        }
         for r in &released {
             // A removed connection's socket ends with it.
             if let Released::Waker(ConnWaker::Native(socket)) = r {
@@ -1122,11 +1144,17 @@ impl PySubscriptionExecutor {
     /// Serves an upgraded WebSocket of an open connection in the core: takes ownership of
     /// `fd` (a connected TCP socket; closed when the socket ends, or on failure), writes
     /// `handshake` (the HTTP 101 response) first, then sends the connection's frames as they
-    /// are queued and reports what the client sends through `socket_events_fd`.
-    #[pyo3(signature = (connection_id, fd, handshake=&[] as &[u8], *, max_message_size=1_048_576))]
+    /// are queued and reports what the client sends through `socket_events_fd`. With
+    /// `ping_interval` (seconds), a ping goes out that often and a client that does not answer
+    /// within `ping_timeout` is closed with 1011.
+    #[pyo3(signature = (
+        connection_id, fd, handshake=&[] as &[u8], *, max_message_size=1_048_576,
+        ping_interval=None, ping_timeout=20.0
+    ))]
     #[pyo3(
-        text_signature = "($self, connection_id, fd, handshake=b'', *, max_message_size=1048576)"
+        text_signature = "($self, connection_id, fd, handshake=b'', *, max_message_size=1048576, ping_interval=None, ping_timeout=20.0)"
     )]
+    #[allow(clippy::too_many_arguments)]
     fn adopt_socket(
         &self,
         py: Python<'_>,
@@ -1134,6 +1162,8 @@ impl PySubscriptionExecutor {
         fd: i32,
         handshake: &[u8],
         max_message_size: usize,
+        ping_interval: Option<f64>,
+        ping_timeout: f64,
     ) -> PyResult<()> {
         if fd < 0 {
             return Err(PyValueError::new_err("fd must be a file descriptor (>= 0)"));
@@ -1144,6 +1174,21 @@ impl PySubscriptionExecutor {
         if max_message_size == 0 {
             return Err(PyValueError::new_err("max_message_size must be at least 1"));
         }
+        let seconds = |name: &str, value: f64| {
+            Duration::try_from_secs_f64(value)
+                .ok()
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| {
+                    PyValueError::new_err(format!("{name} must be a positive number of seconds"))
+                })
+        };
+        let keep_alive = match ping_interval {
+            Some(interval) => Some(native::KeepAlive {
+                interval: seconds("ping_interval", interval)?,
+                timeout: seconds("ping_timeout", ping_timeout)?,
+            }),
+            None => None,
+        };
         let state = match self.shared.registry.lock().waker(connection_id) {
             None => Err(unknown_connection(connection_id)),
             Some(Some(ConnWaker::Native(s))) if !s.is_finished() => {
@@ -1175,7 +1220,7 @@ impl PySubscriptionExecutor {
             Ok(previous) => drop(previous),
         }
         let handshake = handshake.to_vec();
-        if let Err(e) = socket.start(stream, handshake, max_message_size) {
+        if let Err(e) = socket.start(stream, handshake, max_message_size, keep_alive) {
             socket.abort();
             return Err(PyOSError::new_err(format!("cannot serve the socket: {e}")));
         }

@@ -274,6 +274,8 @@ pub struct Registry<R, W> {
     active: usize,
     defaults: QueueDefaults,
     to_wake: Vec<u32>,
+    /// Connections whose queue reached half its bound since they were last drained.
+    pressed: Vec<u32>,
     /// Channels that gained their first (true) or lost their last (false) subscription since
     /// last taken: what a bus must start or stop listening to.
     channel_changes: Vec<(Box<str>, bool)>,
@@ -308,6 +310,7 @@ impl<R: Clone, W> Registry<R, W> {
             active: 0,
             defaults,
             to_wake: Vec::new(),
+            pressed: Vec::new(),
             channel_changes: Vec::new(),
             graveyard: Vec::new(),
             metrics: Metrics::default(),
@@ -428,6 +431,19 @@ impl<R: Clone, W> Registry<R, W> {
         let conns = &self.conns;
         wake.into_iter()
             .filter_map(|idx| conns.at(idx).and_then(|c| c.waker.as_ref()))
+            .collect()
+    }
+
+    /// Connections whose queue reached half its bound since they were last drained (their
+    /// reader is behind), with their wakers; only connections still holding frames.
+    pub fn take_pressed(&mut self) -> Vec<&W> {
+        let pressed = std::mem::take(&mut self.pressed);
+        let conns = &self.conns;
+        pressed
+            .into_iter()
+            .filter_map(|idx| conns.at(idx))
+            .filter(|c| !c.queue.is_empty())
+            .filter_map(|c| c.waker.as_ref())
             .collect()
     }
 
@@ -918,6 +934,10 @@ impl<R: Clone, W> Registry<R, W> {
             if !conn.notified {
                 conn.notified = true;
                 self.to_wake.push(conn_idx);
+            }
+            // Once per fill: the queue is drained before it can reach the mark again.
+            if conn.queue.len() == (conn.queue.capacity / 2).max(1) {
+                self.pressed.push(conn_idx);
             }
         }
     }

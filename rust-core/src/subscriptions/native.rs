@@ -1,33 +1,42 @@
 //! WebSockets the core serves itself. Python does the HTTP upgrade and hands over the socket
-//! (`adopt_socket`); from then on two tasks on the bus runtime serve it:
+//! (`adopt_socket`); from then on the core serves it:
 //!
-//! - the writer waits for its `Notify` (rung by `Shared::wake` when the registry queued frames
-//!   for the connection, by `send`, `close` and the reader), drains the connection's frames
-//!   under the registry lock into the socket's outbound queue, then writes everything pending
-//!   with `feed` and one `flush`. It drains again only after that flush: a client that does not
-//!   read leaves the frames in the registry's bounded queue, whose overflow policy applies.
-//! - the reader reports what the client sends (text, binary, close) to the event loop through
-//!   an `Inbound` (a queue plus a file descriptor the loop watches).
+//! - Writes: the frames the registry queued for the connection, what Python sends and the
+//!   control frames are encoded into one buffer per socket and written with as few `write`
+//!   calls as the socket allows, never blocking: the rest waits for the socket to be writable.
+//!   The writer task drains the registry when `Shared::wake` rings it; when a connection's
+//!   queue reaches half its bound (its writer has not run: one CPU, a burst), the thread that
+//!   queued the frames drains and writes them itself (`relieve`). Nothing is drained while
+//!   written bytes are pending: a client that does not read leaves the frames in the
+//!   registry's bounded queue, whose overflow policy applies.
+//! - Reads: tungstenite parses what the client sends (its pongs and close replies go into the
+//!   same write buffer); text, binary and the end are reported to the event loop through an
+//!   `Inbound` (a queue plus a file descriptor the loop watches).
+//! - Keep-alive: a ping every `ping_interval`; no pong within `ping_timeout` closes 1011.
 //!
-//! Lock order: registry, then a socket's outbound queue. Nothing here touches Python.
+//! Lock order: registry, then a socket's outbound state. Nothing here touches Python.
 
 use super::bus::{runtime, Inbound};
 use super::queue::FrameBody;
-use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use parking_lot::{Mutex, RwLock};
 use rustc_hash::FxHashMap;
 use std::collections::VecDeque;
 use std::io;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
+use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::error::ProtocolError;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
+use tokio_tungstenite::tungstenite::protocol::frame::{Frame, FrameHeader};
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
@@ -42,6 +51,8 @@ pub const CLOSE_PROTOCOL_ERROR: u16 = 1002;
 pub const CLOSE_INVALID_DATA: u16 = 1007;
 /// A message over the size limit.
 pub const CLOSE_TOO_BIG: u16 = 1009;
+/// The client did not answer a keep-alive ping in time.
+pub const CLOSE_PING_TIMEOUT: u16 = 1011;
 /// How long the writer waits for the client's echo of our close frame.
 const CLOSE_ECHO_WAIT: Duration = Duration::from_secs(1);
 /// Once the socket is ending (a close queued, the client gone), the longest it may take to
@@ -49,6 +60,12 @@ const CLOSE_ECHO_WAIT: Duration = Duration::from_secs(1);
 const ENDING_LIMIT: Duration = Duration::from_secs(2);
 /// Longest close reason the protocol allows (a control frame's payload is at most 125 bytes).
 const MAX_CLOSE_REASON: usize = 123;
+/// What tungstenite reads at a time: client messages are small, and an idle socket keeps
+/// this much (a longer message gets room for itself).
+const READ_BUFFER: usize = 256;
+/// A write buffer larger than this is freed once written, so that a burst does not leave
+/// every socket holding its peak.
+const KEEP_WRITE_BUFFER: usize = 16 * 1024;
 
 /// What a client sent, or how its socket ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,15 +99,111 @@ pub enum Outbound {
     Close(u16, String),
 }
 
+/// Server pings: every `interval`, answered within `timeout`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct KeepAlive {
+    pub interval: Duration,
+    pub timeout: Duration,
+}
+
 #[derive(Debug, Default)]
 struct OutState {
     queue: VecDeque<Outbound>,
+    /// Encoded bytes; those before `written` have been written.
+    buf: Vec<u8>,
+    written: usize,
+    /// The socket's write half, until the socket ends.
+    writer: Option<Arc<OwnedWriteHalf>>,
+    /// Our close frame is in `buf`: nothing after it is encoded.
+    close_encoded: bool,
     /// The code of the close we queued: nothing queued after it is sent.
     our_close: Option<u16>,
     /// The client's close code.
     peer_close: Option<u16>,
     /// The reader ended (close, end of stream, error).
     reader_done: bool,
+}
+
+impl OutState {
+    fn pending(&self) -> bool {
+        self.written < self.buf.len()
+    }
+
+    /// Moves the queue into `buf` as frames; data stops once the client is gone, everything
+    /// once our close is in.
+    fn encode(&mut self) {
+        while let Some(item) = self.queue.pop_front() {
+            if self.close_encoded {
+                self.queue.clear();
+                return;
+            }
+            match item {
+                Outbound::Frame(body) if !self.reader_done => {
+                    text_header(body.len(), &mut self.buf);
+                    body.write_to(&mut self.buf);
+                }
+                Outbound::Text(text) if !self.reader_done => {
+                    text_header(text.len(), &mut self.buf);
+                    self.buf.extend_from_slice(text.as_bytes());
+                }
+                Outbound::Close(code, reason) => {
+                    let frame = Frame::close(Some(CloseFrame {
+                        code: CloseCode::from(code),
+                        reason: reason.into(),
+                    }));
+                    // Writing into a Vec cannot fail.
+                    let _ = frame.format(&mut self.buf);
+                    self.close_encoded = true;
+                }
+                Outbound::Frame(_) | Outbound::Text(_) => {}
+            }
+        }
+    }
+
+    /// Writes what the socket takes now (one `write` for everything pending, unless the
+    /// socket's buffer fills).
+    fn write(&mut self) -> Written {
+        let Some(writer) = self.writer.clone() else {
+            return Written::Failed;
+        };
+        while self.pending() {
+            match writer.try_write(&self.buf[self.written..]) {
+                Ok(0) => return Written::Failed,
+                Ok(n) => self.written += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Written::Blocked,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Written::Failed,
+            }
+        }
+        self.written = 0;
+        if self.buf.capacity() > KEEP_WRITE_BUFFER {
+            self.buf = Vec::new();
+        } else {
+            self.buf.clear();
+        }
+        Written::Done
+    }
+}
+
+/// How a write went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Written {
+    /// Everything pending was written.
+    Done,
+    /// The socket's buffer is full: wait until it is writable.
+    Blocked,
+    /// The connection is broken.
+    Failed,
+}
+
+/// The header of a final, unmasked text frame of `len` bytes.
+fn text_header(len: usize, out: &mut Vec<u8>) {
+    let header = FrameHeader {
+        opcode: OpCode::Data(Data::Text),
+        ..FrameHeader::default()
+    };
+    // Writing into a Vec cannot fail.
+    let _ = header.format(len as u64, out);
 }
 
 #[derive(Default)]
@@ -160,6 +273,7 @@ impl Hub {
             reader_gone: Notify::new(),
             ending: Notify::new(),
             out: Mutex::new(OutState::default()),
+            awaiting_pong: AtomicBool::new(false),
             reported: AtomicBool::new(false),
             tasks: Mutex::new(Tasks::default()),
         })
@@ -205,7 +319,7 @@ impl Hub {
     }
 }
 
-/// One adopted WebSocket: its outbound queue and its tasks.
+/// One adopted WebSocket: its outbound state and its tasks.
 pub struct NativeSocket {
     id: u64,
     connection: Arc<str>,
@@ -216,13 +330,12 @@ pub struct NativeSocket {
     /// A close was queued or the reader ended.
     ending: Notify,
     out: Mutex<OutState>,
+    /// A keep-alive ping is out and its pong has not come.
+    awaiting_pong: AtomicBool,
     /// The "closed" event was reported.
     reported: AtomicBool,
     tasks: Mutex<Tasks>,
 }
-
-type Sink = SplitSink<WebSocketStream<TcpStream>, Message>;
-type Stream = SplitStream<WebSocketStream<TcpStream>>;
 
 /// Makes a tokio stream of an accepted, upgraded TCP connection (on the bus runtime).
 pub fn tokio_stream(stream: std::net::TcpStream) -> io::Result<TcpStream> {
@@ -249,6 +362,28 @@ impl NativeSocket {
         self.notify.notify_one();
     }
 
+    /// The connection's queue is half full and its writer has not drained it: drains and
+    /// writes it now, on this thread, without blocking (what the socket does not take now
+    /// is left to the writer). Nothing while earlier bytes wait for the socket: the client
+    /// is slow, and the queue's overflow policy is what applies.
+    pub fn relieve(&self) {
+        if self.out.lock().pending() {
+            return;
+        }
+        if !self.hub.drain_into(self, None) {
+            return;
+        }
+        let Some(mut out) = self.out.try_lock() else {
+            self.notify.notify_one(); // the writer is at it
+            return;
+        };
+        out.encode();
+        if out.write() != Written::Done || out.close_encoded {
+            drop(out);
+            self.notify.notify_one();
+        }
+    }
+
     /// Starts serving `stream`: `handshake` (the HTTP response) is written first, then the
     /// WebSocket is served until it ends or `abort`.
     pub fn start(
@@ -256,15 +391,24 @@ impl NativeSocket {
         stream: TcpStream,
         handshake: Vec<u8>,
         max_message_size: usize,
+        keep_alive: Option<KeepAlive>,
     ) -> io::Result<()> {
         let runtime = runtime().map_err(io::Error::other)?;
+        let (read, write) = stream.into_split();
+        {
+            let mut out = self.out.lock();
+            out.writer = Some(Arc::new(write));
+            // Before anything queued: the queue is encoded after it.
+            out.buf.splice(0..0, handshake);
+        }
         self.hub.sockets.lock().insert(self.id, self.clone());
         let config = WebSocketConfig::default()
+            .read_buffer_size(READ_BUFFER)
             .max_message_size(Some(max_message_size))
             .max_frame_size(Some(max_message_size));
         // Frames queued before the adoption go out first.
         self.notify.notify_one();
-        let task = runtime.spawn(serve(self.clone(), stream, handshake, config));
+        let task = runtime.spawn(serve(self.clone(), read, config, keep_alive));
         self.add_task(task.abort_handle());
         Ok(())
     }
@@ -327,14 +471,13 @@ impl NativeSocket {
         }
     }
 
-    /// What the writer sends now, whether the reader ended, whether we are closing.
-    fn take_outbound(&self) -> (VecDeque<Outbound>, bool, bool) {
+    /// Control bytes from tungstenite (pongs, the reply to the client's close): written
+    /// after what is encoded, unless our close is in.
+    fn control(&self, bytes: &[u8]) {
         let mut out = self.out.lock();
-        (
-            std::mem::take(&mut out.queue),
-            out.reader_done,
-            out.our_close.is_some(),
-        )
+        if !out.close_encoded {
+            out.buf.extend_from_slice(bytes);
+        }
     }
 
     fn reader_ended(&self, peer_close: Option<u16>) {
@@ -373,15 +516,22 @@ impl NativeSocket {
         }
     }
 
-    /// Reports the end (once) and forgets the socket.
+    /// Reports the end (once), closes the socket and forgets it.
     fn finish(&self) {
         if self.reported.swap(true, Ordering::AcqRel) {
             return;
         }
-        let code = {
-            let out = self.out.lock();
-            out.our_close.or(out.peer_close).unwrap_or(CLOSE_ABNORMAL)
+        let (code, writer) = {
+            let mut out = self.out.lock();
+            out.queue.clear();
+            out.buf = Vec::new();
+            out.written = 0;
+            (
+                out.our_close.or(out.peer_close).unwrap_or(CLOSE_ABNORMAL),
+                out.writer.take(),
+            )
         };
+        drop(writer);
         let removed = self.hub.sockets.lock().remove(&self.id);
         self.hub
             .push_event(self.connection.clone(), SocketEventKind::Closed(code));
@@ -391,41 +541,96 @@ impl NativeSocket {
     fn event(&self, kind: SocketEventKind) {
         self.hub.push_event(self.connection.clone(), kind);
     }
+
+    /// Encodes what is queued and writes it, waiting for the socket while it is full. What
+    /// the writer should do next.
+    async fn write_out(&self) -> Next {
+        loop {
+            let (written, writer, close_encoded, reader_done) = {
+                let mut out = self.out.lock();
+                out.encode();
+                (
+                    out.write(),
+                    out.writer.clone(),
+                    out.close_encoded,
+                    out.reader_done,
+                )
+            };
+            match written {
+                Written::Failed => return Next::End,
+                Written::Blocked => match writer {
+                    Some(writer) if writer.writable().await.is_ok() => {}
+                    _ => return Next::End,
+                },
+                Written::Done if close_encoded => return Next::AwaitEcho,
+                // The client closed or went away: our reply (if any) is out.
+                Written::Done if reader_done => return Next::End,
+                Written::Done => return Next::Wait,
+            }
+        }
+    }
 }
 
-fn message_of(item: Outbound) -> Option<(Message, bool)> {
-    match item {
-        // Frames are JSON text: not UTF-8 only if something is badly wrong; skipped then.
-        Outbound::Frame(body) => String::from_utf8(body.to_vec())
-            .ok()
-            .map(|text| (Message::text(text), false)),
-        Outbound::Text(text) => Some((Message::text(text), false)),
-        Outbound::Close(code, reason) => Some((
-            Message::Close(Some(CloseFrame {
-                code: CloseCode::from(code),
-                reason: reason.into(),
-            })),
-            true,
-        )),
+/// What the writer does once a write is done.
+enum Next {
+    Wait,
+    AwaitEcho,
+    End,
+}
+
+/// The reader's side of the socket for tungstenite: reads from the socket; writes (pongs,
+/// close replies) go into the socket's write buffer.
+struct Duplex {
+    read: OwnedReadHalf,
+    socket: Arc<NativeSocket>,
+}
+
+impl AsyncRead for Duplex {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.read).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Duplex {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.socket.control(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.socket.notify.notify_one();
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
     }
 }
 
 async fn serve(
     socket: Arc<NativeSocket>,
-    mut stream: TcpStream,
-    handshake: Vec<u8>,
+    read: OwnedReadHalf,
     config: WebSocketConfig,
+    keep_alive: Option<KeepAlive>,
 ) {
-    let written = handshake.is_empty() || stream.write_all(&handshake).await.is_ok();
-    if written {
-        let ws = WebSocketStream::from_raw_socket(stream, Role::Server, Some(config)).await;
-        let (sink, stream) = ws.split();
-        let reader = tokio::spawn(read_loop(socket.clone(), stream));
-        socket.add_task(reader.abort_handle());
-        tokio::select! {
-            () = write_loop(&socket, sink) => {}
-            () = socket.ending_deadline() => {}
-        }
+    let duplex = Duplex {
+        read,
+        socket: socket.clone(),
+    };
+    let ws = WebSocketStream::from_raw_socket(duplex, Role::Server, Some(config)).await;
+    let reader = tokio::spawn(read_loop(socket.clone(), ws));
+    socket.add_task(reader.abort_handle());
+    tokio::select! {
+        () = write_loop(&socket, keep_alive) => {}
+        () = socket.ending_deadline() => {}
     }
     // The reader ends too (if it has not), which drops the last half of the stream.
     let handles = std::mem::take(&mut socket.tasks.lock().handles);
@@ -435,55 +640,104 @@ async fn serve(
     socket.finish();
 }
 
-async fn write_loop(socket: &NativeSocket, mut sink: Sink) {
-    loop {
-        socket.notify.notified().await;
-        if !socket.hub.drain_into(socket, None) {
-            return;
+/// When the keep-alive timer next fires, and what it then checks.
+struct PingTimer {
+    keep_alive: KeepAlive,
+    /// When the last ping went out, while its pong is due.
+    sent: Option<Instant>,
+    due: Instant,
+}
+
+impl PingTimer {
+    fn new(keep_alive: KeepAlive) -> Self {
+        Self {
+            keep_alive,
+            sent: None,
+            due: Instant::now() + keep_alive.interval,
         }
-        let (batch, reader_done, closing) = socket.take_outbound();
-        if reader_done && !closing {
-            // The client closed or went away: only the automatic close reply is left to send.
-            let _ = sink.flush().await;
-            return;
-        }
-        let mut close_sent = false;
-        for item in batch {
-            let Some((message, is_close)) = message_of(item) else {
-                continue;
-            };
-            if sink.feed(message).await.is_err() {
-                return;
+    }
+
+    /// The timer fired: false when the pong is overdue; else the ping to send, if any.
+    fn fire(&mut self, socket: &NativeSocket) -> Result<bool, ()> {
+        let now = Instant::now();
+        match self.sent.take() {
+            Some(_) if socket.awaiting_pong.load(Ordering::Acquire) => Err(()),
+            Some(sent) => {
+                self.due = (sent + self.keep_alive.interval).max(now);
+                Ok(false)
             }
-            if is_close {
-                close_sent = true;
-                break;
+            None => {
+                socket.awaiting_pong.store(true, Ordering::Release);
+                self.sent = Some(now);
+                self.due = now + self.keep_alive.timeout;
+                Ok(true)
             }
-        }
-        // One flush for the whole batch (it also sends pending automatic pongs).
-        if sink.flush().await.is_err() {
-            return;
-        }
-        if close_sent {
-            let _ = tokio::time::timeout(CLOSE_ECHO_WAIT, socket.wait_reader()).await;
-            return;
-        }
-        if reader_done {
-            return;
         }
     }
 }
 
-async fn read_loop(socket: Arc<NativeSocket>, mut stream: Stream) {
+async fn write_loop(socket: &NativeSocket, keep_alive: Option<KeepAlive>) {
+    let mut timer = keep_alive.map(PingTimer::new);
+    loop {
+        let due = timer.as_ref().map(|t| t.due);
+        tokio::select! {
+            biased;
+            () = socket.notify.notified() => {}
+            () = sleep_until(due) => {
+                let Some(timer) = timer.as_mut() else { continue };
+                match timer.fire(socket) {
+                    Err(()) => socket.close(CLOSE_PING_TIMEOUT, "keepalive ping timeout"),
+                    Ok(true) => {
+                        let mut out = socket.out.lock();
+                        if !out.close_encoded {
+                            let _ = Frame::ping(Vec::new()).format(&mut out.buf);
+                        }
+                    }
+                    Ok(false) => continue,
+                }
+            }
+        }
+        loop {
+            // Bytes left by a write the socket did not take go first, and nothing is drained
+            // meanwhile: the registry's bound applies to a client that reads slowly.
+            let pending = socket.out.lock().pending();
+            if !pending && !socket.hub.drain_into(socket, None) {
+                return; // the executor is gone
+            }
+            match socket.write_out().await {
+                // Drained after the last wake-up: new frames ring again.
+                Next::Wait if !pending => break,
+                // That wake-up may have been for frames still in the registry.
+                Next::Wait => {}
+                Next::End => return,
+                Next::AwaitEcho => {
+                    let _ = tokio::time::timeout(CLOSE_ECHO_WAIT, socket.wait_reader()).await;
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Sleeps until `due`; forever without one.
+async fn sleep_until(due: Option<Instant>) {
+    match due {
+        Some(due) => tokio::time::sleep_until(due).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn read_loop(socket: Arc<NativeSocket>, mut stream: WebSocketStream<Duplex>) {
     let peer_close = loop {
         match stream.next().await {
             Some(Ok(Message::Text(text))) => {
                 socket.event(SocketEventKind::Text(text.as_str().to_owned()));
             }
             Some(Ok(Message::Binary(_))) => socket.event(SocketEventKind::Binary),
-            // The pong is queued by tungstenite; the writer flushes it.
+            // The pong is in the write buffer already (tungstenite wrote it); flushed below.
             Some(Ok(Message::Ping(_))) => socket.notify.notify_one(),
-            Some(Ok(Message::Pong(_) | Message::Frame(_))) => {}
+            Some(Ok(Message::Pong(_))) => socket.awaiting_pong.store(false, Ordering::Release),
+            Some(Ok(Message::Frame(_))) => {}
             Some(Ok(Message::Close(frame))) => {
                 break Some(frame.map_or(CLOSE_NO_STATUS, |f| u16::from(f.code)));
             }
@@ -505,12 +759,15 @@ async fn read_loop(socket: Arc<NativeSocket>, mut stream: Stream) {
             Some(Err(_)) | None => break None,
         }
     };
+    // Anything tungstenite still holds (the close reply) goes into the write buffer.
+    let _ = futures_util::SinkExt::flush(&mut stream).await;
     socket.reader_ended(peer_close);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures_util::SinkExt;
 
     /// A registry stand-in: connection id -> queued frames.
     #[derive(Default)]
@@ -544,9 +801,7 @@ mod tests {
     }
 
     fn texts(socket: &NativeSocket) -> Vec<String> {
-        socket
-            .take_outbound()
-            .0
+        std::mem::take(&mut socket.out.lock().queue)
             .into_iter()
             .map(|item| match item {
                 Outbound::Frame(body) => String::from_utf8_lossy(&body.to_vec()).into_owned(),
@@ -649,7 +904,7 @@ mod tests {
             let socket = hub.socket("c");
             frames.queue("c", "early");
             socket
-                .start(server, b"HI\r\n".to_vec(), 64)
+                .start(server, b"HI\r\n".to_vec(), 64, None)
                 .map_err(|e| e.to_string())?;
             let mut client = client;
             let mut hello = [0u8; 4];

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import os
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 from starlette.websockets import WebSocket
@@ -45,6 +45,16 @@ def offers_native(websocket: WebSocket) -> bool:
     return NATIVE_EXTENSION in (websocket.scope.get("extensions") or {})
 
 
+def _keep_alive(scope: Mapping[str, Any]) -> tuple[float | None, float]:
+    """`adopt_socket`'s ping interval and timeout from what the server's extension says (no
+    interval: no pings; no timeout: the interval)."""
+    offered = (scope.get("extensions") or {}).get(NATIVE_EXTENSION) or {}
+    interval = offered.get("ping_interval")
+    if not interval:
+        return None, 20.0
+    return float(interval), float(offered.get("ping_timeout") or interval)
+
+
 async def _served_by_the_core(*_: Any) -> NoReturn:
     raise RuntimeError("this WebSocket is served by the core")
 
@@ -61,6 +71,7 @@ class NativeWebSocketAdapter:
         "_fd",
         "_framework",
         "_hub",
+        "_keep_alive",
         "_max_message_size",
         "_python",
         "_request",
@@ -72,6 +83,8 @@ class NativeWebSocketAdapter:
     ) -> None:
         self._framework: WebSocketAdapter | None = framework
         self._request: Any = framework.request
+        #: The server's keep-alive pings, which the core sends once it owns the socket.
+        self._keep_alive = _keep_alive(self._request.scope)
         self._executor = manager.executor
         self._hub = _hub_for(manager)
         self._max_message_size = max_message_size
@@ -112,9 +125,11 @@ class NativeWebSocketAdapter:
             {"type": "websocket.accept", "subprotocol": subprotocol, ADOPT_KEY: self._handed_over}
         )
         # The server's WebSocket (and its protocol object) is done with: what `on_connect`
-        # sees from now on is the same request over the same scope, with no I/O of its own.
+        # sees from now on is the same request, with no I/O of its own, over its scope less
+        # what a framework keeps there for the handler's run (FastAPI's exit stacks).
         self._framework = None
-        self._request = WebSocket(websocket.scope, _served_by_the_core, _served_by_the_core)
+        scope = {k: v for k, v in websocket.scope.items() if not k.startswith("fastapi_")}
+        self._request = WebSocket(scope, _served_by_the_core, _served_by_the_core)
 
     def adopt(self, connection_id: str, on_event: SocketEventHandler) -> None:
         """Gives the socket to the core, as the connection `connection_id` (open already);
@@ -126,7 +141,11 @@ class NativeWebSocketAdapter:
         self._hub.register(connection_id, self, on_event)
         try:
             self._executor.adopt_socket(
-                connection_id, fd, max_message_size=self._max_message_size * _BYTES_PER_CHARACTER
+                connection_id,
+                fd,
+                max_message_size=self._max_message_size * _BYTES_PER_CHARACTER,
+                ping_interval=self._keep_alive[0],
+                ping_timeout=self._keep_alive[1],
             )
         except BaseException:
             self._hub.unregister(connection_id)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager
@@ -94,13 +95,14 @@ class WebSocketTransport:
         self.connection: Connection | None = None
         self.protocol: WebSocketProtocol | None = None
         self._send_lock = asyncio.Lock()
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._timers: set[asyncio.TimerHandle] = set()
+        # Lists, not sets: they hold a few items, and an idle connection keeps them.
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._timers: list[asyncio.TimerHandle] = []
         self._closed = False
         self._cleaned_up = False
-        #: A socket the core owns: what it received and not yet handled, the task handling it
-        #: (only while there is some), and the end of the connection for `run` to wait on.
-        self._inbox: collections.deque[tuple[str, Any]] = collections.deque()
+        #: A socket the core owns: what it received and not yet handled, and the task handling
+        #: it (both only while there is some), and the end of the connection for `run`.
+        self._inbox: collections.deque[tuple[str, Any]] | None = None
         self._handler: asyncio.Task[None] | None = None
         self._ended: asyncio.Future[None] | None = None
 
@@ -140,12 +142,14 @@ class WebSocketTransport:
 
     def call_later(self, delay: float, callback: Callable[[], Awaitable[None]]) -> Timer:
         def fire() -> None:
-            self._timers.discard(handle)
+            _discard(self._timers, handle)
             if not self._closed:
                 self._spawn(_guarded(self, callback))
 
         handle = asyncio.get_running_loop().call_later(delay, fire)
-        self._timers.add(handle)
+        # Timers the protocol cancelled never fire: forget them here.
+        self._timers = [h for h in self._timers if not h.cancelled()]
+        self._timers.append(handle)
         return handle
 
     def exclusive(self) -> AbstractAsyncContextManager[None]:
@@ -214,7 +218,6 @@ class WebSocketTransport:
         detach: bool,
     ) -> None:
         """Hands the socket to the core; returns then (`detach`) or once it has ended."""
-        ended = self._ended = asyncio.get_running_loop().create_future()
         try:
             native.adopt(connection.id, self._on_socket_event)
             await protocol.opened()
@@ -225,6 +228,9 @@ class WebSocketTransport:
             return
         if detach:
             return
+        ended = self._ended = asyncio.get_running_loop().create_future()
+        if self._cleaned_up:
+            return
         try:
             await asyncio.shield(ended)
         finally:  # cancelled: the connection ends with the handler
@@ -233,6 +239,8 @@ class WebSocketTransport:
     def _on_socket_event(self, kind: str, value: Any) -> None:
         """What the core received (see `SocketEventHandler`), handled in order by one task
         that exists only while there is something to handle."""
+        if self._inbox is None:
+            self._inbox = collections.deque()
         self._inbox.append((kind, value))
         if self._handler is None:
             self._handler = asyncio.get_running_loop().create_task(self._handle_events())
@@ -241,6 +249,7 @@ class WebSocketTransport:
         protocol, connection = self.protocol, self.connection
         assert protocol is not None and connection is not None
         inbox = self._inbox
+        assert inbox is not None
         try:
             while inbox:
                 kind, value = inbox.popleft()
@@ -260,6 +269,8 @@ class WebSocketTransport:
                     await self.close(CloseCode.INTERNAL_SERVER_ERROR, "Internal server error")
         finally:
             self._handler = None
+            if not inbox:
+                self._inbox = None
 
     def _mark_closed(self, code: int) -> bool:
         """Marks the connection closed with `code` and counts it; False if it already was."""
@@ -295,8 +306,8 @@ class WebSocketTransport:
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.append(task)
+        task.add_done_callback(lambda done: _discard(self._tasks, done))
 
     async def _send_frames(self, connection: Connection) -> None:
         """Sends what the core queued for this connection, each time it says there is some."""
@@ -319,6 +330,11 @@ class WebSocketTransport:
                     await send_text(text)
             finally:
                 lock.release()
+
+
+def _discard(items: list[Any], item: Any) -> None:
+    with contextlib.suppress(ValueError):
+        items.remove(item)
 
 
 async def _guarded(transport: WebSocketTransport, callback: Callable[[], Awaitable[None]]) -> None:

@@ -54,7 +54,11 @@ class NativeWebSocketProtocol(WebSocketsSansIOProtocol):
         super().handle_connect(event)
         # Over TLS terminated here the socket carries TLS records: the Python path serves.
         if self.response.status_code == 101 and self.scheme == "ws":
-            self.scope["extensions"][NATIVE_EXTENSION] = {}
+            # The core keeps the connection alive as uvicorn would (`--ws-ping-interval`).
+            self.scope["extensions"][NATIVE_EXTENSION] = {
+                "ping_interval": self.config.ws_ping_interval or None,
+                "ping_timeout": self.config.ws_ping_timeout or None,
+            }
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.adopted:  # our transport dropped; the connection lives on in the core

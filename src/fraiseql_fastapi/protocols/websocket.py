@@ -140,6 +140,9 @@ class OperationProtocol:
         if context is None:
             return False
         self.connection.context = context
+        if self._timer is not None:  # the init deadline is met
+            self._timer.cancel()
+            self._timer = None
         ack: dict[str, Any] = {"type": "connection_ack"}
         if context.ack_payload is not None:
             ack["payload"] = dict(context.ack_payload)

@@ -365,6 +365,33 @@ fn wakeups_once_per_drain_and_cleanup_is_complete() {
 }
 
 #[test]
+fn a_queue_at_half_its_bound_is_pressed_once_per_fill() {
+    let mut reg = Reg::default();
+    reg.open_connection(
+        "c",
+        Some("waker"),
+        4,
+        OverflowPolicy::Lag,
+        Envelope::default(),
+    );
+    register(&mut reg, spec("c", "a", None, None));
+    reg.dispatch(&event("users", json!({}), None, None));
+    assert!(reg.take_pressed().is_empty(), "1 of 4 queued");
+    reg.dispatch(&event("users", json!({}), None, None));
+    assert_eq!(reg.take_pressed(), vec![&"waker"], "2 of 4: half the bound");
+    reg.dispatch(&event("users", json!({}), None, None));
+    assert!(reg.take_pressed().is_empty(), "once per fill");
+    assert_eq!(reg.drain("c").map(|f| f.len()), Some(3));
+    reg.dispatch(&event("users", json!({}), None, None));
+    reg.dispatch(&event("users", json!({}), None, None));
+    assert_eq!(reg.drain("c").map(|f| f.len()), Some(2));
+    assert!(
+        reg.take_pressed().is_empty(),
+        "drained before anyone took it"
+    );
+}
+
+#[test]
 fn duplicate_ids_are_refused_until_completed() {
     let mut reg = Reg::default();
     register(&mut reg, spec("c", "s", None, None));
