@@ -23,6 +23,9 @@ METRICS = (
     "subscribe_seconds",
     "subscriptions_per_second",
     "rss_bytes_per_subscription",
+    "connect_seconds",
+    "live_seconds",
+    "rss_bytes_per_connection",
 )
 LATENCY_METRICS = ("p50_ms", "p99_ms", "max_ms")
 
@@ -138,9 +141,14 @@ def targets(results: dict[str, Any]) -> list[Target]:
     return found
 
 
+#: The connections scenarios (`scenarios.connections`).
+CONNECTIONS_SCENARIOS = ("connections_1k", "connections_5k", "connections_15k")
+
+
 def native_targets(results: dict[str, Any]) -> list[Target]:
     """The native path's targets: a third of the floor's CPU per message in fan-out, 1 µs on
-    one connection (frames share a write), a steady-load p99 no worse than the floor's."""
+    one connection (frames share a write), a steady-load p99 no worse than the floor's, at most
+    8 KiB per idle connection with its subscription, and 15,000 connections live in 3 s."""
     found: list[Target] = []
     for name in ("fanout_100x1000", "fanout_1000x200"):
         cpu = median_of(results, name, NATIVE.label, "server_cpu_us_per_message")
@@ -159,6 +167,15 @@ def native_targets(results: dict[str, Any]) -> list[Target]:
     floor_p99 = median_of(results, "steady_latency", FLOOR.label, "latency_p99_ms")
     if p99 is not None and floor_p99:
         found.append(Target("steady_latency: native p99 vs floor", p99 / floor_p99, 1.0, unit="x"))
+    for name in CONNECTIONS_SCENARIOS:
+        if name in results:
+            per = median_of(results, name, NATIVE.label, "rss_bytes_per_connection")
+            found.append(
+                Target(f"{name}: native memory per idle connection", per, 8 * 1024, unit="B")
+            )
+    if "connections_15k" in results:
+        live = median_of(results, "connections_15k", NATIVE.label, "live_seconds")
+        found.append(Target("15,000 connections live (native)", live, 3.0, unit="s"))
     return found
 
 

@@ -3,16 +3,19 @@ events is triggered, and every `next` is counted, checked and timed.
 
     python benchmarks/load_client.py --url ws://127.0.0.1:8000/graphql \
         --connections 100 [--subscriptions 1] --events 1000 [--rate 0] \
-        [--protocol graphql-transport-ws] [--server-pid PID] [--timeout 120]
+        [--protocol graphql-transport-ws] [--server-pid PID] [--timeout 120] \
+        [--connect-concurrency 50]
 
 `--protocol` is graphql-transport-ws (the default), the legacy graphql-ws (`start`/`data`), or
 sse (GraphQL over SSE in distinct connections mode: one streamed POST per subscription, on the
 http(s) URL of the same path, each counted as one connection).
 
-Each connection sends `connection_init` and waits for the ack; then every connection sends its
-S `subscribe` messages (ids "1".."S", by default `ticks(channel: $ch) { id value }`) without
-waiting, and the client polls `GET /stats` until the server reports them all (`subscribers`;
-the time this takes is `subscribe_seconds`). It then posts the trigger (by default
+Each connection sends `connection_init` and waits for the ack (at most `--connect-concurrency`
+handshakes in flight at once; `connect_seconds` runs from the first attempt until every ack
+came); then every connection sends its S `subscribe` messages (ids "1".."S", by default
+`ticks(channel: $ch) { id value }`) without waiting, and the client polls `GET /stats` until
+the server reports them all (`subscribers`; the time this takes is `subscribe_seconds`; from
+the first connection attempt, `live_seconds`). It then posts the trigger (by default
 `POST /burst` with `{"channel", "count": N, "rate": R}`; R = 0 is as fast as the server goes)
 and counts every `next` per subscription, checking that each received ids "0".."N-1" in order,
 none missing and none repeated. `--events 0` only subscribes (the idle-memory scenario).
@@ -21,7 +24,9 @@ When the selection has `ts` (the publish time, `time.time()` in the server), the
 publish to receipt of every message is measured. Given the server's PID, the report has the
 server's CPU seconds (user + system, /proc/PID/stat) per delivered message and its resident
 memory (VmRSS, /proc/PID/status) before the connections, after them, after the subscriptions,
-and sampled every `--sample-every` seconds during the burst.
+and sampled every `--sample-every` seconds during the burst; per subscription (the growth from
+after the connections to after the subscriptions) and per connection (from before the
+connections to after the subscriptions: a connection with its subscriptions).
 
 It prints one JSON object (see `build_report`). The exit status is 0 when every check passed,
 2 when one failed, 1 on an error (then the JSON has `error`). Everything is bounded by
@@ -37,6 +42,7 @@ import asyncio
 import contextlib
 import json
 import os
+import resource
 import statistics
 import sys
 import time
@@ -55,7 +61,7 @@ DEFAULT_QUERY = "subscription ($ch: String!) { ticks(channel: $ch) { id value } 
 PROTOCOLS = ("graphql-transport-ws", "graphql-ws", "sse")
 #: How long to keep listening once every subscription is complete, to catch repeats.
 SETTLE_SECONDS = 0.2
-#: At most this many handshakes in flight at once.
+#: At most this many handshakes in flight at once, unless told otherwise.
 CONNECT_CONCURRENCY = 50
 #: Percentiles kept of the latency distribution (for the plots).
 CDF_POINTS = [*range(0, 100), 99.5, 99.9, 100]
@@ -80,6 +86,7 @@ class LoadConfig:
     sample_every: float = 0.25
     timeout: float = 120.0
     protocol: str = "graphql-transport-ws"
+    connect_concurrency: int = CONNECT_CONCURRENCY
 
     def http_url(self, path: str) -> str:
         """`path` on the server of the WebSocket URL (ws -> http, wss -> https)."""
@@ -400,6 +407,8 @@ class Measures:
     rss: dict[str, int] = field(default_factory=dict)
     rss_samples: list[Any] = field(default_factory=list)
     subscribe_seconds: float | None = None
+    connect_seconds: float | None = None
+    live_seconds: float | None = None
     stats_seen: bool = False
     started: float = 0.0
     timed_out: bool = False
@@ -422,11 +431,13 @@ async def run_load(config: LoadConfig) -> dict[str, Any]:
         if pid:
             measures.rss["before_connections"] = rss_bytes(pid)
         try:
-            gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
+            gate = asyncio.Semaphore(config.connect_concurrency)
             opening = [open_connection(config, run, gate, http) for _ in range(config.connections)]
+            connecting = time.perf_counter()
             connections = await asyncio.wait_for(
                 asyncio.gather(*opening), max(0.0, deadline - time.monotonic())
             )
+            measures.connect_seconds = time.perf_counter() - connecting
             if pid:
                 measures.rss["after_connections"] = rss_bytes(pid)
             subscribing = time.perf_counter()
@@ -436,6 +447,8 @@ async def run_load(config: LoadConfig) -> dict[str, Any]:
                 http, stats_url, baseline + config.total_subscriptions, run, deadline
             )
             measures.subscribe_seconds = time.perf_counter() - subscribing
+            if measures.stats_seen:
+                measures.live_seconds = time.perf_counter() - connecting
             if pid:
                 measures.rss["after_subscriptions"] = rss_bytes(pid)
             if config.events:
@@ -543,6 +556,11 @@ def build_report(
         if "after_subscriptions" in rss and "after_connections" in rss
         else None
     )
+    per_connection = (
+        (rss["after_subscriptions"] - rss["before_connections"]) / config.connections
+        if "after_subscriptions" in rss and "before_connections" in rss
+        else None
+    )
     trigger = measures.trigger_response
     return {
         "ok": ok,
@@ -564,6 +582,8 @@ def build_report(
         "closes": run.closes[:5],
         "timed_out": measures.timed_out,
         "subscribe_seconds": measures.subscribe_seconds,
+        "connect_seconds": measures.connect_seconds,
+        "live_seconds": measures.live_seconds,
         "subscriptions_per_second": (
             config.total_subscriptions / measures.subscribe_seconds
             if measures.subscribe_seconds and measures.stats_seen
@@ -580,6 +600,7 @@ def build_report(
         "client_cpu_seconds": measures.client_cpu,
         "server_rss_bytes": rss,
         "rss_bytes_per_subscription": per_subscription,
+        "rss_bytes_per_connection": per_connection,
         "rss_samples": measures.rss_samples,
         "latency": latency_summary(run.latencies),
     }
@@ -610,9 +631,17 @@ def parse_args(argv: Sequence[str] | None = None) -> LoadConfig:
     parser.add_argument("--sample-every", type=float, default=0.25, help="RSS sampling, seconds")
     parser.add_argument("--timeout", type=float, default=120.0, help="hard limit, seconds")
     parser.add_argument("--protocol", choices=PROTOCOLS, default="graphql-transport-ws")
+    parser.add_argument(
+        "--connect-concurrency",
+        type=int,
+        default=CONNECT_CONCURRENCY,
+        help="at most this many handshakes (through their connection_ack) in flight at once",
+    )
     args = parser.parse_args(argv)
     if min(args.connections, args.subscriptions) < 1 or args.events < 0 or args.timeout <= 0:
         parser.error("--connections, --subscriptions and --timeout must be positive")
+    if args.connect_concurrency < 1:
+        parser.error("--connect-concurrency must be positive")
     return LoadConfig(
         url=args.url,
         connections=args.connections,
@@ -629,12 +658,21 @@ def parse_args(argv: Sequence[str] | None = None) -> LoadConfig:
         sample_every=args.sample_every,
         timeout=args.timeout,
         protocol=args.protocol,
+        connect_concurrency=args.connect_concurrency,
     )
+
+
+def raise_open_files_limit() -> None:
+    """Raises the soft limit of open files to the hard one (every connection is a descriptor)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the load test, prints the JSON report; returns the exit status."""
     config = parse_args(argv)
+    raise_open_files_limit()
     try:
         # The inner deadlines bound each phase; this bounds the whole, closing included.
         report = asyncio.run(asyncio.wait_for(run_load(config), config.timeout + 15))

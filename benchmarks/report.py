@@ -91,7 +91,7 @@ def render(document: dict[str, Any], images: dict[str, str]) -> str:
         lines += render_scenario(name, entry)
         if name in images:
             lines += [f"![{name}]({images[name]})", ""]
-    for extra in ("memory", "rss"):
+    for extra in ("memory", "connections", "rss"):
         if extra in images:
             lines += [f"![{extra}]({images[extra]})", ""]
     if document.get("micro"):
@@ -134,7 +134,9 @@ def render_scenario(name: str, entry: dict[str, Any]) -> list[str]:
     servers = entry["servers"]
     if kind in COLUMNS:
         columns = COLUMNS[kind]
-        checked = "all subscribed" if kind == "memory" else "all delivered, in order"
+        checked = (
+            "all subscribed" if kind in ("memory", "connections") else "all delivered, in order"
+        )
         lines += [
             "| server | " + " | ".join(title for title, _, _ in columns) + f" | {checked} |",
             "|---|" + "---:|" * len(columns) + "---|",
@@ -179,6 +181,11 @@ COLUMNS = {
         ("resident memory per idle subscription", "rss_bytes_per_subscription", "{:,.0f} B"),
         ("all live after", "subscribe_seconds", "{:.3f} s"),
         ("subscriptions/s", "subscriptions_per_second", "{:,.0f}"),
+    ],
+    "connections": [
+        ("resident memory per idle connection", "rss_bytes_per_connection", "{:,.0f} B"),
+        ("all connected after", "connect_seconds", "{:.3f} s"),
+        ("all live after", "live_seconds", "{:.3f} s"),
     ],
 }
 
@@ -229,19 +236,25 @@ def micro_time(us: float) -> str:
 
 
 def plot(document: dict[str, Any], out: Path) -> dict[str, str]:
-    """Writes the PNGs; returns the file name per scenario (and `memory`, `rss`)."""
+    """Writes the PNGs; returns the file name per scenario (and `memory`, `connections`,
+    `rss`)."""
     images: dict[str, str] = {}
     memory: dict[str, dict[str, Any]] = {}
+    connections: dict[str, dict[str, Any]] = {}
     for name, entry in document["scenarios"].items():
         kind = entry["scenario"]["kind"]
         if kind in ("throughput", "latency"):
             images[name] = plot_throughput(name, entry, out)
         elif kind == "memory":
             memory[name] = entry
+        elif kind == "connections":
+            connections[name] = entry
         elif kind == "flat":
             images["rss"] = plot_rss(entry, out)
     if memory:
         images["memory"] = plot_memory(memory, out)
+    if connections:
+        images["connections"] = plot_connections(connections, out)
     return images
 
 
@@ -350,6 +363,46 @@ def plot_memory(entries: dict[str, dict[str, Any]], out: Path) -> str:
     figure.savefig(out / "memory.png", dpi=90)
     plt.close(figure)
     return "memory.png"
+
+
+def plot_connections(entries: dict[str, dict[str, Any]], out: Path) -> str:
+    """Bytes per idle connection and time until all are live, against the number of
+    connections, per server."""
+    ordered = sorted(entries.values(), key=lambda entry: entry["scenario"]["connections"])
+    labels: list[str] = []
+    for entry in ordered:
+        labels += [label for label in entry["servers"] if label not in labels]
+    figure, (bytes_axis, time_axis) = plt.subplots(1, 2, figsize=(12, 4.2))
+    for index, label in enumerate(labels):
+        counts, per, live = [], [], []
+        for entry in ordered:
+            summary = entry["servers"].get(label, {}).get("summary", {})
+            memory = summary.get("rss_bytes_per_connection")
+            seconds = summary.get("live_seconds")
+            if memory is None and seconds is None:
+                continue
+            counts.append(entry["scenario"]["connections"])
+            per.append(memory["median"] / 1024 if memory else float("nan"))
+            live.append(seconds["median"] if seconds else float("nan"))
+        color = COLORS[index % len(COLORS)]
+        bytes_axis.plot(counts, per, label=label, color=color, marker="o")
+        time_axis.plot(counts, live, label=label, color=color, marker="o")
+    for axis, title in (
+        (bytes_axis, "resident memory per idle connection, 1 subscription each (KiB)"),
+        (time_axis, "seconds until every connection's subscription is live"),
+    ):
+        counts = [entry["scenario"]["connections"] for entry in ordered]
+        axis.set_xticks(counts, [f"{n:,}" for n in counts])
+        axis.set_xlabel("connections")
+        axis.set_ylim(bottom=0)
+        axis.set_title(title, fontsize=10)
+        axis.grid(True, alpha=0.3)
+        axis.legend(fontsize=8)
+        axis.margins(y=0.15)
+    figure.tight_layout()
+    figure.savefig(out / "connections.png", dpi=90)
+    plt.close(figure)
+    return "connections.png"
 
 
 def plot_rss(entry: dict[str, Any], out: Path) -> str:

@@ -38,7 +38,7 @@ class Scenario:
 
     name: str
     title: str
-    kind: str  # "throughput", "latency", "memory" or "flat"
+    kind: str  # "throughput", "latency", "memory", "connections" or "flat"
     servers: tuple[Server, ...]
     connections: int
     subscriptions: int = 1
@@ -46,6 +46,8 @@ class Scenario:
     rate: float = 0.0
     runs: int = 3
     timeout: float = 120.0
+    #: Handshakes in flight at once (the load clients' `--connect-concurrency`; 50 is theirs).
+    connect_concurrency: int = 50
 
     @property
     def messages(self) -> int:
@@ -68,6 +70,28 @@ def memory(size: int, servers: tuple[Server, ...], runs: int = 2) -> Scenario:
         events=0,
         runs=runs,
         timeout=300.0,
+    )
+
+
+def connections(size: int, servers: tuple[Server, ...], runs: int = 2) -> Scenario:
+    """Idle connections: `size` connections with one subscription each, no events.
+
+    No server here limits connections, so none needs a flag: uvicorn's `--limit-concurrency` is
+    off, one subscription is within our `--max-subscriptions` (per connection), Strawberry has
+    no limit, and uvicorn's listen backlog of 2,048 is far above the handshakes in flight. What
+    bounds them is the open files of a process: both load clients raise their soft limit to
+    the hard one, and so does `suite.py` for the servers it starts."""
+    return Scenario(
+        f"connections_{size // 1000}k",
+        f"{size:,} idle connections x 1 subscription",
+        "connections",
+        servers,
+        connections=size,
+        subscriptions=1,
+        events=0,
+        runs=runs,
+        timeout=300.0,
+        connect_concurrency=200,
     )
 
 
@@ -128,6 +152,9 @@ SCENARIOS: tuple[Scenario, ...] = (
     memory(1_000, ALL),
     memory(10_000, ALL),
     memory(100_000, (OURS, NATIVE, FLOOR), runs=1),
+    connections(1_000, ALL),
+    connections(5_000, ALL),
+    connections(15_000, ALL, runs=1),
     Scenario(
         "rss_1m_messages",
         "Resident memory across 1,000,000 delivered messages (100 connections x 10,000 events)",
@@ -151,6 +178,8 @@ def quick(scenario: Scenario) -> Scenario:
             runs=1,
             timeout=60,
         )
+    if scenario.kind == "connections":
+        return replace(scenario, connections=3, runs=1, timeout=60, connect_concurrency=2)
     return replace(
         scenario,
         connections=min(scenario.connections, 3),

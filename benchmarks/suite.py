@@ -20,9 +20,9 @@ writes the same report (the other protocols stay on the Python client).
 Every scenario is in `scenarios.py`; `figures.py` sums the runs up and checks the targets,
 `report.py` writes the results. Throughput and latency scenarios keep one process per
 server up for all their runs and alternate the servers run by run, so drift hits each alike;
-memory scenarios start a fresh server for each run. Results: `suite.json` (everything, every
-run), `suite.md` (the tables, the targets) and PNG plots in `--out`; with the default `--out`
-the table is also copied into `benchmarks/README.md`.
+memory and connections scenarios start a fresh server for each run. Results: `suite.json`
+(everything, every run), `suite.md` (the tables, the targets) and PNG plots in `--out`; with
+the default `--out` the table is also copied into `benchmarks/README.md`.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -62,6 +63,14 @@ QUERY = "subscription ($ch: String!) { ticks(channel: $ch) { id value ts } }"
 
 
 # ----- processes ---------------------------------------------------------------------------------
+
+
+def raise_open_files_limit() -> None:
+    """Raises the soft limit of open files to the hard one, for this process and so for the
+    servers and load clients it starts (every connection is a descriptor on both sides)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def pinned(cpu: int, command: list[str]) -> list[str]:
@@ -164,6 +173,7 @@ def run_client(scenario: Scenario, running: Running, client: str = "python") -> 
         f"--timeout={scenario.timeout}",
         f"--channel={scenario.name}",
         f"--protocol={running.server.protocol}",
+        f"--connect-concurrency={scenario.connect_concurrency}",
     ]
     if scenario.kind == "flat":
         command.append("--sample-every=0.5")
@@ -188,12 +198,16 @@ def run_client(scenario: Scenario, running: Running, client: str = "python") -> 
 # ----- running the scenarios ---------------------------------------------------------------------
 
 
+#: The kinds whose every run gets a server of its own (what they measure is its memory).
+FRESH_SERVER_KINDS = ("memory", "connections")
+
+
 def run_scenario(
     scenario: Scenario, log: Any, client: str = "python"
 ) -> dict[str, list[dict[str, Any]]]:
     """Every run's report, per server label."""
     reports: dict[str, list[dict[str, Any]]] = {s.label: [] for s in scenario.servers}
-    if scenario.kind == "memory":
+    if scenario.kind in FRESH_SERVER_KINDS:
         for run in range(scenario.runs):
             for server in scenario.servers:
                 with started(server) as running:
@@ -218,6 +232,10 @@ def print_progress(scenario: Scenario, run: int, server: Server, report: dict[st
     elif scenario.kind == "memory":
         per = report.get("rss_bytes_per_subscription") or 0
         text = f"{per:,.0f} B/subscription, live in {report.get('subscribe_seconds') or 0:.3f} s"
+    elif scenario.kind == "connections":
+        per = report.get("rss_bytes_per_connection") or 0
+        connect, live = report.get("connect_seconds") or 0, report.get("live_seconds") or 0
+        text = f"{per:,.0f} B/connection, connected in {connect:.3f} s, live in {live:.3f} s"
     else:
         rate = report.get("messages_per_second") or 0
         cpu = report.get("server_cpu_us_per_message") or 0
@@ -309,6 +327,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the suite and writes the results; non-zero if a run failed its checks."""
     options = parse_args(argv)
+    raise_open_files_limit()
     if options.rerender:
         document = json.loads(options.rerender.read_text())
         report.write(document, options.out, readme=HERE / "README.md" if options.readme else None)

@@ -31,6 +31,9 @@ def test_suite_quick_run_writes_json_markdown_and_plots(tmp_path: Path) -> None:
         "memory_1k",
         "memory_10k",
         "memory_100k",
+        "connections_1k",
+        "connections_5k",
+        "connections_15k",
         "rss_1m_messages",
     }
     assert set(scenarios["fanout_100x1000"]["servers"]) == {
@@ -52,6 +55,14 @@ def test_suite_quick_run_writes_json_markdown_and_plots(tmp_path: Path) -> None:
             if entry["scenario"]["kind"] == "memory":
                 assert summary["subscribe_seconds"]["median"] > 0
                 assert summary["rss_bytes_per_subscription"] is not None
+            elif entry["scenario"]["kind"] == "connections":
+                assert entry["scenario"]["connections"] == 3, name
+                (run,) = server["runs"]
+                assert 0 < run["connect_seconds"] < run["live_seconds"], (name, label)
+                assert isinstance(run["rss_bytes_per_connection"], (int, float)), (name, label)
+                assert summary["live_seconds"]["median"] > 0
+                assert summary["connect_seconds"]["median"] > 0
+                assert summary["rss_bytes_per_connection"] is not None
             else:
                 assert summary["messages_per_second"]["median"] > 0
                 assert summary["latency_p99_ms"]["median"] > 0
@@ -61,11 +72,15 @@ def test_suite_quick_run_writes_json_markdown_and_plots(tmp_path: Path) -> None:
         "10,000 subscriptions live",
         "fanout_100x1000: native CPU/message vs floor",
         "steady_latency: native p99 vs floor",
+        "connections_1k: native memory per idle connection",
+        "connections_15k: native memory per idle connection",
+        "15,000 connections live (native)",
     }
     markdown = (tmp_path / "suite.md").read_text()
     assert markdown.startswith("# Benchmark results")
     assert "| fraiseql-fastapi |" in markdown and "| floor |" in markdown
-    for picture in ("fanout_100x1000.png", "steady_latency.png", "memory.png"):
+    assert "resident memory per idle connection" in markdown
+    for picture in ("fanout_100x1000.png", "steady_latency.png", "memory.png", "connections.png"):
         assert (tmp_path / picture).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"]({picture})" in markdown
 

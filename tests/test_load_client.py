@@ -35,11 +35,14 @@ REPORT_KEYS = {
     "repeats",
     "timed_out",
     "subscribe_seconds",
+    "connect_seconds",
+    "live_seconds",
     "server_cpu_seconds",
     "server_cpu_us_per_message",
     "client_cpu_seconds",
     "server_rss_bytes",
     "rss_bytes_per_subscription",
+    "rss_bytes_per_connection",
     "latency",
 }
 #: Every key of a report (`build_report`): both clients write exactly these.
@@ -152,6 +155,8 @@ async def test_load_client_subscribes_without_events(
             "--subscriptions=5",
             "--events=0",
             "--timeout=30",
+            "--connect-concurrency=1",
+            f"--server-pid={os.getpid()}",
             command=command,
         )
     assert status == 0, report
@@ -160,6 +165,35 @@ async def test_load_client_subscribes_without_events(
     assert report["waited_for_stats"] is True
     assert report["subscriptions_per_second"] > 0
     assert report["latency"] is None
+    # Connected, then live: connect + subscribe (the RSS read between them aside).
+    assert 0 < report["connect_seconds"] < report["live_seconds"]
+    assert report["live_seconds"] >= report["subscribe_seconds"]
+    rss = report["server_rss_bytes"]
+    per_connection = (rss["after_subscriptions"] - rss["before_connections"]) / 2
+    assert report["rss_bytes_per_connection"] == per_connection
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("client", CLIENTS)
+async def test_load_client_refuses_a_connect_concurrency_below_one(
+    client: str, request: pytest.FixtureRequest
+) -> None:
+    process = await asyncio.create_subprocess_exec(
+        *client_command(client, request),
+        "--url=ws://127.0.0.1:9/graphql",
+        "--connect-concurrency=0",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode != 0
+    assert "--connect-concurrency must be positive" in (stdout + stderr).decode()
+
+
+def test_python_load_client_parses_connect_concurrency() -> None:
+    parse_args = load_module("benchmarks/load_client.py").parse_args
+    assert parse_args([]).connect_concurrency == 50
+    assert parse_args(["--connect-concurrency=200"]).connect_concurrency == 200
 
 
 @pytest.mark.anyio

@@ -8,6 +8,8 @@ use url::Url;
 
 pub const DEFAULT_QUERY: &str = "subscription ($ch: String!) { ticks(channel: $ch) { id value } }";
 pub const PROTOCOL: &str = "graphql-transport-ws";
+/// Handshakes (through their `connection_ack`) in flight at once, unless told otherwise.
+pub const CONNECT_CONCURRENCY: i64 = 50;
 
 /// A GraphQL subscriptions load client (graphql-transport-ws): C connections open S
 /// subscriptions each, one burst of N events is triggered, and every `next` is counted, checked
@@ -59,6 +61,9 @@ struct Args {
     /// Runtime worker threads; 1 (the default): a current-thread runtime, one core.
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// At most this many handshakes (through their connection_ack) in flight at once.
+    #[arg(long, default_value_t = CONNECT_CONCURRENCY)]
+    connect_concurrency: i64,
 }
 
 /// What to run.
@@ -78,6 +83,7 @@ pub struct Config {
     pub sample_every: f64,
     pub timeout: f64,
     pub threads: usize,
+    pub connect_concurrency: usize,
 }
 
 /// What the command line asked for: a run, or help/version text to print.
@@ -156,6 +162,11 @@ pub fn parse<I: IntoIterator<Item = String>>(argv: I) -> Result<Parsed, String> 
     }
     let connections = positive("connections", args.connections)?;
     let subscriptions = positive("subscriptions", args.subscriptions)?;
+    let connect_concurrency = positive("connect-concurrency", args.connect_concurrency)?;
+    // A semaphore holds at most this many permits; more than the connections is as many.
+    let connect_concurrency = usize::try_from(connect_concurrency)
+        .unwrap_or(usize::MAX)
+        .min(tokio::sync::Semaphore::MAX_PERMITS);
     let events = u64::try_from(args.events).map_err(|_| "--events must be 0 or more")?;
     if !args.timeout.is_finite() || args.timeout <= 0.0 {
         return Err("--timeout must be positive".to_owned());
@@ -199,6 +210,7 @@ pub fn parse<I: IntoIterator<Item = String>>(argv: I) -> Result<Parsed, String> 
         sample_every: args.sample_every,
         timeout: args.timeout,
         threads: args.threads.max(1),
+        connect_concurrency,
     })))
 }
 
@@ -249,5 +261,31 @@ mod tests {
         assert!(config(&["--variables={"]).is_err());
         assert!(config(&["--url=http://x"]).is_err());
         assert!(config(&["--nope"]).is_err());
+    }
+
+    #[test]
+    fn connect_concurrency_defaults_to_50_and_must_be_positive() {
+        assert_eq!(config(&[]).unwrap().connect_concurrency, 50);
+        let c = config(&["--connect-concurrency", "200"]).unwrap();
+        assert_eq!(c.connect_concurrency, 200);
+        assert_eq!(
+            config(&["--connect-concurrency=1"])
+                .unwrap()
+                .connect_concurrency,
+            1
+        );
+        for bad in ["0", "-3"] {
+            let error = config(&["--connect-concurrency", bad]).unwrap_err();
+            assert!(
+                error.contains("--connect-concurrency must be positive"),
+                "{error}"
+            );
+        }
+        assert!(config(&["--connect-concurrency=many"]).is_err());
+        let huge = config(&["--connect-concurrency", &i64::MAX.to_string()]).unwrap();
+        assert_eq!(
+            huge.connect_concurrency,
+            tokio::sync::Semaphore::MAX_PERMITS
+        );
     }
 }

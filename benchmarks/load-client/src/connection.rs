@@ -247,7 +247,7 @@ pub async fn run(
         tallies: vec![Tally::new(config.events); subscribes.len()],
         latencies: Vec::new(),
     };
-    // At most CONNECT_CONCURRENCY handshakes (through their ack) in flight at once.
+    // At most --connect-concurrency handshakes (through their ack) in flight at once.
     let Ok(permit) = gate.acquire_owned().await else {
         let _ = acked.send(Err("the connection gate closed".to_owned()));
         return outcome;

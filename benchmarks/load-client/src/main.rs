@@ -3,10 +3,12 @@
 //! of the servers sends. Same flags, same behaviour, same JSON report.
 //!
 //! C connections each send `connection_init` and wait for the ack (at most
-//! `CONNECT_CONCURRENCY` handshakes at once); then every connection sends its S `subscribe`
-//! messages (ids "1".."S"), the client polls `GET /stats` until the server reports them all,
-//! posts the trigger (`POST /burst`) and counts every `next` per subscription, checking ids
-//! "0".."N-1" in order. It prints one JSON object; the exit status is 0 when every check
+//! `--connect-concurrency` handshakes at once, 50 by default); then every connection sends its S
+//! `subscribe` messages (ids "1".."S"), the client polls `GET /stats` until the server reports
+//! them all, posts the trigger (`POST /burst`) and counts every `next` per subscription, checking
+//! ids "0".."N-1" in order. `connect_seconds` runs from the first connection attempt until every
+//! `connection_ack` came, `live_seconds` from the same start until the server reported every
+//! subscription. It prints one JSON object; the exit status is 0 when every check
 //! passed, 2 when one failed, 1 on an error (then the JSON has `error`).
 
 mod config;
@@ -31,8 +33,6 @@ use report::Measures;
 
 /// How long to keep listening once every subscription is complete, to catch repeats.
 const SETTLE: Duration = Duration::from_millis(200);
-/// At most this many handshakes in flight at once.
-const CONNECT_CONCURRENCY: usize = 50;
 
 fn remaining(deadline: Instant) -> Duration {
     deadline.saturating_duration_since(Instant::now())
@@ -184,6 +184,8 @@ async fn phases(
     measures: &mut Measures,
     deadline: Instant,
 ) -> Result<(), String> {
+    // `connect_seconds` was measured just now: live is that plus the time from here.
+    let connected = Instant::now();
     let pid = config.pid();
     if let Some(pid) = pid {
         measures
@@ -196,6 +198,10 @@ async fn phases(
         baseline.saturating_add(i64::try_from(config.total_subscriptions()).unwrap_or(i64::MAX));
     measures.stats_seen = wait_until_subscribed(http, config, target, shared, deadline).await?;
     measures.subscribe_seconds = Some(subscribing.elapsed().as_secs_f64());
+    if measures.stats_seen {
+        let since = connected.elapsed().as_secs_f64();
+        measures.live_seconds = measures.connect_seconds.map(|connect| connect + since);
+    }
     if let Some(pid) = pid {
         measures
             .rss
@@ -226,10 +232,13 @@ async fn run_load(config: Arc<Config>) -> Result<Value, String> {
             .insert("before_connections".into(), sys::rss_bytes(pid)?.into());
     }
     let (control, control_rx) = watch::channel(Phase::Wait);
-    let gate = Arc::new(Semaphore::new(CONNECT_CONCURRENCY));
+    let gate = Arc::new(Semaphore::new(config.connect_concurrency));
     let subscribes = Arc::new(connection::subscribe_messages(&config));
     let mut acks = Vec::new();
     let mut tasks = Vec::new();
+    // The connections' tasks start trying as soon as this task yields: the start of the first
+    // attempt, give or take the spawning.
+    let connecting = Instant::now();
     for _ in 0..config.connections {
         let (acked, ack) = oneshot::channel();
         acks.push(ack);
@@ -244,6 +253,7 @@ async fn run_load(config: Arc<Config>) -> Result<Value, String> {
     }
     let result = match acknowledged(acks, deadline).await {
         Ok(()) => {
+            measures.connect_seconds = Some(connecting.elapsed().as_secs_f64());
             phases(
                 &config,
                 &http,

@@ -18,6 +18,10 @@ pub struct Measures {
     pub rss: Map<String, Value>,
     pub rss_samples: Vec<Value>,
     pub subscribe_seconds: Option<f64>,
+    /// From the first connection attempt until every `connection_ack` came.
+    pub connect_seconds: Option<f64>,
+    /// From the first connection attempt until the server reported every subscription.
+    pub live_seconds: Option<f64>,
     pub stats_seen: bool,
     /// Unix time the burst started.
     pub started: f64,
@@ -95,6 +99,10 @@ pub fn build(
         (Some(after), Some(before)) => Some((after - before) as f64 / total as f64),
         _ => None,
     };
+    let per_connection = match (rss_of("after_subscriptions"), rss_of("before_connections")) {
+        (Some(after), Some(before)) => Some((after - before) as f64 / config.connections as f64),
+        _ => None,
+    };
     let server_cpu = measures.server_cpu;
     let latencies: Vec<f64> = outcomes.into_iter().flat_map(|o| o.latencies).collect();
     let closes_json: Vec<Value> = closes.iter().take(5).map(|(c, r)| json!([c, r])).collect();
@@ -118,6 +126,8 @@ pub fn build(
         "closes": closes_json,
         "timed_out": measures.timed_out,
         "subscribe_seconds": measures.subscribe_seconds,
+        "connect_seconds": measures.connect_seconds,
+        "live_seconds": measures.live_seconds,
         "subscriptions_per_second": measures
             .subscribe_seconds
             .filter(|s| *s != 0.0 && measures.stats_seen)
@@ -133,6 +143,7 @@ pub fn build(
         "client_cpu_seconds": measures.client_cpu,
         "server_rss_bytes": measures.rss,
         "rss_bytes_per_subscription": per_subscription,
+        "rss_bytes_per_connection": per_connection,
         "rss_samples": measures.rss_samples,
         "latency": latency_summary(latencies),
     })
@@ -140,7 +151,12 @@ pub fn build(
 
 #[cfg(test)]
 mod tests {
-    use super::latency_summary;
+    use serde_json::{Map, Value, json};
+
+    use super::{Measures, build, latency_summary};
+    use crate::config::{Parsed, parse};
+    use crate::connection::{Outcome, Shared};
+    use crate::tally::Tally;
 
     #[test]
     fn summarizes_like_python() {
@@ -154,5 +170,40 @@ mod tests {
         assert_eq!(cdf[25][1], 2.0);
         assert_eq!(cdf[0][0], 0);
         assert_eq!(summary["max_ms"], 10.0);
+    }
+
+    #[test]
+    fn memory_and_times_per_connection() {
+        let argv = ["x", "--connections=4", "--events=0", "--server-pid=1"].map(str::to_owned);
+        let Ok(Parsed::Run(config)) = parse(argv) else {
+            panic!("the arguments parse");
+        };
+        let outcomes = (0..4)
+            .map(|_| Outcome {
+                tallies: vec![Tally::new(0)],
+                latencies: Vec::new(),
+            })
+            .collect();
+        let mut rss = Map::new();
+        rss.insert("before_connections".into(), json!(10_000));
+        rss.insert("after_connections".into(), json!(30_000));
+        rss.insert("after_subscriptions".into(), json!(42_000));
+        let measures = Measures {
+            rss,
+            connect_seconds: Some(0.5),
+            live_seconds: Some(0.75),
+            stats_seen: true,
+            subscribe_seconds: Some(0.25),
+            ..Measures::default()
+        };
+        let report = build(&config, outcomes, &Shared::new(4), measures);
+        assert_eq!(report["ok"], true);
+        assert_eq!(report["rss_bytes_per_connection"], 8000.0);
+        assert_eq!(report["rss_bytes_per_subscription"], 3000.0);
+        assert_eq!(report["connect_seconds"], 0.5);
+        assert_eq!(report["live_seconds"], 0.75);
+        let without = build(&config, Vec::new(), &Shared::new(4), Measures::default());
+        assert_eq!(without["rss_bytes_per_connection"], Value::Null);
+        assert_eq!(without["live_seconds"], Value::Null);
     }
 }
