@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import os
 from collections.abc import AsyncIterator
@@ -135,3 +136,22 @@ async def test_shutdown_completes_then_closes_1001() -> None:
         with pytest.raises(Exception) as closed:
             await asyncio.wait_for(ws.recv(), 5)
         assert closed.value.rcvd.code == 1001
+
+
+async def test_an_idle_connection_keeps_no_handler() -> None:
+    """Once the core owns the socket the route's handler has returned: no uvicorn protocol
+    object (nor anything it holds) is left per connection, and the connections are served."""
+    from fraiseql_fastapi.native.uvicorn import NativeWebSocketProtocol
+
+    async with native_server() as (address, manager, _), contextlib.AsyncExitStack() as stack:
+        clients = [await stack.enter_async_context(ws_client(address)) for _ in range(5)]
+        for client in clients:
+            await client.init()
+            await client.subscribe("1", COUNTER)
+        await until(lambda: manager.get_metrics()["subscribers"] == 5)
+        gc.collect()
+        assert not [o for o in gc.get_objects() if isinstance(o, NativeWebSocketProtocol)]
+        await manager.publish("counter", {"n": 7})
+        for client in clients:
+            message = await client.receive()
+            assert message["payload"] == {"data": {"counter": 7}}
