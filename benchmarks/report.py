@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -320,12 +320,18 @@ def median_cdf(runs: Sequence[dict[str, Any]]) -> list[list[float]] | None:
     return cdf
 
 
+def server_labels(entries: Iterable[dict[str, Any]]) -> list[str]:
+    """Every server of the scenarios, in the order they first appear."""
+    labels: list[str] = []
+    for entry in entries:
+        labels += [label for label in entry["servers"] if label not in labels]
+    return labels
+
+
 def plot_memory(entries: dict[str, dict[str, Any]], out: Path) -> str:
     """Bytes per idle subscription and time until all are live, per size and server."""
     sizes = list(entries)
-    labels: list[str] = []
-    for entry in entries.values():
-        labels += [label for label in entry["servers"] if label not in labels]
+    labels = server_labels(entries.values())
     figure, (bytes_axis, time_axis) = plt.subplots(1, 2, figsize=(12, 4.2))
     width = 0.8 / max(1, len(labels))
     for index, label in enumerate(labels):
@@ -369,9 +375,7 @@ def plot_connections(entries: dict[str, dict[str, Any]], out: Path) -> str:
     """Bytes per idle connection and time until all are live, against the number of
     connections, per server."""
     ordered = sorted(entries.values(), key=lambda entry: entry["scenario"]["connections"])
-    labels: list[str] = []
-    for entry in ordered:
-        labels += [label for label in entry["servers"] if label not in labels]
+    labels = server_labels(ordered)
     figure, (bytes_axis, time_axis) = plt.subplots(1, 2, figsize=(12, 4.2))
     for index, label in enumerate(labels):
         counts, per, live = [], [], []

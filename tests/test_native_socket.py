@@ -367,7 +367,8 @@ async def test_slow_client_ends_with_the_lag_error(
 ) -> None:
     executor, _ = events
     # The client stops reading (its own queue holds one message), the kernel buffers fill, the
-    # writer's flush waits, and the registry's bounded queue overflows: the lag policy applies.
+    # writer waits for the socket, and the registry's bounded queue overflows: the lag policy
+    # applies.
     client = await adopt(executor, queue=4, max_queue=1)
     executor.register_subscription(connection_id="c", subscription_id="s", query=QUERY)
     big = "x" * 20_000
@@ -404,7 +405,7 @@ async def test_close_of_a_stalled_socket_ends_within_a_bound(
         executor.publish_event("e", "users", {"id": big})
         await asyncio.sleep(0.002)
     assert not executor.is_active("s"), "the writer never stalled"
-    # The client reads nothing: the writer's flush cannot finish, yet the socket ends.
+    # The client reads nothing: the writer's bytes cannot all go out, yet the socket ends.
     executor.socket_close("c", 1001, "going away")
     await watcher.wait_for(lambda items: bool(watcher.closed()), timeout=6)
     assert watcher.closed() == [("c", "closed", 1001)]

@@ -6,7 +6,9 @@
 //!
 //! Adopted WebSockets (`native`) are served by tasks on the bus runtime: they take the registry
 //! mutex to drain their connection's frames and never attach to Python; Python objects the
-//! registry releases meanwhile wait in its graveyard for the next `Shared::wake`.
+//! registry releases meanwhile wait in its graveyard for the next `Shared::wake`. A socket whose
+//! queue reached half its bound is drained and written by the thread in `Shared::wake`,
+//! detached from Python (`NativeSocket::relieve`).
 
 use super::bus::config::{EventBusConfig, PyEventBusConfig};
 use super::bus::{Bus, BusMessage, Inbound, MetricValue};

@@ -163,10 +163,10 @@ impl OutState {
     /// Writes what the socket takes now (one `write` for everything pending, unless the
     /// socket's buffer fills).
     fn write(&mut self) -> Written {
-        let Some(writer) = self.writer.clone() else {
+        let Some(writer) = &self.writer else {
             return Written::Failed;
         };
-        while self.pending() {
+        while self.written < self.buf.len() {
             match writer.try_write(&self.buf[self.written..]) {
                 Ok(0) => return Written::Failed,
                 Ok(n) => self.written += n,
@@ -297,8 +297,7 @@ impl Hub {
 
     /// Under the registry lock: moves the connection's frames into the socket's outbound
     /// queue, then `extra` after them. False when the executor is gone.
-    fn drain_into(&self, socket: &NativeSocket, extra: Option<Outbound>) -> bool {
-        let mut extra = extra;
+    fn drain_into(&self, socket: &NativeSocket, mut extra: Option<Outbound>) -> bool {
         let guard = self.source.read();
         // The upgraded handle is dropped before the read guard: `shutdown` (on the thread that
         // drops the executor) waits for it, so the executor is never freed on a tokio thread.
@@ -546,26 +545,22 @@ impl NativeSocket {
     /// the writer should do next.
     async fn write_out(&self) -> Next {
         loop {
-            let (written, writer, close_encoded, reader_done) = {
+            // The write half, to wait on outside the lock, only when the socket is full.
+            let full = {
                 let mut out = self.out.lock();
                 out.encode();
-                (
-                    out.write(),
-                    out.writer.clone(),
-                    out.close_encoded,
-                    out.reader_done,
-                )
+                match out.write() {
+                    Written::Failed => return Next::End,
+                    Written::Done if out.close_encoded => return Next::AwaitEcho,
+                    // The client closed or went away: our reply (if any) is out.
+                    Written::Done if out.reader_done => return Next::End,
+                    Written::Done => return Next::Wait,
+                    Written::Blocked => out.writer.clone(),
+                }
             };
-            match written {
-                Written::Failed => return Next::End,
-                Written::Blocked => match writer {
-                    Some(writer) if writer.writable().await.is_ok() => {}
-                    _ => return Next::End,
-                },
-                Written::Done if close_encoded => return Next::AwaitEcho,
-                // The client closed or went away: our reply (if any) is out.
-                Written::Done if reader_done => return Next::End,
-                Written::Done => return Next::Wait,
+            match full {
+                Some(writer) if writer.writable().await.is_ok() => {}
+                _ => return Next::End,
             }
         }
     }
