@@ -159,6 +159,8 @@ struct Connection<W> {
     waker: Option<W>,
     /// A wake-up is outstanding: no other is sent until the queue is drained.
     notified: bool,
+    /// In `pressed`, not yet taken.
+    pressed: bool,
     subs: Vec<SubKey>,
     /// How many of `subs` have not ended.
     active: usize,
@@ -274,7 +276,7 @@ pub struct Registry<R, W> {
     active: usize,
     defaults: QueueDefaults,
     to_wake: Vec<u32>,
-    /// Connections whose queue reached half its bound since they were last drained.
+    /// Connections whose queue is at least half full, each once until taken.
     pressed: Vec<u32>,
     /// Channels that gained their first (true) or lost their last (false) subscription since
     /// last taken: what a bus must start or stop listening to.
@@ -350,6 +352,7 @@ impl<R: Clone, W> Registry<R, W> {
             envelope: Envelope::default(),
             waker: None,
             notified: false,
+            pressed: false,
             subs: Vec::new(),
             active: 0,
         });
@@ -434,15 +437,21 @@ impl<R: Clone, W> Registry<R, W> {
             .collect()
     }
 
-    /// Connections whose queue reached half its bound since they were last drained (their
-    /// reader is behind), with their wakers; only connections still holding frames.
+    /// Connections whose queue was at least half full when a frame was queued since the last
+    /// call (their writer is behind), with their wakers; only those still at least half full.
+    /// One still so when the next frame comes is pressed again.
     pub fn take_pressed(&mut self) -> Vec<&W> {
         let pressed = std::mem::take(&mut self.pressed);
+        for &idx in &pressed {
+            if let Some(conn) = self.conns.at_mut(idx) {
+                conn.pressed = false;
+            }
+        }
         let conns = &self.conns;
         pressed
             .into_iter()
             .filter_map(|idx| conns.at(idx))
-            .filter(|c| !c.queue.is_empty())
+            .filter(|c| c.queue.len() >= half(c.queue.capacity))
             .filter_map(|c| c.waker.as_ref())
             .collect()
     }
@@ -935,8 +944,8 @@ impl<R: Clone, W> Registry<R, W> {
                 conn.notified = true;
                 self.to_wake.push(conn_idx);
             }
-            // Once per fill: the queue is drained before it can reach the mark again.
-            if conn.queue.len() == (conn.queue.capacity / 2).max(1) {
+            if !conn.pressed && conn.queue.len() >= half(conn.queue.capacity) {
+                conn.pressed = true;
                 self.pressed.push(conn_idx);
             }
         }
@@ -1065,6 +1074,11 @@ impl<R: Clone, W> Registry<R, W> {
     pub fn connection_id_of(&self, idx: u32) -> Option<&str> {
         self.conns.at(idx).map(|c| &*c.id)
     }
+}
+
+/// Where a queue of `capacity` frames counts as pressed (`Registry::take_pressed`).
+fn half(capacity: usize) -> usize {
+    (capacity / 2).max(1)
 }
 
 #[cfg(test)]

@@ -4,9 +4,10 @@
 //! - Writes: the frames the registry queued for the connection, what Python sends and the
 //!   control frames are encoded into one buffer per socket and written with as few `write`
 //!   calls as the socket allows, never blocking: the rest waits for the socket to be writable.
-//!   The writer task drains the registry when `Shared::wake` rings it; when a connection's
-//!   queue reaches half its bound (its writer has not run: one CPU, a burst), the thread that
-//!   queued the frames drains and writes them itself (`relieve`). Nothing is drained while
+//!   The writer task drains the registry when `Shared::wake` rings it; while a connection's
+//!   queue is at least half full (its writer has not run: one CPU, a burst), the thread that
+//!   queues frames for it writes what is pending and drains and writes the queue itself
+//!   (`relieve`). Nothing is drained while
 //!   written bytes are pending: a client that does not read leaves the frames in the
 //!   registry's bounded queue, whose overflow policy applies.
 //! - Reads: tungstenite parses what the client sends (its pongs and close replies go into the
@@ -361,13 +362,19 @@ impl NativeSocket {
         self.notify.notify_one();
     }
 
-    /// The connection's queue is half full and its writer has not drained it: drains and
-    /// writes it now, on this thread, without blocking (what the socket does not take now
-    /// is left to the writer). Nothing while earlier bytes wait for the socket: the client
-    /// is slow, and the queue's overflow policy is what applies.
+    /// The connection's queue is at least half full and its writer has not drained it:
+    /// writes what is pending, then drains and writes the queue, on this thread, without
+    /// blocking (what the socket does not take now is left to the writer). Nothing is drained
+    /// while earlier bytes wait for a full socket: the client is slow, and the queue's
+    /// overflow policy is what applies.
     pub fn relieve(&self) {
-        if self.out.lock().pending() {
-            return;
+        {
+            let Some(mut out) = self.out.try_lock() else {
+                return; // the writer is at it
+            };
+            if out.pending() && out.write() != Written::Done {
+                return;
+            }
         }
         if !self.hub.drain_into(self, None) {
             return;
