@@ -205,8 +205,7 @@ class WebSocketTransport:
                     continue
                 await protocol.received(text)
         except Exception:
-            logger.exception("%s connection failed", protocol_class.subprotocol)
-            await self.close(CloseCode.INTERNAL_SERVER_ERROR, "Internal server error")
+            await self._failed(f"{protocol_class.subprotocol} connection")
         finally:
             await self._cleanup(protocol, connection)
 
@@ -222,15 +221,12 @@ class WebSocketTransport:
             native.adopt(connection.id, self._on_socket_event)
             await protocol.opened()
         except Exception:
-            logger.exception("%s connection failed", protocol.subprotocol)
-            await self.close(CloseCode.INTERNAL_SERVER_ERROR, "Internal server error")
+            await self._failed(f"{protocol.subprotocol} connection")
             await self._cleanup(protocol, connection)
             return
-        if detach:
+        if detach or self._cleaned_up:
             return
         ended = self._ended = asyncio.get_running_loop().create_future()
-        if self._cleaned_up:
-            return
         try:
             await asyncio.shield(ended)
         finally:  # cancelled: the connection ends with the handler
@@ -265,12 +261,16 @@ class WebSocketTransport:
                     else:
                         await protocol.received_binary()
                 except Exception:
-                    logger.exception("%s connection failed", protocol.subprotocol)
-                    await self.close(CloseCode.INTERNAL_SERVER_ERROR, "Internal server error")
+                    await self._failed(f"{protocol.subprotocol} connection")
         finally:
             self._handler = None
             if not inbox:
                 self._inbox = None
+
+    async def _failed(self, what: str) -> None:
+        """`what` raised: logged, and the client gets 4500 without the details."""
+        logger.exception("%s failed", what)
+        await self.close(CloseCode.INTERNAL_SERVER_ERROR, "Internal server error")
 
     def _mark_closed(self, code: int) -> bool:
         """Marks the connection closed with `code` and counts it; False if it already was."""
@@ -342,5 +342,4 @@ async def _guarded(transport: WebSocketTransport, callback: Callable[[], Awaitab
     try:
         await callback()
     except Exception:
-        logger.exception("a protocol timer failed")
-        await transport.close(CloseCode.INTERNAL_SERVER_ERROR, "Internal server error")
+        await transport._failed("a protocol timer")
