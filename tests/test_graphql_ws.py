@@ -696,6 +696,9 @@ class RecordingSocket:
     def exclusive(self) -> asyncio.Lock:
         return self._lock
 
+    def release_request(self) -> None:
+        pass
+
 
 IDS = st.sampled_from(["1", "2", "", 1, None, "x" * 50])
 QUERIES = st.sampled_from(

@@ -140,7 +140,10 @@ async def test_shutdown_completes_then_closes_1001() -> None:
 
 async def test_an_idle_connection_keeps_no_handler() -> None:
     """Once the core owns the socket the route's handler has returned: no uvicorn protocol
-    object (nor anything it holds) is left per connection, and the connections are served."""
+    object (nor anything it holds) is left per connection, nor, once `on_connect` accepted,
+    the request it decided from; and the connections are served."""
+    from starlette.websockets import WebSocket
+
     from fraiseql_fastapi.native.uvicorn import NativeWebSocketProtocol
 
     async with native_server() as (address, manager, _), contextlib.AsyncExitStack() as stack:
@@ -151,6 +154,7 @@ async def test_an_idle_connection_keeps_no_handler() -> None:
         await until(lambda: manager.get_metrics()["subscribers"] == 5)
         gc.collect()
         assert not [o for o in gc.get_objects() if isinstance(o, NativeWebSocketProtocol)]
+        assert not [o for o in gc.get_objects() if isinstance(o, WebSocket)]
         await manager.publish("counter", {"n": 7})
         for client in clients:
             message = await client.receive()

@@ -52,6 +52,10 @@ class RecordingSocket:
         self.closed_with: int | None = None
         self.timers: list[Timer] = []
         self.on_close: Callable[[int], None] = lambda code: None
+        self.releases = 0
+
+    def release_request(self) -> None:
+        self.releases += 1
 
     async def send(self, text: str) -> None:
         if self.closed_with is None:
@@ -225,6 +229,10 @@ class ProtocolMachine(RuleBasedStateMachine):
     def core_matches_the_model(self) -> None:
         assert self.connection.live_count == len(self.live)
         assert self.manager.get_metrics()["active_subscriptions"] == len(self.live)
+
+    @invariant()
+    def the_request_goes_once_on_connect_accepted(self) -> None:
+        assert self.socket.releases == (1 if self.acknowledged else 0)
 
     @invariant()
     def closes_only_once_and_nothing_after(self) -> None:

@@ -79,6 +79,7 @@ class SubscriptionRouterFactory:
         return router
 
 
-def _no_context() -> None:
-    """The dependency when there is no `context_getter`: no request context."""
+async def _no_context() -> None:
+    """The dependency when there is no `context_getter`: no request context (a coroutine:
+    FastAPI runs a plain function in its thread pool, a thread hop per request)."""
     return None

@@ -131,6 +131,11 @@ class NativeWebSocketAdapter:
         scope = {k: v for k, v in websocket.scope.items() if not k.startswith("fastapi_")}
         self._request = WebSocket(scope, _served_by_the_core, _served_by_the_core)
 
+    def release_request(self) -> None:
+        """Forgets the request (once `on_connect` has decided from it): an idle connection
+        keeps no scope, headers or request object."""
+        self._request = None
+
     def adopt(self, connection_id: str, on_event: SocketEventHandler) -> None:
         """Gives the socket to the core, as the connection `connection_id` (open already);
         `on_event` gets what the core receives for it, in order, on the event loop."""

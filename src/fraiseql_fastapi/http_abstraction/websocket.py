@@ -28,6 +28,10 @@ __all__ = ["FramesReady", "WebSocketTransport"]
 
 logger = logging.getLogger("fraiseql_fastapi")
 
+#: `exclusive` on a socket the core owns: it drains the frames itself, under the lock of the
+#: registry that `forget` takes, so nothing of an operation follows its removal anyway.
+_NOTHING_TO_HOLD_OFF: AbstractAsyncContextManager[None] = contextlib.nullcontext()
+
 
 class FramesReady:
     """The wake-up of a connection's sender: like `asyncio.Event` with a single waiter, which
@@ -94,7 +98,9 @@ class WebSocketTransport:
         self.frames_ready = FramesReady() if self._native is None else None
         self.connection: Connection | None = None
         self.protocol: WebSocketProtocol | None = None
-        self._send_lock = asyncio.Lock()
+        #: Orders protocol messages and frames on a socket Python writes; on one the core
+        #: owns, sending is synchronous (queued after the frames in the core): no lock.
+        self._send_lock = asyncio.Lock() if self._native is None else None
         # Lists, not sets: they hold a few items, and an idle connection keeps them.
         self._tasks: list[asyncio.Task[Any]] = []
         self._timers: list[asyncio.TimerHandle] = []
@@ -112,18 +118,28 @@ class WebSocketTransport:
     def request(self) -> Any:
         return self.websocket.request
 
+    def release_request(self) -> None:
+        if self._native is not None:
+            self._native.release_request()
+
     async def send(self, text: str) -> None:
         """Sends a protocol message; dropped if the client has gone meanwhile (as a legacy
         client does right after its `stop`), whose close the reader then receives."""
+        if self._send_lock is None:
+            await self._send(text)
+            return
         async with self._send_lock:
-            if self._closed:
-                return
-            try:
-                await self.websocket.send_text(text)
-            except Exception:
-                if self.websocket.is_connected:
-                    raise
-                logger.debug("the client left before a message could be sent", exc_info=True)
+            await self._send(text)
+
+    async def _send(self, text: str) -> None:
+        if self._closed:
+            return
+        try:
+            await self.websocket.send_text(text)
+        except Exception:
+            if self.websocket.is_connected:
+                raise
+            logger.debug("the client left before a message could be sent", exc_info=True)
 
     async def close(self, code: int, reason: str) -> None:
         """Closes the socket once (the reason is cut to the 123 bytes a close frame allows).
@@ -141,19 +157,26 @@ class WebSocketTransport:
             self._release(code)
 
     def call_later(self, delay: float, callback: Callable[[], Awaitable[None]]) -> Timer:
-        def fire() -> None:
-            _discard(self._timers, handle)
-            if not self._closed:
-                self._spawn(_guarded(self, callback))
-
-        handle = asyncio.get_running_loop().call_later(delay, fire)
-        # Timers the protocol cancelled never fire: forget them here.
-        self._timers = [h for h in self._timers if not h.cancelled()]
+        loop = asyncio.get_running_loop()
+        # A bound method and its argument, not a closure: every idle connection keeps one.
+        handle = loop.call_later(delay, self._fire, callback)
+        self._prune_timers(loop)
         self._timers.append(handle)
         return handle
 
+    def _fire(self, callback: Callable[[], Awaitable[None]]) -> None:
+        self._prune_timers(asyncio.get_running_loop())
+        if not self._closed:
+            self._spawn(_guarded(self, callback))
+
+    def _prune_timers(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Forgets the timers that were cancelled or are due (those run, or are about to and
+        find the connection closed)."""
+        now = loop.time()
+        self._timers = [h for h in self._timers if not h.cancelled() and h.when() > now]
+
     def exclusive(self) -> AbstractAsyncContextManager[None]:
-        return self._send_lock
+        return self._send_lock or _NOTHING_TO_HOLD_OFF
 
     # ----- lifecycle ------------------------------------------------------------------------
 
@@ -317,6 +340,7 @@ class WebSocketTransport:
         drain = connection.drain
         send_text = self.websocket.send_text
         lock = self._send_lock
+        assert lock is not None
         while True:
             await ready.wait()
             ready.clear()

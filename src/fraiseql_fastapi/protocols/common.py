@@ -80,6 +80,11 @@ class ProtocolSocket(Protocol):
         """The framework's request/WebSocket object (handed to `on_connect`)."""
         ...
 
+    def release_request(self) -> None:
+        """`on_connect` accepted the connection: the request it decided from is not needed
+        any more, and the transport may let it go (an idle connection keeps only its state)."""
+        ...
+
     async def send(self, text: str) -> None:
         """Sends one message, after any frame being sent now."""
         ...

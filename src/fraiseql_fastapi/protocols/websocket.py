@@ -140,6 +140,7 @@ class OperationProtocol:
         if context is None:
             return False
         self.connection.context = context
+        self.socket.release_request()
         if self._timer is not None:  # the init deadline is met
             self._timer.cancel()
             self._timer = None
