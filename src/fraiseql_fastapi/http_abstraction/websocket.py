@@ -125,21 +125,15 @@ class WebSocketTransport:
     async def send(self, text: str) -> None:
         """Sends a protocol message; dropped if the client has gone meanwhile (as a legacy
         client does right after its `stop`), whose close the reader then receives."""
-        if self._send_lock is None:
-            await self._send(text)
-            return
-        async with self._send_lock:
-            await self._send(text)
-
-    async def _send(self, text: str) -> None:
-        if self._closed:
-            return
-        try:
-            await self.websocket.send_text(text)
-        except Exception:
-            if self.websocket.is_connected:
-                raise
-            logger.debug("the client left before a message could be sent", exc_info=True)
+        async with self.exclusive():
+            if self._closed:
+                return
+            try:
+                await self.websocket.send_text(text)
+            except Exception:
+                if self.websocket.is_connected:
+                    raise
+                logger.debug("the client left before a message could be sent", exc_info=True)
 
     async def close(self, code: int, reason: str) -> None:
         """Closes the socket once (the reason is cut to the 123 bytes a close frame allows).
