@@ -32,14 +32,105 @@ pub struct NextFields {
     pub ts: Option<f64>,
 }
 
-#[derive(Deserialize)]
+/// A frame's envelope, read in one pass: when `type` comes before `payload` (as servers write
+/// it) a `next`'s payload is read straight into its fields, else it is kept raw and read after.
 struct Envelope<'a> {
-    #[serde(rename = "type", borrow, default)]
     kind: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
     id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    payload: Option<&'a RawValue>,
+    payload: Payload<'a>,
+}
+
+enum Payload<'a> {
+    Absent,
+    Raw(&'a RawValue),
+    Next(NextFields),
+}
+
+impl Payload<'_> {
+    fn fields(&self) -> NextFields {
+        match self {
+            Payload::Absent => NextFields::default(),
+            Payload::Raw(raw) => next_fields(raw.get()),
+            Payload::Next(fields) => *fields,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "lowercase")]
+enum EnvelopeField {
+    Type,
+    Id,
+    Payload,
+    #[serde(other)]
+    Other,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Envelope<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct EnvelopeVisitor;
+        impl<'de> Visitor<'de> for EnvelopeVisitor {
+            type Value = Envelope<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Envelope<'de>, A::Error> {
+                // A duplicate is an error, as with a derived struct: the fallback decides then.
+                let mut kind: Option<Option<Text<'de>>> = None;
+                let mut id: Option<Option<Text<'de>>> = None;
+                let mut payload = None;
+                while let Some(key) = map.next_key::<EnvelopeField>()? {
+                    match key {
+                        EnvelopeField::Type if kind.is_none() => kind = Some(map.next_value()?),
+                        EnvelopeField::Id if id.is_none() => id = Some(map.next_value()?),
+                        EnvelopeField::Payload if payload.is_none() => {
+                            let next = matches!(&kind, Some(Some(Text(k))) if k == "next");
+                            payload = Some(if next {
+                                let parsed: NextPayload = map.next_value()?;
+                                Payload::Next(
+                                    parsed.data.and_then(|first| first.0).unwrap_or_default(),
+                                )
+                            } else {
+                                Payload::Raw(map.next_value()?)
+                            });
+                        }
+                        EnvelopeField::Other => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                        _ => return Err(de::Error::custom("a duplicate field")),
+                    }
+                }
+                Ok(Envelope {
+                    kind: kind.flatten().map(|t| t.0),
+                    id: id.flatten().map(|t| t.0),
+                    payload: payload.unwrap_or(Payload::Absent),
+                })
+            }
+        }
+        deserializer.deserialize_map(EnvelopeVisitor)
+    }
+}
+
+/// A string, borrowed from the frame unless it has escapes.
+struct Text<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TextVisitor;
+        impl<'de> Visitor<'de> for TextVisitor {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(v.to_owned())))
+            }
+        }
+        deserializer.deserialize_str(TextVisitor)
+    }
 }
 
 /// Parses one text frame; Err when it is not a JSON object.
@@ -49,10 +140,7 @@ pub fn parse(text: &str) -> Result<Frame<'_>, String> {
             Some("next") => match envelope.id {
                 Some(op_id) => Frame::Next {
                     op_id,
-                    fields: envelope
-                        .payload
-                        .map(|raw| next_fields(raw.get()))
-                        .unwrap_or_default(),
+                    fields: envelope.payload.fields(),
                 },
                 None => Frame::Other,
             },
@@ -324,6 +412,30 @@ mod tests {
         ));
         assert!(parse("[1]").is_err());
         assert!(parse("{").is_err());
+    }
+
+    #[test]
+    fn reads_in_either_order_and_with_escapes() {
+        let first = r#"{"id":"a\"b","type":"next","payload":{"data":{"t":{"id":"4","ts":0.5}}}}"#;
+        let last = r#"{"payload":{"data":{"t":{"id":"4","ts":0.5}}},"id":"a\"b","type":"next"}"#;
+        for text in [first, last] {
+            match parse(text) {
+                Ok(Frame::Next { op_id, fields }) => {
+                    assert_eq!(op_id, "a\"b");
+                    assert_eq!(
+                        fields,
+                        NextFields {
+                            id: Some(4),
+                            ts: Some(0.5)
+                        }
+                    );
+                }
+                _ => panic!("not a next: {text}"),
+            }
+        }
+        // A duplicate falls back to the parsed value, where the last one wins.
+        let text = r#"{"type":"ping","type":"next","id":"1","payload":{"data":{"t":{"id":9}}}}"#;
+        assert_eq!(fields(text).id, Some(9));
     }
 
     #[test]
