@@ -207,10 +207,11 @@ fn text_header(len: usize, out: &mut Vec<u8>) {
     let _ = header.format(len as u64, out);
 }
 
+/// The socket's task, once started, unless aborted before.
 #[derive(Default)]
-struct Tasks {
+struct TaskSlot {
     aborted: bool,
-    handles: Vec<AbortHandle>,
+    handle: Option<AbortHandle>,
 }
 
 /// The adopted sockets of one executor and what they received.
@@ -276,7 +277,7 @@ impl Hub {
             out: Mutex::new(OutState::default()),
             awaiting_pong: AtomicBool::new(false),
             reported: AtomicBool::new(false),
-            tasks: Mutex::new(Tasks::default()),
+            task: Mutex::new(TaskSlot::default()),
         })
     }
 
@@ -319,7 +320,7 @@ impl Hub {
     }
 }
 
-/// One adopted WebSocket: its outbound state and its tasks.
+/// One adopted WebSocket: its outbound state and its task.
 pub struct NativeSocket {
     id: u64,
     connection: Arc<str>,
@@ -334,7 +335,7 @@ pub struct NativeSocket {
     awaiting_pong: AtomicBool,
     /// The "closed" event was reported.
     reported: AtomicBool,
-    tasks: Mutex<Tasks>,
+    task: Mutex<TaskSlot>,
 }
 
 /// Makes a tokio stream of an accepted, upgraded TCP connection (on the bus runtime).
@@ -415,7 +416,7 @@ impl NativeSocket {
         // Frames queued before the adoption go out first.
         self.notify.notify_one();
         let task = runtime.spawn(serve(self.clone(), read, config, keep_alive));
-        self.add_task(task.abort_handle());
+        self.set_task(task.abort_handle());
         Ok(())
     }
 
@@ -437,25 +438,25 @@ impl NativeSocket {
         self.notify.notify_one();
     }
 
-    /// Ends the socket now (its tasks are cancelled, the stream dropped) and reports it closed.
+    /// Ends the socket now (its task is cancelled, the stream dropped) and reports it closed.
     pub fn abort(&self) {
-        let handles = {
-            let mut tasks = self.tasks.lock();
-            tasks.aborted = true;
-            std::mem::take(&mut tasks.handles)
+        let handle = {
+            let mut slot = self.task.lock();
+            slot.aborted = true;
+            slot.handle.take()
         };
-        for handle in handles {
+        if let Some(handle) = handle {
             handle.abort();
         }
         self.finish();
     }
 
-    fn add_task(&self, handle: AbortHandle) {
-        let mut tasks = self.tasks.lock();
-        if tasks.aborted {
+    fn set_task(&self, handle: AbortHandle) {
+        let mut slot = self.task.lock();
+        if slot.aborted {
             handle.abort();
         } else {
-            tasks.handles.push(handle);
+            slot.handle = Some(handle);
         }
     }
 
@@ -628,16 +629,25 @@ async fn serve(
         socket: socket.clone(),
     };
     let ws = WebSocketStream::from_raw_socket(duplex, Role::Server, Some(config)).await;
-    let reader = tokio::spawn(read_loop(socket.clone(), ws));
-    socket.add_task(reader.abort_handle());
-    tokio::select! {
-        () = write_loop(&socket, keep_alive) => {}
-        () = socket.ending_deadline() => {}
-    }
-    // The reader ends too (if it has not), which drops the last half of the stream.
-    let handles = std::mem::take(&mut socket.tasks.lock().handles);
-    for handle in handles {
-        handle.abort();
+    {
+        // One task serves both directions (one task's state per idle connection): the
+        // reader runs beside the writer, and ends with it, dropping the last half of the
+        // stream.
+        let reader = read_loop(socket.clone(), ws);
+        let writer = async {
+            tokio::select! {
+                () = write_loop(&socket, keep_alive) => {}
+                () = socket.ending_deadline() => {}
+            }
+        };
+        tokio::pin!(reader, writer);
+        let mut reading = true;
+        loop {
+            tokio::select! {
+                () = &mut reader, if reading => reading = false,
+                () = &mut writer => break,
+            }
+        }
     }
     socket.finish();
 }
