@@ -303,8 +303,9 @@ class PySubscriptionExecutor:
         pings are answered. With `ping_interval` (seconds) the core pings the client that
         often and closes it with 1011 when a pong takes over `ping_timeout`; a connection's
         queue at half its bound is written by the thread that filled it. The connection must be open
-        (`open_connection`): KeyError if unknown, ValueError if it already has a socket, OSError
-        when `fd` is not a connected socket. `remove_connection` ends the socket (the fd is
+        (`open_connection`): KeyError if unknown, ValueError if it already has a socket,
+        ConnectionError when the client has closed or reset it already, OSError when `fd` is
+        not a connected socket. `remove_connection` ends the socket (the fd is
         closed), as does dropping the executor."""
     def socket_send(self, connection_id: str, text: str) -> None:
         """Sends a text message on the connection's adopted socket, after every frame queued

@@ -10,7 +10,10 @@ import asyncio
 import contextlib
 import gc
 import json
+import logging
 import os
+import socket
+import struct
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -21,6 +24,7 @@ from websockets.asyncio.client import connect
 
 from fraiseql_fastapi import SubscriptionManager, subscription
 from fraiseql_fastapi.decorator import SubscriptionRegistry
+from fraiseql_fastapi.native import ADOPT_KEY, NATIVE_EXTENSION
 
 pytestmark = pytest.mark.anyio
 
@@ -159,3 +163,63 @@ async def test_an_idle_connection_keeps_no_handler() -> None:
         for client in clients:
             message = await client.receive()
             assert message["payload"] == {"data": {"counter": 7}}
+
+
+def reset_socket() -> socket.socket:
+    """The server's end of a TCP connection its client has reset (SO_LINGER 0)."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        client = socket.create_connection(listener.getsockname())
+        server_end, _ = listener.accept()
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    client.close()
+    return server_end
+
+
+async def test_a_client_gone_before_the_handover_is_no_server_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A client that resets its connection between the 101 and the handover is a client
+    gone (1006, logged at debug level), not a failure of the server (4500, an error log)."""
+    app, manager = protocol_app(registry.fields, None, ping_interval=None)
+    scope = {
+        "type": "websocket",
+        "asgi": {"version": "3.0"},
+        "scheme": "ws",
+        "path": "/graphql",
+        "raw_path": b"/graphql",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"test"), (b"sec-websocket-protocol", b"graphql-transport-ws")],
+        "subprotocols": ["graphql-transport-ws"],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+        "extensions": {NATIVE_EXTENSION: {"ping_interval": None, "ping_timeout": None}},
+    }
+    events = [{"type": "websocket.connect"}]
+    sent: list[dict[str, Any]] = []
+    gone = reset_socket()
+
+    async def receive() -> dict[str, Any]:
+        if events:
+            return events.pop()
+        await asyncio.Event().wait()  # nothing more: the core would read the socket
+        raise AssertionError("unreachable")
+
+    async def send(message: dict[str, Any]) -> None:
+        message = dict(message)
+        adopt = message.pop(ADOPT_KEY, None)
+        sent.append(message)
+        if adopt is not None:
+            adopt(os.dup(gone.fileno()))
+
+    await manager.start()
+    try:
+        with gone, caplog.at_level(logging.DEBUG, logger="fraiseql_fastapi"):
+            await asyncio.wait_for(app(scope, receive, send), 5)
+        assert [m["type"] for m in sent] == ["websocket.accept"]
+        assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+        assert any("before the core took its socket" in r.message for r in caplog.records)
+        assert manager.get_metrics()["connections_closed"] == {1006: 1}
+        assert manager.get_metrics()["native_sockets"] == 0
+    finally:
+        await manager.stop()

@@ -38,6 +38,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 use rustc_hash::FxHashMap;
 use serde_json::{Map, Value};
+use std::io;
 use std::os::unix::io::FromRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -1204,7 +1205,16 @@ impl PySubscriptionExecutor {
                 stream.peer_addr()?;
                 native::tokio_stream(stream)
             })
-            .map_err(|e| PyOSError::new_err(format!("cannot adopt the socket: {e}")))?;
+            .map_err(|e| match e.kind() {
+                // The client reset or closed the connection before the handover.
+                io::ErrorKind::NotConnected
+                | io::ErrorKind::ConnectionReset
+                | io::ErrorKind::ConnectionAborted
+                | io::ErrorKind::BrokenPipe => {
+                    PyConnectionError::new_err(format!("the client left before the handover: {e}"))
+                }
+                _ => PyOSError::new_err(format!("cannot adopt the socket: {e}")),
+            })?;
         self.shared
             .native
             .events()

@@ -236,6 +236,11 @@ class WebSocketTransport:
         """Hands the socket to the core; returns then (`detach`) or once it has ended."""
         try:
             native.adopt(connection.id, self._on_socket_event)
+        except ConnectionError:  # the client left between the 101 and the handover
+            logger.debug("the client left before the core took its socket", exc_info=True)
+            await self._cleanup(protocol, connection)
+            return
+        try:
             await protocol.opened()
         except Exception:
             await self._failed(f"{protocol.subprotocol} connection")
