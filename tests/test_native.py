@@ -165,6 +165,28 @@ async def test_an_idle_connection_keeps_no_handler() -> None:
             assert message["payload"] == {"data": {"counter": 7}}
 
 
+async def test_the_http_protocol_that_upgraded_is_freed_at_the_handover() -> None:
+    """uvicorn's httptools protocol keeps its parser, which holds its callbacks, until a
+    `connection_lost` that never comes after an upgrade; at the handover it goes, without
+    waiting for the cyclic GC (in a burst of handshakes those cycles pile up)."""
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    def upgraded_from() -> list[Any]:
+        return [o for o in gc.get_objects() if isinstance(o, HttpToolsProtocol)]
+
+    async with native_server() as (address, manager, _), contextlib.AsyncExitStack() as stack:
+        gc.collect()
+        gc.disable()
+        try:
+            clients = [await stack.enter_async_context(ws_client(address)) for _ in range(5)]
+            for client in clients:
+                await client.init()
+            assert manager.get_metrics()["native_sockets"] == 5
+            assert upgraded_from() == []
+        finally:
+            gc.enable()
+
+
 def reset_socket() -> socket.socket:
     """The server's end of a TCP connection its client has reset (SO_LINGER 0)."""
     with socket.create_server(("127.0.0.1", 0)) as listener:

@@ -49,6 +49,12 @@ class NativeWebSocketProtocol(WebSocketsSansIOProtocol):
             max_size=self.config.ws_max_size, logger=logging.getLogger("uvicorn.error")
         )
         self.adopted = False
+        #: The HTTP protocol that upgraded the connection (see `_release_upgraded_from`).
+        self._upgraded_from: asyncio.BaseProtocol | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._upgraded_from = transport.get_protocol()
+        super().connection_made(transport)
 
     def handle_connect(self, event: Request) -> None:
         super().handle_connect(event)
@@ -88,11 +94,21 @@ class NativeWebSocketProtocol(WebSocketsSansIOProtocol):
         self.adopted = True
         self.connections.discard(self)
         self.transport.abort()  # closes its own descriptor only: the connection stays open
+        self._release_upgraded_from()
         try:
             adopt(fd)
         except BaseException:
             os.close(fd)
             raise
+
+    def _release_upgraded_from(self) -> None:
+        """Frees the HTTP protocol that upgraded the connection now, not at the cyclic GC's
+        next full pass: its `connection_lost` never runs after an upgrade, which is where
+        uvicorn's httptools protocol drops its parser (which holds the protocol's callbacks).
+        In a burst of handshakes those cycles pile up, and their memory stays fragmented."""
+        upgraded_from, self._upgraded_from = self._upgraded_from, None
+        if upgraded_from is not None and hasattr(upgraded_from, "parser"):
+            upgraded_from.parser = None
 
     async def _flushed(self) -> None:
         """Waits until the transport has written everything it buffered (the 101)."""
