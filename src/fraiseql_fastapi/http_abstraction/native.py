@@ -14,8 +14,8 @@ import asyncio
 import contextlib
 import os
 import weakref
-from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final, NoReturn
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final, NoReturn, Protocol
 
 from starlette.websockets import WebSocket
 
@@ -35,9 +35,15 @@ CLOSE_TIMEOUT: Final = 2.0
 #: (characters) to decide, with its own close code.
 _BYTES_PER_CHARACTER: Final = 4
 
-#: What the core received for a connection: ("text", str), ("binary", None) or
-#: ("closed", code), the last one once.
-SocketEventHandler = Callable[[str, Any], None]
+
+class SocketEventHandler(Protocol):
+    """What gets the core's events for an adopted socket (an object, not a callable: an idle
+    connection keeps no bound method for it)."""
+
+    def socket_event(self, kind: str, value: Any) -> None:
+        """What the core received: ("text", str), ("binary", None) or ("closed", code), the
+        last one once; in order, on the event loop."""
+        ...
 
 
 def offers_native(websocket: WebSocket) -> bool:
@@ -70,8 +76,8 @@ class NativeWebSocketAdapter:
         "_executor",
         "_fd",
         "_framework",
+        "_handler",
         "_hub",
-        "_keep_alive",
         "_max_message_size",
         "_python",
         "_request",
@@ -83,8 +89,6 @@ class NativeWebSocketAdapter:
     ) -> None:
         self._framework: WebSocketAdapter | None = framework
         self._request: Any = framework.request
-        #: The server's keep-alive pings, which the core sends once it owns the socket.
-        self._keep_alive = _keep_alive(self._request.scope)
         self._executor = manager.executor
         self._hub = _hub_for(manager)
         self._max_message_size = max_message_size
@@ -96,6 +100,7 @@ class NativeWebSocketAdapter:
         #: What `close` waits on until the "closed" event.
         self._waiter: asyncio.Future[None] | None = None
         self._python = False  # accepted without a handover (to refuse with 4406)
+        self._handler: SocketEventHandler | None = None
 
     # ----- WebSocketAdapter ---------------------------------------------------------------
 
@@ -136,21 +141,24 @@ class NativeWebSocketAdapter:
         keeps no scope, headers or request object."""
         self._request = None
 
-    def adopt(self, connection_id: str, on_event: SocketEventHandler) -> None:
+    def adopt(self, connection_id: str, handler: SocketEventHandler) -> None:
         """Gives the socket to the core, as the connection `connection_id` (open already);
-        `on_event` gets what the core receives for it, in order, on the event loop."""
+        `handler` gets what the core receives for it, in order, on the event loop."""
         fd, self._fd = self._fd, None
         if fd is None:
             raise RuntimeError("the server did not hand the socket over")
         self._connection_id = connection_id
-        self._hub.register(connection_id, self, on_event)
+        self._handler = handler
+        self._hub.register(connection_id, self)
+        # The server's keep-alive pings, which the core sends once it owns the socket.
+        ping_interval, ping_timeout = _keep_alive(self._request.scope)
         try:
             self._executor.adopt_socket(
                 connection_id,
                 fd,
                 max_message_size=self._max_message_size * _BYTES_PER_CHARACTER,
-                ping_interval=self._keep_alive[0],
-                ping_timeout=self._keep_alive[1],
+                ping_interval=ping_interval,
+                ping_timeout=ping_timeout,
             )
         except BaseException:
             self._hub.unregister(connection_id)
@@ -160,7 +168,7 @@ class NativeWebSocketAdapter:
     async def receive_text(self) -> str:
         if self._python and self._framework is not None:
             return await self._framework.receive_text()
-        raise RuntimeError("the core delivers what this WebSocket receives (adopt's on_event)")
+        raise RuntimeError("the core delivers what this WebSocket receives (adopt's handler)")
 
     async def send_text(self, text: str) -> None:
         if self._python:
@@ -193,6 +201,11 @@ class NativeWebSocketAdapter:
     def _handed_over(self, fd: int) -> None:
         self._fd = fd
 
+    def _event(self, kind: str, value: Any) -> None:
+        handler = self._handler
+        if handler is not None:
+            handler.socket_event(kind, value)
+
     def _ended(self) -> None:
         """The core reported the socket closed."""
         self._closed = True
@@ -202,6 +215,7 @@ class NativeWebSocketAdapter:
 
     def release(self) -> None:
         """Forgets the socket on our side: a descriptor never adopted is closed."""
+        self._handler = None  # it holds this adapter: no cycle left for the GC
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
@@ -215,16 +229,14 @@ class _Hub:
 
     def __init__(self, executor: PySubscriptionExecutor) -> None:
         self._executor = executor
-        self._sockets: dict[str, tuple[NativeWebSocketAdapter, SocketEventHandler]] = {}
+        self._sockets: dict[str, NativeWebSocketAdapter] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def register(
-        self, connection_id: str, adapter: NativeWebSocketAdapter, on_event: SocketEventHandler
-    ) -> None:
+    def register(self, connection_id: str, adapter: NativeWebSocketAdapter) -> None:
         if not self._sockets:
             self._loop = asyncio.get_running_loop()
             self._loop.add_reader(self._executor.socket_events_fd, self._dispatch)
-        self._sockets[connection_id] = (adapter, on_event)
+        self._sockets[connection_id] = adapter
 
     def unregister(self, connection_id: str) -> None:
         if self._sockets.pop(connection_id, None) is not None and not self._sockets:
@@ -233,14 +245,13 @@ class _Hub:
 
     def _dispatch(self) -> None:
         for connection_id, kind, value in self._executor.take_socket_events():
-            entry = self._sockets.get(connection_id)
-            if entry is None:
+            adapter = self._sockets.get(connection_id)
+            if adapter is None:
                 continue
-            adapter, on_event = entry
             if kind == "closed":
                 adapter._ended()
                 self.unregister(connection_id)
-            on_event(kind, value)
+            adapter._event(kind, value)
 
 
 _hubs: weakref.WeakKeyDictionary[SubscriptionManager, _Hub] = weakref.WeakKeyDictionary()

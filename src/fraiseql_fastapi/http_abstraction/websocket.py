@@ -235,7 +235,7 @@ class WebSocketTransport:
     ) -> None:
         """Hands the socket to the core; returns then (`detach`) or once it has ended."""
         try:
-            native.adopt(connection.id, self._on_socket_event)
+            native.adopt(connection.id, self)
         except ConnectionError:  # the client left between the 101 and the handover
             logger.debug("the client left before the core took its socket", exc_info=True)
             await self._cleanup(protocol, connection)
@@ -254,7 +254,7 @@ class WebSocketTransport:
         finally:  # cancelled: the connection ends with the handler
             await self._cleanup(protocol, connection)
 
-    def _on_socket_event(self, kind: str, value: Any) -> None:
+    def socket_event(self, kind: str, value: Any) -> None:
         """What the core received (see `SocketEventHandler`), handled in order by one task
         that exists only while there is something to handle."""
         if self._inbox is None:

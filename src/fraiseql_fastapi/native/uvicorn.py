@@ -70,6 +70,7 @@ class NativeWebSocketProtocol(WebSocketsSansIOProtocol):
         if self.adopted:  # our transport dropped; the connection lives on in the core
             self.stop_keepalive()
             return
+        self._release_upgraded_from()  # a WebSocket uvicorn served to the end
         super().connection_lost(exc)
 
     async def send(self, message: ASGISendEvent) -> None:
