@@ -11,7 +11,6 @@ counts it; the application (the core) closes it, and the manager's shutdown does
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 from collections.abc import Callable
 from typing import Any
@@ -22,7 +21,6 @@ from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn.server import ServerState
 from websockets.http11 import Request
-from websockets.server import ServerProtocol
 
 from . import ADOPT_KEY, NATIVE_EXTENSION
 
@@ -43,11 +41,11 @@ class NativeWebSocketProtocol(WebSocketsSansIOProtocol):
         app_state: dict[str, Any],
         _loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
+        # No per-message compression: the core writes frames as they are. Turned off in the
+        # server's config, which only this class reads it from, so that uvicorn's constructor
+        # builds the handshake's `ServerProtocol` once, without the extension.
+        config.ws_per_message_deflate = False
         super().__init__(config, server_state, app_state, _loop)
-        # No per-message compression: the core writes frames as they are.
-        self.conn = ServerProtocol(
-            max_size=self.config.ws_max_size, logger=logging.getLogger("uvicorn.error")
-        )
         self.adopted = False
         #: The HTTP protocol that upgraded the connection (see `_release_upgraded_from`).
         self._upgraded_from: asyncio.BaseProtocol | None = None
@@ -69,6 +67,7 @@ class NativeWebSocketProtocol(WebSocketsSansIOProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self.adopted:  # our transport dropped; the connection lives on in the core
             self.stop_keepalive()
+            _break_transport_cycle(self.transport)
             return
         self._release_upgraded_from()  # a WebSocket uvicorn served to the end
         super().connection_lost(exc)
@@ -119,3 +118,11 @@ class NativeWebSocketProtocol(WebSocketsSansIOProtocol):
             if loop.time() > deadline:
                 raise ClientDisconnected()
             await asyncio.sleep(0.001)
+
+
+def _break_transport_cycle(transport: asyncio.BaseTransport) -> None:
+    """Frees an aborted asyncio socket transport when its last reference goes, not at the cyclic
+    GC's next full pass: it keeps its read callback, a bound method of itself, after it closed
+    (CPython's `_SelectorSocketTransport`, with its socket and extra info)."""
+    if getattr(transport, "_read_ready_cb", None) is not None:
+        transport._read_ready_cb = None  # type: ignore[attr-defined]
