@@ -1,5 +1,6 @@
-"""Test helpers: a real uvicorn server on 127.0.0.1, a graphql-transport-ws test client, and
-processes of the ticker example sharing a bus.
+"""Test helpers: a real uvicorn server on 127.0.0.1, a graphql-transport-ws test client, the
+real JavaScript clients (node scripts under tests/js/), and processes of the ticker example
+sharing a bus.
 
 Imported by tests as `from helpers import ...` (pytest puts tests/ on sys.path)."""
 
@@ -10,6 +11,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -55,10 +57,15 @@ async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
 
 
 def protocol_app(
-    fields: Sequence[Any], on_connect: Any, max_queue: int = 1000, **options: Any
+    fields: Sequence[Any],
+    on_connect: Any,
+    max_queue: int = 1000,
+    *,
+    on_refresh: Any = None,
+    **options: Any,
 ) -> tuple[Any, Any]:
-    """A FastAPI app serving `fields` on /graphql with `on_connect` and `ProtocolOptions(
-    **options)`, and its manager: what the protocol tests run against."""
+    """A FastAPI app serving `fields` on /graphql with `on_connect`, `on_refresh` and
+    `ProtocolOptions(**options)`, and its manager: what the protocol tests run against."""
     from fastapi import FastAPI
 
     from fraiseql_fastapi import SubscriptionManager
@@ -69,7 +76,10 @@ def protocol_app(
     app = FastAPI(lifespan=manager.lifespan)
     app.include_router(
         SubscriptionRouterFactory.create(
-            manager, on_connect=on_connect, options=ProtocolOptions(**options)
+            manager,
+            on_connect=on_connect,
+            on_refresh=on_refresh,
+            options=ProtocolOptions(**options),
         )
     )
     return app, manager
@@ -103,6 +113,78 @@ async def running_server(app: Any, native: bool | None = None) -> AsyncIterator[
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 10)
+
+
+JS = ROOT / "tests" / "js"
+#: For tests driving the JavaScript clients of tests/js (installed by scripts/install).
+js_clients = pytest.mark.skipif(
+    shutil.which("node") is None or not (JS / "node_modules" / "graphql-ws").is_dir(),
+    reason="node and tests/js/node_modules (scripts/install) are needed",
+)
+
+
+class NodeClient:
+    """A node process running a script of tests/js: it prints one JSON object per line on
+    stdout (its events) and reads lines (the test's go-aheads) on stdin."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+
+    async def event(self, timeout: float = 20.0) -> dict[str, Any]:
+        """The next line it printed; AssertionError if it exited or reported a failure."""
+        assert self.process.stdout is not None
+        line = await asyncio.wait_for(self.process.stdout.readline(), timeout)
+        if not line:
+            raise AssertionError(f"node exited: {await self.stderr()}")
+        event: dict[str, Any] = json.loads(line)
+        if event.get("event") == "failed":
+            raise AssertionError(f"node failed: {event}")
+        return event
+
+    async def expect(self, name: str, timeout: float = 20.0) -> dict[str, Any]:
+        """The next event, which must be `name`."""
+        event = await self.event(timeout)
+        assert event["event"] == name, event
+        return event
+
+    async def tell(self, line: str) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(line.encode() + b"\n")
+        await self.process.stdin.drain()
+
+    async def finish(self, timeout: float = 20.0) -> int:
+        """Closes its stdin; its exit status."""
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        return await asyncio.wait_for(self.process.wait(), timeout)
+
+    async def stderr(self) -> str:
+        assert self.process.stderr is not None
+        with contextlib.suppress(asyncio.TimeoutError):
+            return (await asyncio.wait_for(self.process.stderr.read(), 2)).decode()
+        return ""
+
+
+@contextlib.asynccontextmanager
+async def node_client(script: str, *args: str) -> AsyncIterator[NodeClient]:
+    """Runs `node tests/js/SCRIPT ARGS...`; killed on the way out if still running."""
+    node = shutil.which("node")
+    assert node is not None
+    process = await asyncio.create_subprocess_exec(
+        node,
+        str(JS / script),
+        *args,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=str(JS),
+    )
+    try:
+        yield NodeClient(process)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
 
 
 #: Enough to fill a loopback socket's buffers at both ends (`flood`).

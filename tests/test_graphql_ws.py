@@ -8,10 +8,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import shutil
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,7 +20,10 @@ from gql.transport.websockets import WebsocketsTransport
 from helpers import (
     Client,
     GatedSocket,
+    NodeClient,
     flood,
+    js_clients,
+    node_client,
     protocol_app,
     running_server,
     until,
@@ -818,72 +819,17 @@ def test_parse_message_only_raises_invalid_message(text: str) -> None:
 
 # --- the real JavaScript clients (node, tests/js) ---------------------------------------------
 
-JS = Path(__file__).parent / "js"
-NODE = shutil.which("node")
-js_clients = pytest.mark.skipif(
-    NODE is None or not (JS / "node_modules" / "subscriptions-transport-ws").is_dir(),
-    reason="node and tests/js/node_modules (scripts/install) are needed",
-)
 CLIENTS = ["subscriptions-transport-ws", "apollo"]
 
 
-class NodeClient:
-    """A node process running tests/js/legacy_client.mjs: it prints JSON lines (its events) and
-    reads lines (the test's go-aheads) on stdin."""
-
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
-        self.process = process
-
-    async def event(self, timeout: float = 20.0) -> dict[str, Any]:
-        assert self.process.stdout is not None
-        line = await asyncio.wait_for(self.process.stdout.readline(), timeout)
-        if not line:
-            raise AssertionError(f"node exited: {await self.stderr()}")
-        event: dict[str, Any] = json.loads(line)
-        if event.get("event") == "failed":
-            raise AssertionError(f"node failed: {event}")
-        return event
-
-    async def expect(self, name: str, timeout: float = 20.0) -> dict[str, Any]:
-        event = await self.event(timeout)
-        assert event["event"] == name, event
-        return event
-
-    async def tell(self, line: str) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.write(line.encode() + b"\n")
-        await self.process.stdin.drain()
-
-    async def stderr(self) -> str:
-        assert self.process.stderr is not None
-        with contextlib.suppress(asyncio.TimeoutError):
-            return (await asyncio.wait_for(self.process.stderr.read(), 2)).decode()
-        return ""
-
-
 @contextlib.asynccontextmanager
-async def node_client(address: str, client: str, scenario: str) -> AsyncIterator[NodeClient]:
-    assert NODE is not None
-    process = await asyncio.create_subprocess_exec(
-        NODE,
-        str(JS / "legacy_client.mjs"),
-        f"ws://{address}/graphql",
-        client,
-        scenario,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        cwd=str(JS),
-    )
-    node = NodeClient(process)
-    try:
+async def legacy_client(address: str, client: str, scenario: str) -> AsyncIterator[NodeClient]:
+    """tests/js/legacy_client.mjs with `client` playing `scenario`; it must exit with 0."""
+    script = node_client("legacy_client.mjs", f"ws://{address}/graphql", client, scenario)
+    async with script as node:
         yield node
-        code = await asyncio.wait_for(process.wait(), 25)
+        code = await asyncio.wait_for(node.process.wait(), 25)
         assert code == 0, await node.stderr()
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
 
 
 def js_app() -> tuple[FastAPI, SubscriptionManager]:
@@ -895,7 +841,7 @@ def js_app() -> tuple[FastAPI, SubscriptionManager]:
 @pytest.mark.parametrize("client", CLIENTS)
 async def test_js_client_receives_100_of_100_events_in_order(client: str) -> None:
     app, manager = js_app()
-    async with running_server(app) as address, node_client(address, client, "events") as node:
+    async with running_server(app) as address, legacy_client(address, client, "events") as node:
         await node.expect("started")
         await until(lambda: manager.get_metrics()["subscribers"] == 1, 20)
         for n in range(100):
@@ -909,7 +855,7 @@ async def test_js_client_receives_100_of_100_events_in_order(client: str) -> Non
 async def test_js_client_connection_params_reach_on_connect(client: str) -> None:
     init_payloads.clear()
     app, manager = js_app()
-    async with running_server(app) as address, node_client(address, client, "params") as node:
+    async with running_server(app) as address, legacy_client(address, client, "params") as node:
         await node.expect("started")
         await until(lambda: manager.get_metrics()["subscribers"] == 1, 20)
         assert init_payloads == [{"token": "dave", "client": client}]
@@ -924,7 +870,7 @@ async def test_js_client_connection_params_reach_on_connect(client: str) -> None
 @pytest.mark.parametrize("client", CLIENTS)
 async def test_js_client_gets_validation_errors_on_its_error_path(client: str) -> None:
     app, manager = js_app()
-    async with running_server(app) as address, node_client(address, client, "invalid") as node:
+    async with running_server(app) as address, legacy_client(address, client, "invalid") as node:
         await node.expect("started")
         error = await node.expect("error")
         assert "Cannot query field" in error["message"]
@@ -936,7 +882,7 @@ async def test_js_client_gets_validation_errors_on_its_error_path(client: str) -
 @pytest.mark.parametrize("client", CLIENTS)
 async def test_js_client_unsubscribe_stops_the_subscription(client: str) -> None:
     app, manager = js_app()
-    async with running_server(app) as address, node_client(address, client, "stop") as node:
+    async with running_server(app) as address, legacy_client(address, client, "stop") as node:
         await node.expect("started")
         await until(lambda: manager.get_metrics()["subscribers"] == 1, 20)
         await manager.publish("counter", {"n": 1})
@@ -953,7 +899,7 @@ async def test_js_client_unsubscribe_stops_the_subscription(client: str) -> None
 @pytest.mark.parametrize("client", CLIENTS)
 async def test_js_client_close_ends_the_connection_on_the_server(client: str) -> None:
     app, manager = js_app()
-    async with running_server(app) as address, node_client(address, client, "dispose") as node:
+    async with running_server(app) as address, legacy_client(address, client, "dispose") as node:
         await node.expect("started")
         await until(lambda: manager.get_metrics()["subscribers"] == 1, 20)
         await node.tell("close")

@@ -3,10 +3,11 @@ core example produces its frame."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
-from helpers import assert_quick_start_delivers, python_block, running_server
+from helpers import assert_quick_start_delivers, python_block, running_server, until, ws_client
 
 
 @pytest.mark.anyio
@@ -66,3 +67,44 @@ async def test_existing_schema_example_serves_queries_and_subscriptions(
                 "/graphql", json={"query": "{ hello }"}, headers={"cookie": "user=bob"}
             )
     assert answer.json() == {"data": {"hello": "hello bob"}}
+
+
+@pytest.mark.anyio
+async def test_token_refresh_example_renews_a_live_connection() -> None:
+    import time
+
+    from fastapi import FastAPI
+    from test_credentials import COUNTER, registry
+
+    from fraiseql_fastapi import SubscriptionManager
+    from fraiseql_fastapi.http_abstraction.fastapi import SubscriptionRouterFactory
+
+    def decode_token(token: str | None) -> dict[str, Any] | None:
+        lifetime = {"first": 0.5, "second": 30.0}.get(token or "")
+        if lifetime is None:
+            return None
+        return {"sub": "ann", "tenant": "acme", "exp": time.time() + lifetime}
+
+    manager = SubscriptionManager(subscriptions=registry.fields)
+    app = FastAPI(lifespan=manager.lifespan)
+    namespace = {
+        "app": app,
+        "manager": manager,
+        "decode_token": decode_token,
+        "SubscriptionRouterFactory": SubscriptionRouterFactory,
+    }
+    section = "## Tokens that expire, and refreshing them on a live socket"
+    exec(compile(python_block(section), "README.md", "exec"), namespace)
+    async with running_server(app) as address, ws_client(address) as client:
+        assert (await client.init({"token": "first"}))["type"] == "connection_ack"
+        await client.subscribe("1", COUNTER)
+        await client.send({"type": "ping", "payload": {"token": "second"}})
+        pong = await client.receive()
+        assert pong["type"] == "pong"
+        assert pong["payload"]["expiresAt"] > time.time() + 20
+        await asyncio.sleep(0.8)  # past the first token's expiry
+        await until(lambda: manager.get_metrics()["subscribers"] == 1)
+        await manager.publish("counter", {"n": 1})
+        assert (await client.receive())["payload"]["data"] == {"counter": 1}
+        await client.send({"type": "ping", "payload": {"token": "forged"}})
+        assert await client.closed_with() == (4403, "Forbidden")

@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -22,7 +21,15 @@ import graphql
 import httpx
 import pytest
 from fastapi import FastAPI
-from helpers import ROOT, free_port, protocol_app, running_server, until
+from helpers import (
+    NodeClient,
+    free_port,
+    js_clients,
+    node_client,
+    protocol_app,
+    running_server,
+    until,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from starlette.applications import Starlette
@@ -800,88 +807,45 @@ async def test_sigterm_completes_streams_then_the_server_exits(tmp_path: Path) -
 
 # --- the real graphql-sse client --------------------------------------------------------------
 
-CLIENT = ROOT / "tests" / "js" / "sse_client.mjs"
-needs_node = pytest.mark.skipif(
-    shutil.which("node") is None or not (ROOT / "tests/js/node_modules/graphql-sse").is_dir(),
-    reason="node and tests/js/node_modules (scripts/install) are needed",
-)
-
-
-class Node:
-    """The graphql-sse client in a node process, speaking JSON lines on stdout."""
-
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
-        self.process = process
-
-    async def line(self, timeout: float = 20) -> dict[str, Any]:
-        assert self.process.stdout is not None
-        raw = await asyncio.wait_for(self.process.stdout.readline(), timeout)
-        if not raw:
-            assert self.process.stderr is not None
-            error = (await self.process.stderr.read()).decode()
-            raise AssertionError(f"the client exited: {error}")
-        result: dict[str, Any] = json.loads(raw)
-        return result
-
-    async def finish(self, timeout: float = 20) -> int:
-        assert self.process.stdin is not None
-        self.process.stdin.close()
-        return await asyncio.wait_for(self.process.wait(), timeout)
-
 
 @contextlib.asynccontextmanager
-async def node_client(
+async def sse_client(
     http: httpx.AsyncClient, mode: str, scenario: str, user: str | None = None
-) -> AsyncIterator[Node]:
+) -> AsyncIterator[NodeClient]:
+    """tests/js/sse_client.mjs in `mode` playing `scenario` (as `user`)."""
     url = str(http.base_url.join("/graphql"))
-    process = await asyncio.create_subprocess_exec(
-        "node",
-        str(CLIENT),
-        url,
-        mode,
-        scenario,
-        *([user] if user else []),
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        cwd=CLIENT.parent,
-    )
-    try:
-        yield Node(process)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+    async with node_client("sse_client.mjs", url, mode, scenario, *([user] if user else [])) as n:
+        yield n
 
 
 MODES = pytest.mark.parametrize("mode", ["distinct", "single"])
 
 
-@needs_node
+@js_clients
 @MODES
 async def test_client_receives_100_of_100_events_in_order(mode: str) -> None:
-    async with server() as (http, manager), node_client(http, mode, "events") as node:
+    async with server() as (http, manager), sse_client(http, mode, "events") as node:
         await until(lambda: metric(manager, "active_subscriptions") == 1, timeout=20)
         await publish_counter(manager, range(100))
-        assert await node.line() == {"values": list(range(100))}
+        assert await node.event() == {"values": list(range(100))}
         assert await node.finish() == 0
         await released(manager)
 
 
-@needs_node
+@js_clients
 @MODES
 async def test_client_error_path_for_a_refused_request(mode: str) -> None:
-    async with server() as (http, manager), node_client(http, mode, "refused", "denied") as node:
-        assert await node.line() == {"error": "Server responded with 403: Forbidden"}
+    async with server() as (http, manager), sse_client(http, mode, "refused", "denied") as node:
+        assert await node.event() == {"error": "Server responded with 403: Forbidden"}
         assert await node.finish() == 0
         await released(manager)
 
 
-@needs_node
+@js_clients
 @MODES
 async def test_client_gets_validation_errors(mode: str) -> None:
-    async with server() as (http, manager), node_client(http, mode, "invalid") as node:
-        outcome = await node.line()
+    async with server() as (http, manager), sse_client(http, mode, "invalid") as node:
+        outcome = await node.event()
         if mode == "distinct":
             # On the accepted stream: a result with the errors, then complete.
             assert outcome["completed"] is True
@@ -894,13 +858,13 @@ async def test_client_gets_validation_errors(mode: str) -> None:
         await released(manager)
 
 
-@needs_node
+@js_clients
 @MODES
 async def test_client_unsubscribe_drops_the_subscription(mode: str) -> None:
-    async with server() as (http, manager), node_client(http, mode, "unsubscribe") as node:
+    async with server() as (http, manager), sse_client(http, mode, "unsubscribe") as node:
         await until(lambda: metric(manager, "active_subscriptions") == 1, timeout=20)
         await publish_counter(manager, [7])
-        assert await node.line() == {"unsubscribed": True, "values": [7]}
+        assert await node.event() == {"unsubscribed": True, "values": [7]}
         await until(lambda: metric(manager, "active_subscriptions") == 0)
         if mode == "single":
             # Stopped by its DELETE: the client's stream stays open.
@@ -910,13 +874,13 @@ async def test_client_unsubscribe_drops_the_subscription(mode: str) -> None:
         await released(manager)
 
 
-@needs_node
+@js_clients
 @MODES
 async def test_client_dispose_releases_everything(mode: str) -> None:
-    async with server() as (http, manager), node_client(http, mode, "dispose") as node:
+    async with server() as (http, manager), sse_client(http, mode, "dispose") as node:
         await until(lambda: metric(manager, "active_subscriptions") == 2, timeout=20)
         await publish_counter(manager, [1])
-        assert await node.line() == {"disposed": True}
+        assert await node.event() == {"disposed": True}
         await released(manager)
         assert await node.finish() == 0
 

@@ -14,7 +14,7 @@
 // Exits 1 (after printing {"event": "failed"}) on an unexpected callback or after 25 s.
 
 import { createRequire } from 'node:module';
-import readline from 'node:readline';
+import { emit, expectLine, fail } from './harness.mjs';
 
 const require = createRequire(import.meta.url);
 const WebSocket = require('ws');
@@ -23,33 +23,6 @@ const { ApolloClient, InMemoryCache, gql } = require('@apollo/client/core');
 const { WebSocketLink } = require('@apollo/client/link/ws');
 
 const [url, kind, scenario] = process.argv.slice(2);
-
-function emit(event, fields = {}) {
-  process.stdout.write(JSON.stringify({ event, ...fields }) + '\n');
-}
-
-function fail(reason, detail) {
-  emit('failed', { reason, detail: detail === undefined ? null : String(detail) });
-  process.exit(1);
-}
-
-setTimeout(() => fail('timeout'), 25_000);
-
-// The test's lines on stdin, awaited one at a time.
-const lines = [];
-const waiting = [];
-readline.createInterface({ input: process.stdin }).on('line', (line) => {
-  const waiter = waiting.shift();
-  if (waiter) waiter(line);
-  else lines.push(line);
-});
-function nextLine() {
-  return lines.length ? Promise.resolve(lines.shift()) : new Promise((r) => waiting.push(r));
-}
-async function expectLine(expected) {
-  const line = await nextLine();
-  if (line !== expected) fail(`expected "${expected}" on stdin`, line);
-}
 
 // One face for both clients: subscribe(query, variables, observer) -> { unsubscribe }, close().
 function makeClient(connectionParams) {

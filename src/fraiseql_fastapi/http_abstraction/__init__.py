@@ -2,7 +2,7 @@
 serves an adapter with the protocol its client chose, and the adapters for FastAPI (`.fastapi`)
 and Starlette (`.starlette`)."""
 
-from ..protocols.common import OnConnect, ProtocolOptions
+from ..protocols.common import OnConnect, OnRefresh, ProtocolOptions
 from ..protocols.graphql_transport_ws import GRAPHQL_TRANSPORT_WS, CloseCode, MessageType
 from .adapter import WebSocketAdapter, WebSocketDisconnected
 from .websocket import WebSocketTransport
@@ -12,6 +12,7 @@ __all__ = [
     "CloseCode",
     "MessageType",
     "OnConnect",
+    "OnRefresh",
     "ProtocolOptions",
     "WebSocketAdapter",
     "WebSocketDisconnected",

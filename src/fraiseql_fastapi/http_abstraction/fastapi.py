@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Request, WebSocket
 from starlette.responses import Response
 
 from ..graphiql import graphiql_page, serve_graphiql
-from ..protocols.common import OnConnect, ProtocolOptions
+from ..protocols.common import OnConnect, OnRefresh, ProtocolOptions
 from .http import ContextGetter
 from .sse import SSEEndpoint
 from .starlette import serve_http, serve_websocket
@@ -28,6 +28,7 @@ class SubscriptionRouterFactory:
         *,
         path: str = "/graphql",
         on_connect: OnConnect | None = None,
+        on_refresh: OnRefresh | None = None,
         options: ProtocolOptions | None = None,
         graphiql: bool = True,
         graphiql_assets_url: str | None = None,
@@ -37,7 +38,9 @@ class SubscriptionRouterFactory:
         `graphiql=False` GraphiQL for a browser's GET.
 
         `on_connect(payload, request)` authenticates `connection_init` (see
-        `WebSocketTransport`) and each SSE request (payload None); `options` sets timeouts
+        `WebSocketTransport`) and each SSE request (payload None); `on_refresh(payload,
+        context)` renews a WebSocket's credentials in band (a graphql-transport-ws `ping`
+        with a payload; see `OnRefresh`); `options` sets timeouts
         and limits; `graphiql_assets_url` is where a self-hosted copy of GraphiQL's assets
         is (default: the CDN; see `fraiseql_fastapi.graphiql`).
 
@@ -57,7 +60,13 @@ class SubscriptionRouterFactory:
         async def graphql_ws(websocket: WebSocket, context: Any = context_dependency) -> None:
             # A dependency's cleanup (after its `yield`) must wait for the connection's end.
             await serve_websocket(
-                manager, websocket, on_connect, options, context, detach=context_getter is None
+                manager,
+                websocket,
+                on_connect,
+                options,
+                context,
+                detach=context_getter is None,
+                on_refresh=on_refresh,
             )
 
         @router.post(path, include_in_schema=False)

@@ -14,7 +14,7 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from ..graphiql import graphiql_page, serve_graphiql
-from ..protocols.common import OnConnect, ProtocolOptions
+from ..protocols.common import OnConnect, OnRefresh, ProtocolOptions
 from .adapter import WebSocketAdapter, WebSocketDisconnected
 from .http import ContextGetter, execute_post, get_request_context
 from .native import NativeWebSocketAdapter, offers_native
@@ -90,9 +90,11 @@ async def serve_websocket(
     request_context: Any = None,
     *,
     detach: bool = True,
+    on_refresh: OnRefresh | None = None,
 ) -> None:
     """Serves GraphQL on a Starlette/FastAPI WebSocket (graphql-transport-ws or graphql-ws);
-    `request_context` is what the route's `context_getter` returned for the handshake.
+    `request_context` is what the route's `context_getter` returned for the handshake;
+    `on_refresh` renews a connection's credentials in band (see `OnRefresh`).
 
     When the server hands the socket over to the core, this returns once it has (`detach`),
     and the connection lives on in the core; `detach=False` keeps the handler (and what it
@@ -102,7 +104,12 @@ async def serve_websocket(
     if offers_native(websocket):
         adapter = NativeWebSocketAdapter(adapter, manager, options.max_message_size)
     transport = WebSocketTransport(
-        manager, adapter, on_connect=on_connect, options=options, request_context=request_context
+        manager,
+        adapter,
+        on_connect=on_connect,
+        on_refresh=on_refresh,
+        options=options,
+        request_context=request_context,
     )
     await transport.run(detach=detach)
 
@@ -133,6 +140,7 @@ class SubscriptionRoute(BaseRoute):
         manager: SubscriptionManager,
         *,
         on_connect: OnConnect | None = None,
+        on_refresh: OnRefresh | None = None,
         options: ProtocolOptions | None = None,
         graphiql: bool = True,
         graphiql_assets_url: str | None = None,
@@ -141,6 +149,7 @@ class SubscriptionRoute(BaseRoute):
         self.path = path
         self.manager = manager
         self.on_connect = on_connect
+        self.on_refresh = on_refresh
         self.options = options
         self.context_getter = context_getter
         self.graphiql_page = graphiql_page(assets_url=graphiql_assets_url) if graphiql else None
@@ -166,7 +175,12 @@ class SubscriptionRoute(BaseRoute):
             websocket = WebSocket(scope, receive, send)
             request_context = await get_request_context(self.context_getter, websocket)
             await serve_websocket(
-                self.manager, websocket, self.on_connect, self.options, request_context
+                self.manager,
+                websocket,
+                self.on_connect,
+                self.options,
+                request_context,
+                on_refresh=self.on_refresh,
             )
             return
         if self.sse.handles(scope):
@@ -193,6 +207,7 @@ def create_subscription_app(
     *,
     path: str = "/graphql",
     on_connect: OnConnect | None = None,
+    on_refresh: OnRefresh | None = None,
     options: ProtocolOptions | None = None,
     graphiql: bool = True,
     graphiql_assets_url: str | None = None,
@@ -207,6 +222,7 @@ def create_subscription_app(
             path,
             manager,
             on_connect=on_connect,
+            on_refresh=on_refresh,
             options=options,
             graphiql=graphiql,
             graphiql_assets_url=graphiql_assets_url,

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..connection import Connection
 from ..protocols import WebSocketProtocol, websocket_protocol
-from ..protocols.common import OnConnect, ProtocolOptions, Timer
+from ..protocols.common import OnConnect, OnRefresh, ProtocolOptions, Timer
 from ..protocols.websocket import CloseCode
 from .adapter import WebSocketAdapter, WebSocketDisconnected
 from .native import NativeWebSocketAdapter
@@ -75,8 +75,9 @@ class WebSocketTransport:
     The subprotocol picks the protocol: `graphql-transport-ws` or the legacy `graphql-ws`
     (each can be turned off in `ProtocolOptions`); a client offering neither gets 4406.
     `on_connect(payload, request)` authenticates the connection (see `ProtocolOptions` and
-    `fraiseql_fastapi.protocols.common.OnConnect`); `request_context` is what the route's
-    `context_getter` returned for the handshake."""
+    `fraiseql_fastapi.protocols.common.OnConnect`); `on_refresh(payload, context)` renews its
+    credentials in band (graphql-transport-ws `ping` payloads; see `OnRefresh`);
+    `request_context` is what the route's `context_getter` returned for the handshake."""
 
     def __init__(
         self,
@@ -84,12 +85,14 @@ class WebSocketTransport:
         websocket: WebSocketAdapter,
         *,
         on_connect: OnConnect | None = None,
+        on_refresh: OnRefresh | None = None,
         options: ProtocolOptions | None = None,
         request_context: Any = None,
     ) -> None:
         self.manager = manager
         self.websocket = websocket
         self.on_connect = on_connect
+        self.on_refresh = on_refresh
         self.options = options or ProtocolOptions()
         self.request_context = request_context
         #: The adapter when the core owns the socket (and writes the frames itself).
@@ -201,6 +204,7 @@ class WebSocketTransport:
             connection,
             self,
             on_connect=self.on_connect,
+            on_refresh=self.on_refresh,
             options=self.options,
             request_context=self.request_context,
         )

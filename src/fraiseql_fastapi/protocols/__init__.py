@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any, ClassVar, Protocol
 
 from ..connection import Connection
-from .common import OnConnect, ProtocolOptions, ProtocolSocket
+from .common import OnConnect, OnRefresh, ProtocolOptions, ProtocolSocket
 from .graphql_transport_ws import GRAPHQL_TRANSPORT_WS, GraphQLTransportWSProtocol
 from .graphql_ws import GRAPHQL_WS, GraphQLWSProtocol
 
@@ -30,6 +30,7 @@ class WebSocketProtocol(Protocol):
         socket: ProtocolSocket,
         *,
         on_connect: OnConnect | None = None,
+        on_refresh: OnRefresh | None = None,
         options: ProtocolOptions | None = None,
         request_context: Any = None,
     ) -> None: ...

@@ -25,12 +25,14 @@ from ..context import ConnectionContext
 
 __all__ = [
     "OnConnect",
+    "OnRefresh",
     "Operations",
     "ProtocolOptions",
     "ProtocolSocket",
     "Timer",
     "authenticate",
     "dumps",
+    "refresh",
     "too_many_operations",
 ]
 
@@ -40,6 +42,15 @@ __all__ = [
 #: and None over SSE, where the request (headers, cookies) is what it decides from. A hook
 #: with a parameter named `context` also gets what the route's `context_getter` returned.
 OnConnect = Callable[..., Any]
+
+#: `on_refresh(payload, context)` renews a live connection's credentials: graphql-transport-ws
+#: calls it for each `ping` with a payload (the new credentials) once the connection is
+#: acknowledged, with the connection's `ConnectionContext`. It returns the new context (a
+#: `ConnectionContext` or a dict, with its `expires_at`), True/None to keep the context as it
+#: is, or False (or raises PermissionError) to refuse, which closes the connection (4403). It
+#: may be async. A new context must be for the same user and tenant and keep every role and
+#: permission (see `ConnectionContext.may_become`), or the refresh is refused.
+OnRefresh = Callable[[Any, ConnectionContext], Any]
 
 
 @dataclass(frozen=True)
@@ -119,18 +130,44 @@ async def authenticate(
     type, so the mistake is seen)."""
     verdict: Any = None
     if on_connect is not None:
-        try:
-            if _takes_context(on_connect):
-                verdict = on_connect(payload, request, context=request_context)
-            else:
-                verdict = on_connect(payload, request)
-            if inspect.isawaitable(verdict):
-                verdict = await verdict
-        except PermissionError:
-            return None
+        if _takes_context(on_connect):
+            verdict = await _verdict(on_connect, payload, request, context=request_context)
+        else:
+            verdict = await _verdict(on_connect, payload, request)
         if verdict is False:
             return None
-    context = ConnectionContext.from_value(verdict)
+    return _with_request_context(ConnectionContext.from_value(verdict), request_context)
+
+
+async def refresh(
+    on_refresh: OnRefresh, payload: Mapping[str, Any], context: ConnectionContext
+) -> ConnectionContext | None:
+    """Runs `on_refresh`; the connection's context from now on, or None when it refuses. Fails
+    closed like `authenticate`, and a context the current one may not become is a refusal."""
+    verdict = await _verdict(on_refresh, payload, context)
+    if verdict is False:
+        return None
+    if verdict is None or verdict is True:
+        return context
+    refreshed = ConnectionContext.from_value(verdict)
+    if not context.may_become(refreshed):
+        return None
+    return _with_request_context(refreshed, context.request_context)
+
+
+async def _verdict(hook: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """What a hook returned (awaited when it is async); False when it raised PermissionError."""
+    try:
+        verdict = hook(*args, **kwargs)
+        if inspect.isawaitable(verdict):
+            verdict = await verdict
+    except PermissionError:
+        return False
+    return verdict
+
+
+def _with_request_context(context: ConnectionContext, request_context: Any) -> ConnectionContext:
+    """`context`, with `request_context` unless it has one of its own."""
     if request_context is None or context.request_context is not None:
         return context
     return dataclasses.replace(context, request_context=request_context)

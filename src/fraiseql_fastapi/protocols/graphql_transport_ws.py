@@ -4,7 +4,9 @@ a `ProtocolSocket`.
 Follows the reference server (graphql-ws `src/server.ts`): `connection_init` within a timeout
 (4408), one init only (4429), `on_connect` may refuse (4403), nothing before the ack (4401), one
 live operation per id (4409), invalid messages (4400), `ping`/`pong` both ways with server pings
-and a pong deadline, `complete` both ways, `error` ending an operation. The core's frames for the
+and a pong deadline, `complete` both ways, `error` ending an operation. Beyond the reference
+server: credentials that expire (`expires_at`: 4403 "Token expired") and are renewed in band by
+a `ping` whose payload carries new ones (`on_refresh`). The core's frames for the
 connection are sent by the transport; this module sends only control messages. What it shares
 with the legacy graphql-ws (the handshake, starting operations, shutdown) is in `.websocket`.
 """
@@ -92,7 +94,7 @@ class GraphQLTransportWSProtocol(OperationProtocol):
         if kind == "connection_init":
             await self._on_connection_init(message.payload)
         elif kind == "ping":
-            await self.socket.send(_PONG)
+            await self._on_ping(message.payload)
         elif kind == "pong":
             self._on_pong()
         elif kind == "subscribe":
@@ -112,10 +114,26 @@ class GraphQLTransportWSProtocol(OperationProtocol):
                 CloseCode.TOO_MANY_INITIALISATION_REQUESTS, "Too many initialisation requests"
             )
             return
-        if not await self._acknowledge(payload):
-            await self.socket.close(CloseCode.FORBIDDEN, "Forbidden")
+        refused = await self._acknowledge(payload)
+        if refused is not None:
+            await self.socket.close(CloseCode.FORBIDDEN, refused)
             return
         self._schedule_ping()
+
+    async def _on_ping(self, payload: object) -> None:
+        """A `ping` gets its `pong`. With `on_refresh` set, one with a payload on an
+        acknowledged connection carries new credentials: refreshed, the `pong` carries the
+        new context's `ack_payload`; refused, the connection closes instead (4403)."""
+        if self.on_refresh is None or not self._acknowledged or not isinstance(payload, dict):
+            await self.socket.send(_PONG)
+            return
+        if not await self._refresh(payload):
+            return
+        ack_payload = self.connection.context.ack_payload
+        if ack_payload is None:
+            await self.socket.send(_PONG)
+        else:
+            await self.socket.send(dumps({"type": "pong", "payload": dict(ack_payload)}))
 
     async def _on_subscribe(self, message: PyGraphQLMessage) -> None:
         op_id = message.id or ""

@@ -12,7 +12,9 @@ server had none:
   server closes 1011, "internal error", which is not what happened). No `connection_init` acked
   within `connection_init_timeout`: 4408 (the reference server has no deadline). A second
   `connection_init`: 4429 (the reference server would run `onConnect` again and start a second
-  keep-alive; a connection does not change whom it acts for).
+  keep-alive; a connection does not change whom it acts for). When the context `on_connect`
+  returned has an `expires_at`, the connection closes 4403 "Token expired" at that time (the
+  protocol has no message to refresh credentials on: the client reconnects with new ones).
 - `start` before `connection_init` was acknowledged: 4401, never executed (the reference
   server runs it unauthenticated; Strawberry's CVE-2026-35526). Messages are handled in order,
   so a `start` sent right after `connection_init` (as SubscriptionClient does, without waiting
@@ -222,9 +224,10 @@ class GraphQLWSProtocol(OperationProtocol):
                 CloseCode.TOO_MANY_INITIALISATION_REQUESTS, "Too many initialisation requests"
             )
             return
-        if not await self._acknowledge(payload):
+        refused = await self._acknowledge(payload)
+        if refused is not None:
             await self.socket.send(_CONNECTION_ERROR)
-            await self.socket.close(CloseCode.FORBIDDEN, "Forbidden")
+            await self.socket.close(CloseCode.FORBIDDEN, refused)
             return
         await self._keep_alive()
 

@@ -20,7 +20,10 @@ the core writes the `next` records of subscriptions itself (envelopes `sse-disti
 - `on_connect(None, request)` decides every request (PUT, GET, POST, DELETE) before anything
   is streamed; a refusal (False, or PermissionError raised) is 403. A token serves only the
   user and tenant that reserved it (403 for anyone else), and each operation runs as its own
-  request's authentication.
+  request's authentication. Credentials with an `expires_at` that has passed are a 403
+  ("Token expired"); a stream ends, without `complete`, when those of the latest request on it
+  expire (the client reconnects with new ones; in the single connection mode each request
+  with new credentials extends it).
 """
 
 from __future__ import annotations
@@ -104,6 +107,8 @@ class StreamEnd(IntEnum):
     NORMAL = 1000
     #: The server shut down (every operation got `complete` first).
     GOING_AWAY = 1001
+    #: The credentials it was opened with expired (`ConnectionContext.expires_at`).
+    TOKEN_EXPIRED = 4403
     #: A reservation that was never opened, dropped after `connection_init_timeout`.
     RESERVATION_TIMEOUT = 4408
     #: The transport failed while serving it.
@@ -412,6 +417,8 @@ class Stream:
         #: A distinct stream whose operation is a subscription (it ends when the core ends it).
         self.subscribed = False
         self.expiry: asyncio.TimerHandle | None = None
+        #: Ends the stream when the credentials of its latest request expire.
+        self.credentials_expiry: asyncio.TimerHandle | None = None
 
     @property
     def distinct(self) -> bool:
@@ -463,6 +470,8 @@ class SSEProtocol:
         context = await authenticate(self.on_connect, None, request, request_context)
         if context is None:
             return Reply.error(403, "Forbidden")
+        if context.is_expired():
+            return Reply.error(403, "Token expired")
         if isinstance(decision, Distinct):
             return self._distinct(decision, context, new_output())
         if isinstance(decision, Reserve):
@@ -488,6 +497,7 @@ class SSEProtocol:
         stream = self._new_stream(DISTINCT_ENVELOPE, output, limit=1)
         stream.connection.context = context
         stream.opened = True
+        self._arm_expiry(stream, context)
         if isinstance(prepared, list):
             self._refuse(stream, DISTINCT_OPERATION, prepared)
         else:
@@ -508,6 +518,7 @@ class SSEProtocol:
             identity=_identity(context),
         )
         stream.connection.context = context
+        self._arm_expiry(stream, context)
         self.streams[token] = stream
         stream.expiry = asyncio.get_running_loop().call_later(
             self.options.connection_init_timeout, self._expire, stream
@@ -527,6 +538,7 @@ class SSEProtocol:
         return stream
 
     def _execute(self, action: Execute, stream: Stream, context: ConnectionContext) -> Reply:
+        self._arm_expiry(stream, context)
         op_id = action.operation_id
         if stream.operations.is_live(op_id):
             return Reply.error(409, "Operation with ID already exists")
@@ -624,14 +636,34 @@ class SSEProtocol:
             stream.output.end()
             await stream.output.ended()
 
+    def _arm_expiry(self, stream: Stream, context: ConnectionContext) -> None:
+        """The stream ends when `context`'s credentials expire, those of the latest request on
+        it (the reservation's, then each operation's: a request with new ones extends it)."""
+        if stream.credentials_expiry is not None:
+            stream.credentials_expiry.cancel()
+            stream.credentials_expiry = None
+        left = context.seconds_left()
+        if left is not None:
+            stream.credentials_expiry = asyncio.get_running_loop().call_later(
+                max(left, 0.0), self._token_expired, stream
+            )
+
+    def _token_expired(self, stream: Stream) -> None:
+        """Ends the stream without `complete`s: its client reconnects with new credentials."""
+        opened = stream.opened
+        self.closed(stream, StreamEnd.TOKEN_EXPIRED)
+        if opened:
+            stream.output.end()
+
     def closed(self, stream: Stream, code: int) -> None:
         """The stream is over (its response ended, the client left, or it was dropped):
         forgets its operations, its connection and its token. Only the first call counts."""
         if stream.closed:
             return
         stream.closed = True
-        if stream.expiry is not None:
-            stream.expiry.cancel()
+        for timer in (stream.expiry, stream.credentials_expiry):
+            if timer is not None:
+                timer.cancel()
         if stream.token is not None and self.streams.get(stream.token) is stream:
             del self.streams[stream.token]
         stream.operations.forget_all()

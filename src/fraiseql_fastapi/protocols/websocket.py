@@ -14,19 +14,25 @@ from typing import Any, ClassVar
 from graphql import GraphQLError
 
 from ..connection import Connection
+from ..context import ConnectionContext
 from ..schema import PreparedOperation
 from .common import (
     OnConnect,
+    OnRefresh,
     Operations,
     ProtocolOptions,
     ProtocolSocket,
     Timer,
     authenticate,
     dumps,
+    refresh,
     too_many_operations,
 )
 
-__all__ = ["CloseCode", "OperationProtocol"]
+__all__ = ["TOKEN_EXPIRED", "CloseCode", "OperationProtocol"]
+
+#: The reason of the 4403 close when the connection's credentials expired.
+TOKEN_EXPIRED = "Token expired"
 
 
 class CloseCode(IntEnum):
@@ -69,12 +75,15 @@ class OperationProtocol:
         socket: ProtocolSocket,
         *,
         on_connect: OnConnect | None = None,
+        on_refresh: OnRefresh | None = None,
         options: ProtocolOptions | None = None,
         request_context: Any = None,
     ) -> None:
         self.connection = connection
         self.socket = socket
         self.on_connect = on_connect
+        #: Renews the credentials in band (graphql-transport-ws `ping` payloads).
+        self.on_refresh = on_refresh
         #: What the route's `context_getter` returned for the handshake (for `on_connect`).
         self.request_context = request_context
         self.options = options or ProtocolOptions()
@@ -83,6 +92,8 @@ class OperationProtocol:
         self._acknowledged = False
         #: The pending timer: the init deadline, then the protocol's heartbeat.
         self._timer: Timer | None = None
+        #: When the connection's credentials expire (a context with `expires_at`).
+        self._expiry: Timer | None = None
 
     # ----- lifecycle ------------------------------------------------------------------------
 
@@ -106,6 +117,8 @@ class OperationProtocol:
         self.operations.forget_all()
         if self._timer is not None:
             self._timer.cancel()
+        if self._expiry is not None:
+            self._expiry.cancel()
 
     async def received_binary(self) -> None:
         """The client sent a binary message, which neither protocol has."""
@@ -126,10 +139,10 @@ class OperationProtocol:
             return False
         return True
 
-    async def _acknowledge(self, payload: Any) -> bool:
+    async def _acknowledge(self, payload: Any) -> str | None:
         """`connection_init`: runs `on_connect` with its payload; once it accepts, sends
-        `connection_ack` (with the context's `ack_payload`) and returns True. A refusal sends
-        nothing and returns False: what follows is the protocol's."""
+        `connection_ack` (with the context's `ack_payload`) and returns None. A refusal sends
+        nothing and returns the reason to close with (4403): what follows is the protocol's."""
         self._init_received = True
         context = await authenticate(
             self.on_connect,
@@ -138,8 +151,10 @@ class OperationProtocol:
             self.request_context,
         )
         if context is None:
-            return False
-        self.connection.context = context
+            return "Forbidden"
+        if context.is_expired():
+            return TOKEN_EXPIRED
+        self._set_context(context)
         self.socket.release_request()
         if self._timer is not None:  # the init deadline is met
             self._timer.cancel()
@@ -149,6 +164,37 @@ class OperationProtocol:
             ack["payload"] = dict(context.ack_payload)
         self._acknowledged = True
         await self.socket.send(dumps(ack))
+        return None
+
+    def _set_context(self, context: ConnectionContext) -> None:
+        """The connection acts for `context` from now on; its expiry (re)armed."""
+        self.connection.context = context
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
+        left = context.seconds_left()
+        if left is not None:
+            self._expiry = self.socket.call_later(max(left, 0.0), self._expired)
+
+    async def _expired(self) -> None:
+        # A refresh cancels this timer; one still running when it fires comes too late.
+        await self.socket.close(CloseCode.FORBIDDEN, TOKEN_EXPIRED)
+
+    async def _refresh(self, payload: Mapping[str, Any]) -> bool:
+        """New credentials in band: `on_refresh` decides. Accepted, the connection's context
+        and expiry are the new ones and True is returned; refused, the connection closes
+        (4403) and False is returned. New operations are checked against the new context;
+        live subscriptions keep running (the identity and grants they were allowed by stay),
+        and their resolvers keep the context they were started with."""
+        assert self.on_refresh is not None
+        context = await refresh(self.on_refresh, payload, self.connection.context)
+        if context is None:
+            await self.socket.close(CloseCode.FORBIDDEN, "Forbidden")
+            return False
+        if context.is_expired():
+            await self.socket.close(CloseCode.FORBIDDEN, TOKEN_EXPIRED)
+            return False
+        self._set_context(context)
         return True
 
     async def _start(
