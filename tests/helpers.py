@@ -38,6 +38,26 @@ def python_block(heading: str) -> str:
     return match.group(1)
 
 
+def _counters() -> Any:
+    from fraiseql_fastapi import subscription
+    from fraiseql_fastapi.decorator import SubscriptionRegistry
+
+    registry = SubscriptionRegistry()
+
+    @subscription(registry=registry, channel="counter")
+    def counter(event: Any) -> int:
+        """A number per event."""
+        return int(event.data["n"])
+
+    return registry
+
+
+#: `counter`, a number per event published on the channel "counter": what most tests
+#: subscribe to (`COUNTER`); publish `{"n": ...}`.
+counters = _counters()
+COUNTER = "subscription { counter }"
+
+
 def free_port() -> int:
     """A TCP port free on 127.0.0.1 right now."""
     with socket.socket() as s:
@@ -62,17 +82,19 @@ def protocol_app(
     max_queue: int = 1000,
     *,
     on_refresh: Any = None,
+    limits: Any = None,
     **options: Any,
 ) -> tuple[Any, Any]:
     """A FastAPI app serving `fields` on /graphql with `on_connect`, `on_refresh` and
-    `ProtocolOptions(**options)`, and its manager: what the protocol tests run against."""
+    `ProtocolOptions(**options)`, and its manager (with `limits`): what the protocol tests run
+    against."""
     from fastapi import FastAPI
 
     from fraiseql_fastapi import SubscriptionManager
     from fraiseql_fastapi.http_abstraction import ProtocolOptions
     from fraiseql_fastapi.http_abstraction.fastapi import SubscriptionRouterFactory
 
-    manager = SubscriptionManager(subscriptions=fields, max_queue=max_queue)
+    manager = SubscriptionManager(subscriptions=fields, max_queue=max_queue, limits=limits)
     app = FastAPI(lifespan=manager.lifespan)
     app.include_router(
         SubscriptionRouterFactory.create(

@@ -15,29 +15,32 @@ from typing import Any
 
 import httpx
 import pytest
-from helpers import js_clients, node_client, protocol_app, running_server, until, ws_client
+from helpers import (
+    COUNTER,
+    counters,
+    js_clients,
+    node_client,
+    protocol_app,
+    running_server,
+    until,
+    ws_client,
+)
 
 from fraiseql_fastapi import ConnectionContext, SubscriptionManager, subscription
 from fraiseql_fastapi.decorator import SubscriptionRegistry
 
 pytestmark = pytest.mark.anyio
 
-registry = SubscriptionRegistry()
+admins = SubscriptionRegistry()
 
 
-@subscription(registry=registry, channel="counter")
-def counter(event: Any) -> int:
-    """A number per event."""
-    return int(event.data["n"])
-
-
-@subscription(registry=registry, channel="counter", roles="admin")
+@subscription(registry=admins, channel="counter", roles="admin")
 def audited(event: Any) -> int:
-    """The same numbers, for admins only."""
+    """The numbers of `counter`, for admins only."""
     return int(event.data["n"])
 
 
-COUNTER = "subscription { counter }"
+FIELDS = [*counters.fields, *admins.fields]
 AUDITED = "subscription { audited }"
 #: How long a "short" token lives, in seconds.
 SHORT = 0.6
@@ -109,7 +112,7 @@ async def server(
 ) -> AsyncIterator[tuple[str, SubscriptionManager]]:
     refreshes.clear()
     app, manager = protocol_app(
-        registry.fields,
+        FIELDS,
         on_connect,
         on_refresh=on_refresh if refresh else None,
         **{"ping_interval": None, "keepalive_interval": None, **options},

@@ -19,25 +19,13 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI, WebSocket
-from helpers import protocol_app, running_server, until, ws_client
+from helpers import COUNTER, counters, protocol_app, running_server, until, ws_client
 from websockets.asyncio.client import connect
 
-from fraiseql_fastapi import SubscriptionManager, subscription
-from fraiseql_fastapi.decorator import SubscriptionRegistry
+from fraiseql_fastapi import SubscriptionManager
 from fraiseql_fastapi.native import ADOPT_KEY, NATIVE_EXTENSION
 
 pytestmark = pytest.mark.anyio
-
-registry = SubscriptionRegistry()
-
-
-@subscription(registry=registry, channel="counter")
-def counter(event: Any) -> int:
-    """A number per event."""
-    return int(event.data["n"])
-
-
-COUNTER = "subscription { counter }"
 
 
 def open_fds() -> int:
@@ -47,7 +35,7 @@ def open_fds() -> int:
 @contextlib.asynccontextmanager
 async def native_server(**options: Any) -> AsyncIterator[tuple[str, SubscriptionManager, FastAPI]]:
     app, manager = protocol_app(
-        registry.fields, None, **{"ping_interval": None, "connection_init_timeout": 1, **options}
+        counters.fields, None, **{"ping_interval": None, "connection_init_timeout": 1, **options}
     )
 
     @app.websocket("/echo")
@@ -133,7 +121,7 @@ async def test_client_disconnects_release_everything() -> None:
 
 
 async def test_shutdown_completes_then_closes_1001() -> None:
-    app, manager = protocol_app(registry.fields, None, ping_interval=None)
+    app, manager = protocol_app(counters.fields, None, ping_interval=None)
     async with (
         running_server(app, native=True) as address,
         connect(
@@ -221,7 +209,7 @@ async def test_a_client_gone_before_the_handover_is_no_server_error(
 ) -> None:
     """A client that resets its connection between the 101 and the handover is a client
     gone (1006, logged at debug level), not a failure of the server (4500, an error log)."""
-    app, manager = protocol_app(registry.fields, None, ping_interval=None)
+    app, manager = protocol_app(counters.fields, None, ping_interval=None)
     scope = {
         "type": "websocket",
         "asgi": {"version": "3.0"},

@@ -1,11 +1,14 @@
 """The graphql-transport-ws protocol as a state machine, driven directly (no network) by
-Hypothesis: any sequence of client messages, events and timers keeps the protocol's rules, and
-what the core holds for the connection always matches what the client was told."""
+Hypothesis: any sequence of client messages (valid, invalid, out of order, refreshes of its
+credentials, operations faster than its rate), events and timers (the init deadline, the
+credentials' expiry) keeps the protocol's rules, and what the core holds for the connection
+always matches what the client was told."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -20,7 +23,9 @@ from fraiseql_fastapi.protocols.common import ProtocolOptions
 from fraiseql_fastapi.protocols.graphql_transport_ws import CloseCode, GraphQLTransportWSProtocol
 
 registry = SubscriptionRegistry()
-LIMIT = 3
+LIMIT = 2
+#: Operations the connection may start at once; the rate refills so slowly that it is all.
+BURST = 4
 
 
 @subscription(registry=registry, channel="counter")
@@ -30,7 +35,18 @@ def counter(event: Any) -> int:
 
 
 def on_connect(payload: Any, request: Any) -> Any:
-    return (payload or {}).get("token") != "forbidden"
+    token = (payload or {}).get("token")
+    if token == "forbidden":
+        return False
+    if token == "expiring":
+        return {"user_id": "u", "expires_at": time.time() + 3600}
+    return {"user_id": "u"}
+
+
+def on_refresh(payload: Any, context: Any) -> Any:
+    return {"ok": {"user_id": "u"}, "keep": None, "other": {"user_id": "v"}}.get(
+        payload.get("token"), False
+    )
 
 
 class Timer:
@@ -91,7 +107,13 @@ class ProtocolMachine(RuleBasedStateMachine):
             self.connection,
             self.socket,
             on_connect=on_connect,
-            options=ProtocolOptions(max_subscriptions=LIMIT, ping_interval=None),
+            on_refresh=on_refresh,
+            options=ProtocolOptions(
+                max_subscriptions=LIMIT,
+                ping_interval=None,
+                subscribe_rate=1e-9,
+                subscribe_burst=BURST,
+            ),
         )
         self.run(self.protocol.opened())
         # The model: what the client has been told.
@@ -100,6 +122,10 @@ class ProtocolMachine(RuleBasedStateMachine):
         self.closed: int | None = None
         self.live: set[str] = set()
         self.events = 0
+        #: The credentials expire (a timer is pending), and what the rate still allows.
+        self.expiring = False
+        self.tokens = BURST
+        self.refused_in_a_row = 0
 
     def teardown(self) -> None:
         self.protocol.closed()
@@ -128,20 +154,57 @@ class ProtocolMachine(RuleBasedStateMachine):
     # ----- rules ----------------------------------------------------------------------------
 
     @precondition(lambda self: not self.init_sent and self.closed is None)
-    @rule(forbidden=st.sampled_from([False, False, False, True]))
-    def connection_init(self, forbidden: bool) -> None:
-        payload = {"token": "forbidden" if forbidden else "ok"}
-        sent = self.receive({"type": "connection_init", "payload": payload})
+    @rule(token=st.sampled_from(["ok", "ok", "expiring", "forbidden"]))
+    def connection_init(self, token: str) -> None:
+        sent = self.receive({"type": "connection_init", "payload": {"token": token}})
         self.init_sent = True
-        if forbidden:
+        if token == "forbidden":
             self.expect_close(CloseCode.FORBIDDEN)
         else:
             assert sent == [{"type": "connection_ack"}]
             self.acknowledged = True
+            self.expiring = token == "expiring"
+
+    @precondition(lambda self: self.closed is None)
+    @rule(token=st.sampled_from(["ok", "keep", "ok", "keep", "ok", "keep", "other", "forbidden"]))
+    def refresh(self, token: str) -> None:
+        """A ping carrying credentials: renews an acknowledged connection, or closes it."""
+        sent = self.receive({"type": "ping", "payload": {"token": token}})
+        if not self.acknowledged:
+            assert sent == [{"type": "pong"}]
+        elif token in ("ok", "keep"):
+            assert sent == [{"type": "pong"}]
+            self.expiring = self.expiring and token == "keep"
+        else:  # refused, or another user's
+            self.expect_close(CloseCode.FORBIDDEN)
+
+    @precondition(lambda self: self.expiring and self.closed is None)
+    @rule()
+    def credentials_expire(self) -> None:
+        pending = [
+            t
+            for t in self.socket.timers
+            if getattr(t.callback, "__name__", "") == "_expired" and not t.cancelled
+        ]
+        assert len(pending) == 1
+        self.run(pending[0].callback())
+        self.expect_close(CloseCode.FORBIDDEN)
 
     @precondition(lambda self: self.acknowledged and self.closed is None)
     @rule(kind=st.sampled_from(["subscription", "subscription", "invalid", "query"]))
     def subscribe(self, kind: str) -> None:
+        self.start(kind)
+
+    @precondition(lambda self: self.acknowledged and self.closed is None)
+    @rule(count=st.integers(1, 2 * BURST + 2))
+    def flood(self, count: int) -> None:
+        """Operations one after the other, as fast as a client can send them."""
+        for _ in range(count):
+            if self.closed is not None:
+                return
+            self.start("query")
+
+    def start(self, kind: str) -> None:
         op_id = next(str(n) for n in range(1, 10) if str(n) not in self.live)
         query = {
             "subscription": "subscription { counter }",
@@ -152,7 +215,18 @@ class ProtocolMachine(RuleBasedStateMachine):
         if len(self.live) >= LIMIT:
             assert [m["type"] for m in sent] == ["error"]
             assert sent[0]["payload"][0]["extensions"]["code"] == "TOO_MANY_SUBSCRIPTIONS"
-        elif kind == "subscription":
+            return
+        if self.tokens == 0:
+            self.refused_in_a_row += 1
+            if self.refused_in_a_row > BURST:
+                self.expect_close(CloseCode.POLICY_VIOLATION)
+                return
+            assert [(m["id"], m["type"]) for m in sent] == [(op_id, "error")]
+            assert sent[0]["payload"][0]["extensions"]["code"] == "RATE_LIMITED"
+            return
+        self.tokens -= 1
+        self.refused_in_a_row = 0
+        if kind == "subscription":
             assert sent == []
             self.live.add(op_id)
         elif kind == "invalid":
@@ -187,9 +261,13 @@ class ProtocolMachine(RuleBasedStateMachine):
     @rule(
         kind=st.sampled_from(["second_init", "duplicate_id", "unexpected_type", "early"]),
         text=st.text(max_size=20).filter(lambda t: not t.lstrip().startswith("{")),
+        now=st.integers(0, 3),
     )
-    def misbehave(self, kind: str, text: str) -> None:
-        """One thing a client must not do, each with its close code."""
+    def misbehave(self, kind: str, text: str, now: int) -> None:
+        """One thing a client must not do, each with its close code (one time in four: the
+        connection ends, and the runs that go on for long reach the rate limit)."""
+        if now:
+            return
         if kind == "early" and not self.acknowledged:
             query = {"query": "subscription { counter }"}
             self.receive({"id": "9", "type": "subscribe", "payload": query})
@@ -240,6 +318,6 @@ class ProtocolMachine(RuleBasedStateMachine):
 
 
 ProtocolMachine.TestCase.settings = settings(
-    max_examples=150, stateful_step_count=30, deadline=None
+    max_examples=200, stateful_step_count=50, deadline=None
 )
 TestProtocolMachine = ProtocolMachine.TestCase

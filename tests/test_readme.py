@@ -74,7 +74,7 @@ async def test_token_refresh_example_renews_a_live_connection() -> None:
     import time
 
     from fastapi import FastAPI
-    from test_credentials import COUNTER, registry
+    from helpers import COUNTER, counters
 
     from fraiseql_fastapi import SubscriptionManager
     from fraiseql_fastapi.http_abstraction.fastapi import SubscriptionRouterFactory
@@ -85,7 +85,7 @@ async def test_token_refresh_example_renews_a_live_connection() -> None:
             return None
         return {"sub": "ann", "tenant": "acme", "exp": time.time() + lifetime}
 
-    manager = SubscriptionManager(subscriptions=registry.fields)
+    manager = SubscriptionManager(subscriptions=counters.fields)
     app = FastAPI(lifespan=manager.lifespan)
     namespace = {
         "app": app,

@@ -21,6 +21,7 @@ from .context import ConnectionContext
 from .conversion import args_to_json
 from .error_formatting import ErrorFormatter
 from .field import Scope, SubscriptionField
+from .limits import Limit, Limits, Quotas
 from .resolvers import StreamResolver, run_stream
 from .schema import PreparedOperation, SubscriptionSchema
 
@@ -33,7 +34,8 @@ Envelope = str
 @dataclass(eq=False)
 class ConnectionServices:
     """What the connections of one manager share: the core, the schema, the error formatter,
-    the resolvers the core calls, the live connections and the close-code counts."""
+    the resolvers the core calls, the live connections, the close-code counts, and the limits
+    with their refusal counts."""
 
     executor: PySubscriptionExecutor
     schema: SubscriptionSchema
@@ -44,6 +46,13 @@ class ConnectionServices:
     streams: set[asyncio.Task[None]] = field(default_factory=set)
     #: Connections closed, by close code (ours or the client's).
     closed_codes: collections.Counter[int] = field(default_factory=collections.Counter)
+    #: Refusals by a limit, by its name (`fraiseql_fastapi.limits.Limit`).
+    limited: collections.Counter[str] = field(default_factory=collections.Counter)
+    limits: Limits = field(default_factory=Limits)
+    quotas: Quotas = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.quotas = Quotas(self.limits, self.limited)
 
 
 class Connection:
@@ -76,6 +85,19 @@ class Connection:
         """True once `close` has been called."""
         return self._closed
 
+    def admit(self, context: ConnectionContext) -> Limit | None:
+        """The connection acts for `context` from now on, if its user's and tenant's quotas
+        of connections allow (once per connection: a refreshed context keeps the identity);
+        the limit it would pass otherwise."""
+        refused = self._services.quotas.admit(self, context)
+        if refused is None:
+            self.context = context
+        return refused
+
+    def count_limited(self, limit: Limit) -> None:
+        """Counts a refusal by `limit` (see `SubscriptionManager.get_metrics`)."""
+        self._services.limited[limit.value] += 1
+
     @property
     def errors(self) -> ErrorFormatter:
         """How errors are formatted (masked, logged) for clients."""
@@ -102,6 +124,9 @@ class Connection:
         denied = _authorization_error(field, context)
         if denied:
             return [GraphQLError(denied, extensions={"code": "FORBIDDEN"})]
+        over_quota = self._services.quotas.subscription_refused(context)
+        if over_quota is not None:
+            return [over_quota]
         assert prepared.args is not None and prepared.resolver_args is not None
         stream = StreamResolver(field) if field.is_stream else None
         try:
@@ -193,6 +218,7 @@ class Connection:
         self._streams.clear()
         self._services.closed_codes[code] += 1
         self._services.live.discard(self)
+        self._services.quotas.release(self)
         with contextlib.suppress(KeyError):
             self._executor.remove_connection(self.id)
         return True

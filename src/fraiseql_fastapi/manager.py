@@ -25,6 +25,7 @@ from .context import ConnectionContext
 from .conversion import to_jsonable
 from .error_formatting import ErrorFormatter, FormatError
 from .field import SubscriptionField, default_registry
+from .limits import Limits
 from .resolvers import CoreResolver
 from .schema import PreparedOperation, SubscriptionSchema
 
@@ -53,7 +54,8 @@ class SubscriptionManager:
     run by its own resolvers, and our subscriptions become its Subscription type. A type of
     ours with the name of one of its types must match it (startup fails naming both).
     `introspection=False` refuses introspection queries (`__schema`, `__type`), for
-    production.
+    production. `limits` bounds the size of documents and what each user and tenant may hold
+    in this process (`fraiseql_fastapi.limits.Limits`; its defaults apply without it).
     """
 
     def __init__(
@@ -67,9 +69,19 @@ class SubscriptionManager:
         overflow_policy: str = "lag",
         mask_errors: bool = True,
         format_error: FormatError | None = None,
+        limits: Limits | None = None,
     ) -> None:
         fields = list(default_registry.fields if subscriptions is None else subscriptions)
-        self.schema = SubscriptionSchema(fields, schema=schema, introspection=introspection)
+        limits = limits or Limits()
+        limited: collections.Counter[str] = collections.Counter()
+        self.schema = SubscriptionSchema(
+            fields,
+            schema=schema,
+            introspection=introspection,
+            max_query_depth=limits.max_query_depth,
+            max_query_fields=limits.max_query_fields,
+            limited=limited,
+        )
         self.errors = ErrorFormatter(mask_errors=mask_errors, format_error=format_error)
         self.executor = PySubscriptionExecutor(
             bus,
@@ -83,6 +95,8 @@ class SubscriptionManager:
             schema=self.schema,
             errors=self.errors,
             resolvers={field.name: CoreResolver(field) for field in fields},
+            limited=limited,
+            limits=limits,
         )
         self._previous_signal_handlers: dict[int, Any] = {}
 
@@ -139,10 +153,12 @@ class SubscriptionManager:
 
     def get_metrics(self) -> dict[str, Any]:
         """The core's counters and gauges, plus `subscribers` (active subscriptions) and
-        `connections_closed` (a dict: close code -> connections closed with it)."""
+        `connections_closed` (a dict: close code -> connections closed with it) and `limited`
+        (a dict: limit name -> requests refused by it; see `fraiseql_fastapi.limits`)."""
         metrics: dict[str, Any] = dict(self.executor.get_metrics())
         metrics["subscribers"] = metrics["active_subscriptions"]
         metrics["connections_closed"] = dict(self.connections_closed)
+        metrics["limited"] = dict(self._services.limited)
         return metrics
 
     async def start(self) -> None:

@@ -10,8 +10,8 @@ REGISTRY.register(PrometheusCollector(manager))
 Every counter and gauge of `manager.get_metrics()` is exported with Prometheus naming
 (`fraiseql_` prefix, `_total` on counters), plus `fraiseql_delivery_seconds`, the histogram of
 the time from publish to a frame being handed to its connection's sender (kept by the core in
-fixed buckets), and `fraiseql_connections_closed_total{code}`. Values are read when scraped;
-nothing is recorded on the event path for Prometheus.
+fixed buckets), `fraiseql_connections_closed_total{code}` and `fraiseql_limited_total{limit}`.
+Values are read when scraped; nothing is recorded on the event path for Prometheus.
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import Response
+
+from .limits import Limit
 
 if TYPE_CHECKING:
     from .manager import SubscriptionManager
@@ -92,7 +94,7 @@ FILTERED = {
 }
 
 #: Keys of `get_metrics()` exported otherwise, or not at all (text, or another key's alias).
-NOT_NUMBERS = {"bus_type", "bus_last_error", "subscribers", "connections_closed"}
+NOT_NUMBERS = {"bus_type", "bus_last_error", "subscribers", "connections_closed", "limited"}
 
 
 class PrometheusCollector(Collector):
@@ -125,6 +127,14 @@ class PrometheusCollector(Collector):
         for code, count in sorted(metrics["connections_closed"].items()):
             closed.add_metric([str(code)], count)
         yield closed
+        limited = CounterMetricFamily(
+            PREFIX + "limited",
+            "Requests refused by a limit, by its name (fraiseql_fastapi.limits.Limit)",
+            labels=["limit"],
+        )
+        for name in Limit:
+            limited.add_metric([name.value], metrics["limited"].get(name.value, 0))
+        yield limited
         yield self._delivery()
         yield InfoMetricFamily(PREFIX + "bus", "The event bus", value={"type": metrics["bus_type"]})
 

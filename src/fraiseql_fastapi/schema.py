@@ -28,6 +28,7 @@ from inspect import isawaitable
 from typing import Any, Final, Literal
 
 from graphql import (
+    ASTValidationRule,
     DocumentNode,
     ExecutionResult,
     FieldNode,
@@ -67,6 +68,7 @@ from .graphql_compat import (
     get_variable_values,
 )
 from .names import error_context
+from .query_limits import query_limits_rule
 from .type_mapping import TypeMapper
 
 __all__ = ["OperationKind", "PreparedOperation", "SubscriptionSchema"]
@@ -141,9 +143,10 @@ class SubscriptionSchema:
     from the resolvers via the Rust core. `schema` is the application's own schema (its
     queries and mutations run by graphql-core with its resolvers), which our Subscription type
     joins; without one, `query_fields` are added to our `Query`. `introspection=False` refuses
-    `__schema` and `__type` (for production). Raises SubscriptionDefinitionError when a type
-    cannot be mapped, differs from the application's type of the same name, or the schema is
-    invalid.
+    `__schema` and `__type` (for production); `max_query_depth` and `max_query_fields` refuse
+    larger operations (see `fraiseql_fastapi.query_limits`), counted in `limited`. Raises
+    SubscriptionDefinitionError when a type cannot be mapped, differs from the application's
+    type of the same name, or the schema is invalid.
     """
 
     def __init__(
@@ -154,6 +157,9 @@ class SubscriptionSchema:
         introspection: bool = True,
         query_fields: Mapping[str, GraphQLField] | None = None,
         document_cache_size: int = 1000,
+        max_query_depth: int | None = None,
+        max_query_fields: int | None = None,
+        limited: collections.Counter[str] | None = None,
     ) -> None:
         self.fields: dict[str, SubscriptionField] = _by_name(fields)
         self._mapper = TypeMapper(reserved_names=RESERVED_TYPE_NAMES)
@@ -169,7 +175,13 @@ class SubscriptionSchema:
             self.graphql_schema = self._checked(
                 join_schema, self.subscription_schema, graphql_schema_of(schema), self._mapper.owner
             )
-        self._rules = specified_rules if introspection else _WITHOUT_INTROSPECTION
+        rules: tuple[type[ASTValidationRule], ...] = tuple(
+            specified_rules if introspection else _WITHOUT_INTROSPECTION
+        )
+        if max_query_depth is not None or max_query_fields is not None:
+            counter = collections.Counter[str]() if limited is None else limited
+            rules = (*rules, query_limits_rule(max_query_depth, max_query_fields, counter))
+        self._rules = rules
         self._documents: collections.OrderedDict[str, DocumentNode] = collections.OrderedDict()
         self._document_cache_size = document_cache_size
 

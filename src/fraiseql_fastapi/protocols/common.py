@@ -15,13 +15,14 @@ import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 import orjson
 from graphql import GraphQLError
 
 from ..connection import Connection
 from ..context import ConnectionContext
+from ..limits import Limit, RateLimit, limited_error
 
 __all__ = [
     "OnConnect",
@@ -32,6 +33,7 @@ __all__ = [
     "Timer",
     "authenticate",
     "dumps",
+    "rate_limit",
     "refresh",
     "too_many_operations",
 ]
@@ -60,7 +62,11 @@ class ProtocolOptions:
     `graphql_transport_ws`, `graphql_ws` (the legacy subscriptions-transport-ws protocol) and
     `sse` (GraphQL over Server-Sent Events) turn each protocol on or off; all are on by
     default. `keepalive_interval` is how often the legacy protocol sends `ka` and SSE streams
-    send a comment line.
+    send a comment line. `subscribe_rate` is how many operations a connection may start per
+    second on average (None: no limit), and `subscribe_burst` at once (None: as many as
+    `max_subscriptions`, and at least 100): past it an operation gets an `error`
+    (RATE_LIMITED), and a connection that sends `subscribe_burst` more while refused is closed
+    (1008) as abusive.
     """
 
     connection_init_timeout: float = 3.0
@@ -69,6 +75,8 @@ class ProtocolOptions:
     max_subscriptions: int = 100
     max_message_size: int = 1 << 20
     keepalive_interval: float | None = 12.0
+    subscribe_rate: float | None = 10.0
+    subscribe_burst: int | None = None
     graphql_transport_ws: bool = True
     graphql_ws: bool = True
     sse: bool = True
@@ -202,15 +210,32 @@ def too_many_operations(limit: int) -> GraphQLError:
     )
 
 
+#: Operations a connection may start at once when `subscribe_burst` is None (or more, up to
+#: `max_subscriptions`: a client may open all the subscriptions it is allowed at once).
+DEFAULT_SUBSCRIBE_BURST: Final = 100
+
+
+def rate_limit(options: ProtocolOptions) -> RateLimit | None:
+    """The bucket of a connection's operation starts (None: `subscribe_rate` is off)."""
+    if options.subscribe_rate is None:
+        return None
+    burst = options.subscribe_burst
+    if burst is None:
+        burst = max(options.max_subscriptions, DEFAULT_SUBSCRIBE_BURST)
+    return RateLimit(options.subscribe_rate, burst)
+
+
 class Operations:
     """The live operations of a connection, by client-chosen id: subscriptions (None) and
     running queries (their task). A query leaves when it is done; a subscription the core ended
     (error, lag) stays until its id is looked up, the client completes it, or enough of them
     are pruned (`at_limit`)."""
 
-    def __init__(self, connection: Connection, limit: int) -> None:
+    def __init__(self, connection: Connection, limit: int, rate: RateLimit | None = None) -> None:
         self.connection = connection
         self.limit = limit
+        #: How fast operations may start (None: no limit).
+        self.rate = rate
         self._ops: dict[str, asyncio.Task[None] | None] = {}
         #: How many entries of `_ops` are queries.
         self._queries = 0
@@ -221,6 +246,27 @@ class Operations:
     def ids(self) -> list[str]:
         """The ids of the operations, live or ended but not yet looked up."""
         return list(self._ops)
+
+    @classmethod
+    def of(cls, connection: Connection, options: ProtocolOptions) -> Operations:
+        """The operations of `connection` under `options`' limits."""
+        return cls(connection, options.max_subscriptions, rate_limit(options))
+
+    def rate_refusal(self) -> GraphQLError | None:
+        """The error for an operation started faster than the rate allows (counted), or None
+        when it may start."""
+        if self.rate is None or self.rate.take():
+            return None
+        self.connection.count_limited(Limit.SUBSCRIBE_RATE)
+        return limited_error(
+            f"Too many operations started on this connection (at most"
+            f" {self.rate.rate:g} per second)"
+        )
+
+    @property
+    def abusive(self) -> bool:
+        """True once the client keeps starting operations it is refused (close it: 1008)."""
+        return self.rate is not None and self.rate.abusive
 
     def add_subscription(self, op_id: str) -> None:
         self._ops[op_id] = None

@@ -116,7 +116,7 @@ class GraphQLTransportWSProtocol(OperationProtocol):
             return
         refused = await self._acknowledge(payload)
         if refused is not None:
-            await self.socket.close(CloseCode.FORBIDDEN, refused)
+            await self.socket.close(*refused)
             return
         self._schedule_ping()
 

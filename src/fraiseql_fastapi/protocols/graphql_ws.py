@@ -8,7 +8,8 @@ server had none:
 
 - `connection_init` -> `on_connect(payload, request)` -> `connection_ack`, then `ka` at once and
   every `keepalive_interval` seconds. A refusal is `connection_error` with
-  `{"message": "Forbidden"}` (nothing of the hook's reasons) then close 4403 (the reference
+  `{"message": "Forbidden"}` (nothing of the hook's reasons; "Token expired", or "Too many
+  connections" and 4429 past a user's or tenant's quota) then close 4403 (the reference
   server closes 1011, "internal error", which is not what happened). No `connection_init` acked
   within `connection_init_timeout`: 4408 (the reference server has no deadline). A second
   `connection_init`: 4429 (the reference server would run `onConnect` again and start a second
@@ -91,10 +92,6 @@ CLIENT_TYPES: Final = frozenset(
 )
 
 _KEEP_ALIVE: Final = dumps({"type": MessageType.CONNECTION_KEEP_ALIVE.value})
-#: What a refused client learns: no more than the modern protocol's close reason.
-_CONNECTION_ERROR: Final = dumps(
-    {"type": MessageType.CONNECTION_ERROR.value, "payload": {"message": "Forbidden"}}
-)
 #: Longest stretch of client text echoed in a close reason (at most 123 bytes in all).
 _MAX_ECHO: Final = 40
 
@@ -226,8 +223,10 @@ class GraphQLWSProtocol(OperationProtocol):
             return
         refused = await self._acknowledge(payload)
         if refused is not None:
-            await self.socket.send(_CONNECTION_ERROR)
-            await self.socket.close(CloseCode.FORBIDDEN, refused)
+            code, reason = refused
+            error = {"type": MessageType.CONNECTION_ERROR.value, "payload": {"message": reason}}
+            await self.socket.send(dumps(error))
+            await self.socket.close(code, reason)
             return
         await self._keep_alive()
 

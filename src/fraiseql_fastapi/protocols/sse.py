@@ -42,8 +42,16 @@ from graphql import GraphQLError, OperationType, get_operation_ast, parse
 from ..connection import Connection, Envelope
 from ..context import ConnectionContext
 from ..error_formatting import INTERNAL_ERROR_EXTENSIONS, MASKED_MESSAGE
+from ..limits import RateLimit
 from ..schema import PreparedOperation
-from .common import OnConnect, Operations, ProtocolOptions, authenticate, too_many_operations
+from .common import (
+    OnConnect,
+    Operations,
+    ProtocolOptions,
+    authenticate,
+    rate_limit,
+    too_many_operations,
+)
 
 if TYPE_CHECKING:
     from ..manager import SubscriptionManager
@@ -111,6 +119,10 @@ class StreamEnd(IntEnum):
     TOKEN_EXPIRED = 4403
     #: A reservation that was never opened, dropped after `connection_init_timeout`.
     RESERVATION_TIMEOUT = 4408
+    #: Refused: past its user's or tenant's quota of connections (a 429, never opened).
+    TOO_MANY_REQUESTS = 4429
+    #: Ended: its client kept posting operations past the rate it was refused at.
+    POLICY_VIOLATION = 1008
     #: The transport failed while serving it.
     INTERNAL_SERVER_ERROR = 4500
 
@@ -166,6 +178,10 @@ class Reply:
     def text(cls, status: int, text: str) -> Reply:
         """A plain text body (a reservation's token)."""
         return cls(status, text.encode(), _TEXT)
+
+
+#: A stream refused: its user or tenant holds as many connections as `Limits` allows.
+TOO_MANY_CONNECTIONS: Final = Reply.error(429, "Too many connections")
 
 
 @dataclass(frozen=True)
@@ -473,9 +489,9 @@ class SSEProtocol:
         if context.is_expired():
             return Reply.error(403, "Token expired")
         if isinstance(decision, Distinct):
-            return self._distinct(decision, context, new_output())
+            return self._distinct(decision, context, new_output)
         if isinstance(decision, Reserve):
-            return self._reserve(decision, context, new_output())
+            return self._reserve(decision, context, new_output)
         stream = self.streams.get(decision.token)
         if stream is None:
             return Reply.error(404, "Stream not found")
@@ -490,12 +506,13 @@ class SSEProtocol:
     # ----- distinct connections ---------------------------------------------------------------
 
     def _distinct(
-        self, action: Distinct, context: ConnectionContext, output: StreamOutput
-    ) -> Stream:
+        self, action: Distinct, context: ConnectionContext, new_output: Callable[[], StreamOutput]
+    ) -> Reply | Stream:
         params = action.params
         prepared = self.manager.prepare(params.query, params.operation_name, params.variables)
-        stream = self._new_stream(DISTINCT_ENVELOPE, output, limit=1)
-        stream.connection.context = context
+        stream = self._new_stream(DISTINCT_ENVELOPE, new_output(), limit=1, rate=None)
+        if not self._admitted(stream, context):
+            return TOO_MANY_CONNECTIONS
         stream.opened = True
         self._arm_expiry(stream, context)
         if isinstance(prepared, list):
@@ -506,18 +523,23 @@ class SSEProtocol:
 
     # ----- single connection mode -------------------------------------------------------------
 
-    def _reserve(self, action: Reserve, context: ConnectionContext, output: StreamOutput) -> Reply:
+    def _reserve(
+        self, action: Reserve, context: ConnectionContext, new_output: Callable[[], StreamOutput]
+    ) -> Reply:
         if action.offered is not None and action.offered in self.streams:
             return Reply.error(409, "Stream already registered")
         token = secrets.token_urlsafe(32)
+        options = self.options
         stream = self._new_stream(
             SINGLE_ENVELOPE,
-            output,
-            limit=self.options.max_subscriptions,
+            new_output(),
+            limit=options.max_subscriptions,
+            rate=rate_limit(options),
             token=token,
             identity=_identity(context),
         )
-        stream.connection.context = context
+        if not self._admitted(stream, context):
+            return TOO_MANY_CONNECTIONS
         self._arm_expiry(stream, context)
         self.streams[token] = stream
         stream.expiry = asyncio.get_running_loop().call_later(
@@ -546,10 +568,18 @@ class SSEProtocol:
         prepared = stream.connection.prepare(params.query, params.operation_name, params.variables)
         if isinstance(prepared, list):
             return Reply.errors(400, stream.connection.errors.format_all(prepared))
-        if stream.operations.at_limit():
-            self._refuse(stream, op_id, [too_many_operations(stream.operations.limit)])
-        else:
+        operations = stream.operations
+        if operations.at_limit():
+            self._refuse(stream, op_id, [too_many_operations(operations.limit)])
+            return Reply(202)
+        limited = operations.rate_refusal()
+        if limited is None:
             self._start(stream, op_id, prepared, context)
+        elif operations.abusive:
+            self._token_expired_or_abusive(stream, StreamEnd.POLICY_VIOLATION)
+            return Reply.error(429, "Rate limit exceeded")
+        else:
+            self._refuse(stream, op_id, [limited])
         return Reply(202)
 
     def _stop(self, action: Stop, stream: Stream) -> Reply:
@@ -609,13 +639,13 @@ class SSEProtocol:
         output: StreamOutput,
         *,
         limit: int,
+        rate: RateLimit | None,
         token: str | None = None,
         identity: tuple[str | None, str | None] | None = None,
     ) -> Stream:
         connection = self.manager.connect(envelope=envelope, on_frames=output.on_frames)
-        stream = Stream(
-            connection, output, Operations(connection, limit), token=token, identity=identity
-        )
+        operations = Operations(connection, limit, rate)
+        stream = Stream(connection, output, operations, token=token, identity=identity)
 
         async def shutdown() -> None:
             await self.shutdown(stream)
@@ -650,10 +680,21 @@ class SSEProtocol:
 
     def _token_expired(self, stream: Stream) -> None:
         """Ends the stream without `complete`s: its client reconnects with new credentials."""
+        self._token_expired_or_abusive(stream, StreamEnd.TOKEN_EXPIRED)
+
+    def _token_expired_or_abusive(self, stream: Stream, end: StreamEnd) -> None:
         opened = stream.opened
-        self.closed(stream, StreamEnd.TOKEN_EXPIRED)
+        self.closed(stream, end)
         if opened:
             stream.output.end()
+
+    def _admitted(self, stream: Stream, context: ConnectionContext) -> bool:
+        """The stream acts for `context` if its user's and tenant's quotas of connections
+        allow; otherwise it is dropped (never opened) and False returned."""
+        if stream.connection.admit(context) is None:
+            return True
+        self.closed(stream, StreamEnd.TOO_MANY_REQUESTS)
+        return False
 
     def closed(self, stream: Stream, code: int) -> None:
         """The stream is over (its response ended, the client left, or it was dropped):

@@ -43,6 +43,8 @@ class CloseCode(IntEnum):
     GOING_AWAY = 1001
     #: Not sent: what a connection that ended without a close frame is counted as.
     ABNORMAL_CLOSURE = 1006
+    #: A client that keeps starting operations past the rate it is refused at.
+    POLICY_VIOLATION = 1008
     MESSAGE_TOO_BIG = 1009
     INTERNAL_SERVER_ERROR = 4500
     BAD_REQUEST = 4400
@@ -52,6 +54,8 @@ class CloseCode(IntEnum):
     CONNECTION_INITIALISATION_TIMEOUT = 4408
     SUBSCRIBER_ALREADY_EXISTS = 4409
     TOO_MANY_INITIALISATION_REQUESTS = 4429
+    #: Past the connections a user or tenant may hold (`Limits`); the code of HTTP's 429.
+    TOO_MANY_REQUESTS = 4429
     #: The client did not answer a server ping in time (not in the protocol; 4xxx is ours).
     PONG_TIMEOUT = 4504
 
@@ -87,7 +91,7 @@ class OperationProtocol:
         #: What the route's `context_getter` returned for the handshake (for `on_connect`).
         self.request_context = request_context
         self.options = options or ProtocolOptions()
-        self.operations = Operations(connection, self.options.max_subscriptions)
+        self.operations = Operations.of(connection, self.options)
         self._init_received = False
         self._acknowledged = False
         #: The pending timer: the init deadline, then the protocol's heartbeat.
@@ -139,10 +143,12 @@ class OperationProtocol:
             return False
         return True
 
-    async def _acknowledge(self, payload: Any) -> str | None:
-        """`connection_init`: runs `on_connect` with its payload; once it accepts, sends
-        `connection_ack` (with the context's `ack_payload`) and returns None. A refusal sends
-        nothing and returns the reason to close with (4403): what follows is the protocol's."""
+    async def _acknowledge(self, payload: Any) -> tuple[int, str] | None:
+        """`connection_init`: runs `on_connect` with its payload; once it accepts, and the
+        user's and tenant's quotas of connections allow, sends `connection_ack` (with the
+        context's `ack_payload`) and returns None. A refusal sends nothing and returns the
+        code and reason to close with (4403, or 4429 past a quota): what follows is the
+        protocol's."""
         self._init_received = True
         context = await authenticate(
             self.on_connect,
@@ -151,9 +157,11 @@ class OperationProtocol:
             self.request_context,
         )
         if context is None:
-            return "Forbidden"
+            return CloseCode.FORBIDDEN, "Forbidden"
         if context.is_expired():
-            return TOKEN_EXPIRED
+            return CloseCode.FORBIDDEN, TOKEN_EXPIRED
+        if self.connection.admit(context) is not None:
+            return CloseCode.TOO_MANY_REQUESTS, "Too many connections"
         self._set_context(context)
         self.socket.release_request()
         if self._timer is not None:  # the init deadline is met
@@ -209,6 +217,13 @@ class OperationProtocol:
         an error message for it; the connection stays."""
         if self.operations.at_limit():
             await self._send_errors(op_id, [too_many_operations(self.operations.limit)])
+            return
+        limited = self.operations.rate_refusal()
+        if limited is not None:
+            if self.operations.abusive:
+                await self.socket.close(CloseCode.POLICY_VIOLATION, "Rate limit exceeded")
+            else:
+                await self._send_errors(op_id, [limited])
             return
         prepared = self.connection.prepare(query, operation_name, variables)
         if isinstance(prepared, list):
