@@ -206,6 +206,7 @@ class PySubscriptionExecutor:
         filters: Sequence[VariableFilter | ValueFilter | Mapping[str, Any]] | None = None,
         arguments: Mapping[str, Any] | None = None,
         resolver_arguments: Any = None,
+        conflate: bool = False,
     ) -> None:
         """Registers a subscription (ids are unique per executor; `operation_id`, default the
         subscription id, is the id written in its frames).
@@ -221,6 +222,10 @@ class PySubscriptionExecutor:
         `resolver_arguments`, when given, is what the resolver receives instead: the arguments
         as Python values, bound once at subscribe time (the subscribers of a group share the
         first one's, since their `arguments` are equal).
+
+        `conflate=True` keeps only the latest value: an event for it while its previous `next`
+        is still queued replaces that frame (in its place, counted in `frames_conflated`)
+        instead of queuing another, so a slow client gets the latest values and never lags.
 
         Raises ValueError (invalid document, filter or option; duplicate id), TypeError (wrong
         types, non-JSON variables), PermissionError (variables naming another user or tenant).

@@ -14,11 +14,12 @@ from typing import Any
 import httpx
 import pytest
 from graphql import build_schema, get_introspection_query, parse, validate
-from helpers import COUNTER, counters, protocol_app, running_server, until, ws_client
+from helpers import COUNTER, counters, flood, protocol_app, running_server, until, ws_client
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fraiseql_fastapi import SubscriptionManager
+from fraiseql_fastapi import SubscriptionManager, subscription
+from fraiseql_fastapi.decorator import SubscriptionRegistry
 from fraiseql_fastapi.limits import Limits
 from fraiseql_fastapi.metrics import PrometheusCollector
 from fraiseql_fastapi.query_limits import query_limits_rule
@@ -301,3 +302,50 @@ async def test_refusals_are_counted_for_prometheus() -> None:
         counts = {s.labels["limit"]: s.value for s in family.samples if s.name.endswith("_total")}
         assert counts["subscribe_rate"] == 1
         assert counts["connections_per_user"] == 0
+
+
+# ----- events per subscription: conflation ------------------------------------------------------
+
+latest = SubscriptionRegistry()
+
+
+@subscription(registry=latest, channel="ticks", conflate=True)
+def tick(event: Any) -> str:
+    """The latest tick only, for a client that falls behind: `n:text`."""
+    return f"{event.data['id']}:{event.data['text']}"
+
+
+@subscription(registry=latest, channel="ticks")
+def every_tick(event: Any) -> str:
+    """Every tick."""
+    return f"{event.data['id']}:{event.data['text']}"
+
+
+async def test_a_conflated_subscription_gets_the_latest_value_and_never_lags() -> None:
+    """A client that reads nothing while 16 MiB are published: its conflated subscription
+    keeps one frame queued, the latest, where the other one overflows its queue and lags."""
+    app, manager = protocol_app([*latest.fields], None, max_queue=4, ping_interval=None)
+    async with running_server(app) as address, ws_client(address) as client:
+        await client.init()
+        await client.subscribe("latest", "subscription { tick }")
+        await client.subscribe("every", "subscription { everyTick }")
+        await until(lambda: manager.get_metrics()["subscribers"] == 2)
+        count = flood(manager, "ticks", lambda n, text: {"id": str(n), "text": text})
+        values: list[int] = []
+        lagged = False
+        while not lagged or not values or values[-1] != count - 1:
+            message = await client.receive(10)
+            if message["id"] == "every":
+                lagged = lagged or message["type"] == "error"
+                continue
+            assert message["type"] == "next", message
+            values.append(int(message["payload"]["data"]["tick"].partition(":")[0]))
+        assert values == sorted(set(values)) and len(values) < count
+        assert manager.get_metrics()["frames_conflated"] == count - len(values)
+        # Still live, and still conflated.
+        await manager.publish("ticks", {"id": str(count), "text": "x"})
+        assert await client.receive() == {
+            "id": "latest",
+            "type": "next",
+            "payload": {"data": {"tick": f"{count}:x"}},
+        }

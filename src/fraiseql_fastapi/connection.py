@@ -153,6 +153,7 @@ class Connection:
                 filters=field.core_filters(),
                 arguments=args_to_json(field, prepared.args),
                 resolver_arguments=prepared.resolver_args,
+                conflate=field.conflate,
             )
         except PermissionError as error:
             return [GraphQLError(str(error), extensions={"code": "FORBIDDEN"})]

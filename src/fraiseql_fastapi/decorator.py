@@ -81,6 +81,7 @@ def subscription(
     roles: str | Sequence[str] | None = None,
     scope: Scope = "user",
     description: str | None = None,
+    conflate: bool = False,
     registry: SubscriptionRegistry | None = None,
 ) -> Callable[[F], F]: ...
 
@@ -97,6 +98,7 @@ def subscription(
     roles: str | Sequence[str] | None = None,
     scope: Scope = "user",
     description: str | None = None,
+    conflate: bool = False,
     registry: SubscriptionRegistry | None = None,
 ) -> F | Callable[[F], F]:
     """Declares a GraphQL subscription field; use bare (`@subscription`) or with options.
@@ -111,6 +113,9 @@ def subscription(
     - `scope`: who may share one resolver call per event: "global", "tenant", "user"
       (default) or "subscription".
     - `description`: the field description (default: the docstring).
+    - `conflate`: keep only the latest value for a client that falls behind (ticker-like
+      data): an event for a subscription whose previous `next` is still queued replaces it,
+      so the client gets the latest value and never lags (`EVENTS_LAGGED`).
     - `registry`: where to record the field (default: `default_registry`).
 
     Returns the function unchanged and records a `SubscriptionField`; raises
@@ -128,6 +133,7 @@ def subscription(
             roles=roles,
             scope=scope,
             description=description,
+            conflate=conflate,
         )
         (default_registry if registry is None else registry).add(field)
         return function
@@ -146,6 +152,7 @@ def build_field(
     roles: str | Sequence[str] | None = None,
     scope: Scope = "user",
     description: str | None = None,
+    conflate: bool = False,
 ) -> SubscriptionField:
     """The `SubscriptionField` of a resolver (what `@subscription` records), checked: its
     types are mapped to GraphQL once here so that errors surface at import time."""
@@ -172,6 +179,7 @@ def build_field(
             is_async=is_stream or _is_async(func),
             is_stream=is_stream,
             wants_context=wants_context,
+            conflate=bool(conflate),
         )
     _check_types(field)
     return field

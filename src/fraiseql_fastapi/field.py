@@ -115,6 +115,8 @@ class SubscriptionField:
     #: An async generator: each subscription runs its own stream of values instead of
     #: listening to a channel (see `open_stream`).
     is_stream: bool = False
+    #: Only the latest value is kept queued for a client that falls behind.
+    conflate: bool = False
 
     def channels(self, args: Mapping[str, Any]) -> list[str]:
         """The channels a subscription with these arguments listens on. `args` are the

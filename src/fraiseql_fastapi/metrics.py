@@ -76,6 +76,7 @@ COUNTERS: dict[str, str] = {
     "resolver_skips": "Resolver calls that returned None (nothing sent)",
     "queue_overflows": "Frames that found their connection's queue full",
     "frames_dropped": "Frames dropped by the drop_oldest overflow policy",
+    "frames_conflated": "Frames replaced in a queue by a newer one of a conflated subscription",
     "bus_events_malformed": "Events from the bus that could not be read",
     "bus_reconnects": "Reconnections of the event bus",
     "bus_published": "Events sent to the bus",

@@ -886,7 +886,7 @@ impl PySubscriptionExecutor {
         connection_id, subscription_id, query, operation_name=None, variables=None,
         user_id=None, tenant_id=None, *, operation_id=None, channels=None, event_types=None,
         resolver=None, resolver_scope="user", context=None, filters=None, arguments=None,
-        resolver_arguments=None
+        resolver_arguments=None, conflate=false
     ))]
     #[allow(clippy::too_many_arguments)]
     fn register_subscription(
@@ -908,6 +908,7 @@ impl PySubscriptionExecutor {
         filters: Option<&Bound<'_, PyAny>>,
         arguments: Option<&Bound<'_, PyAny>>,
         resolver_arguments: Option<&Bound<'_, PyAny>>,
+        conflate: bool,
     ) -> PyResult<()> {
         let vars = to_json_map(variables, "variables")?;
         let args = match arguments.filter(|a| !a.is_none()) {
@@ -972,6 +973,7 @@ impl PySubscriptionExecutor {
             event_types: strings_arg(event_types, "event_types")?,
             filters: filters_arg(filters)?,
             resolver,
+            conflate,
         };
         let result = self.registry_op(py, move |reg| reg.register(spec).map(|_| ()));
         result.map_err(|e| match e {

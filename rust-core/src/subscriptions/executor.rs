@@ -74,6 +74,9 @@ pub struct SubscriptionSpec<R> {
     pub event_types: Option<Vec<String>>,
     pub filters: Vec<FilterSpec>,
     pub resolver: Option<ResolverSpec<R>>,
+    /// Keep only the latest value: a `next` still queued for it is replaced by the newer one
+    /// instead of another being queued (a slow client gets the latest, never lags).
+    pub conflate: bool,
 }
 
 impl<R> SubscriptionSpec<R> {
@@ -149,6 +152,8 @@ struct Subscription {
     queued: u32,
     /// Ended by the server (error, overflow): kept only until its last frames are taken.
     ended: bool,
+    /// Keeps at most one `next` queued: the latest (see `SubscriptionSpec::conflate`).
+    conflate: bool,
 }
 
 struct Connection<W> {
@@ -527,6 +532,7 @@ impl<R: Clone, W> Registry<R, W> {
             group,
             queued: 0,
             ended: false,
+            conflate: spec.conflate,
         };
         let (idx, gen) = self.subs.insert(sub);
         let key = SubKey { idx, gen };
@@ -891,17 +897,44 @@ impl<R: Clone, W> Registry<R, W> {
                 }
             };
             let conn_idx = sub.conn;
-            let body = FrameBody::Next {
+            let conflated = sub.conflate && sub.queued > 0;
+            let mut body = FrameBody::Next {
                 prefix: sub.next_prefix.clone(),
                 payload,
                 suffix: sub.envelope.next_suffix(),
             };
+            if conflated {
+                match self.conflate(key, conn_idx, body, published) {
+                    Ok(()) => {
+                        delivered += 1;
+                        continue;
+                    }
+                    Err(unqueued) => body = unqueued,
+                }
+            }
             if self.push_frame(key, conn_idx, body, published) {
                 delivered += 1;
             }
         }
         self.metrics.events_delivered += delivered as u64;
         delivered
+    }
+
+    /// Puts `body` in the place of `key`'s `next` still queued (counted in `frames_conflated`);
+    /// the body back when there is none.
+    fn conflate(
+        &mut self,
+        key: SubKey,
+        conn_idx: u32,
+        body: FrameBody,
+        published: f64,
+    ) -> Result<(), FrameBody> {
+        let Some(conn) = self.conns.at_mut(conn_idx) else {
+            return Err(body);
+        };
+        conn.queue.replace_next_of(key, body, published)?;
+        self.metrics.frames_conflated += 1;
+        Ok(())
     }
 
     /// Queues a frame for `key`, applying its connection's overflow policy. False when the

@@ -20,13 +20,15 @@ pub struct Metrics {
     pub resolver_skips: u64,
     pub queue_overflows: u64,
     pub frames_dropped: u64,
+    /// `next` frames replaced in the queue by a newer one of their conflated subscription.
+    pub frames_conflated: u64,
     /// Time from publish to the frame being handed to the connection's sender.
     pub delivery: DeliveryHistogram,
 }
 
 impl Metrics {
     /// (name, value) pairs in a stable order.
-    pub fn counters(&self) -> [(&'static str, u64); 16] {
+    pub fn counters(&self) -> [(&'static str, u64); 17] {
         [
             ("events_published", self.events_published),
             ("events_delivered", self.events_delivered),
@@ -47,6 +49,7 @@ impl Metrics {
             ("resolver_skips", self.resolver_skips),
             ("queue_overflows", self.queue_overflows),
             ("frames_dropped", self.frames_dropped),
+            ("frames_conflated", self.frames_conflated),
         ]
     }
 }

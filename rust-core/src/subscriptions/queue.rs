@@ -150,6 +150,24 @@ impl FrameQueue {
         self.frames.remove(pos)
     }
 
+    /// Puts `body` (published at `published`) in the place of the last `next` frame of `sub`
+    /// still queued; the body back when its last queued frame is not a `next` or there is none.
+    pub fn replace_next_of(
+        &mut self,
+        sub: SubKey,
+        body: FrameBody,
+        published: f64,
+    ) -> Result<(), FrameBody> {
+        match self.frames.iter_mut().rev().find(|f| f.sub == sub) {
+            Some(frame) if matches!(frame.body, FrameBody::Next { .. }) => {
+                frame.body = body;
+                frame.published = published;
+                Ok(())
+            }
+            _ => Err(body),
+        }
+    }
+
     /// Drops every frame of `sub`; returns how many.
     pub fn purge(&mut self, sub: SubKey) -> usize {
         let before = self.frames.len();
@@ -183,6 +201,34 @@ mod tests {
         assert_eq!(first_of_2, Some(b"b".to_vec()));
         assert_eq!(q.purge(SubKey { idx: 1, gen: 0 }), 2);
         assert!(q.is_empty());
+    }
+
+    fn next(payload: &str) -> FrameBody {
+        FrameBody::Next {
+            prefix: Arc::from(&b"<"[..]),
+            payload: Arc::from(payload.as_bytes()),
+            suffix: b">",
+        }
+    }
+
+    #[test]
+    fn a_next_is_replaced_in_its_place_other_frames_are_not() {
+        let (one, two) = (SubKey { idx: 1, gen: 0 }, SubKey { idx: 2, gen: 0 });
+        let mut q = FrameQueue::new(4, OverflowPolicy::Lag);
+        for (sub, body) in [(one, next("a")), (two, next("b")), (one, next("c"))] {
+            q.push(QueuedFrame {
+                sub,
+                body,
+                published: 1.0,
+            });
+        }
+        assert!(q.replace_next_of(one, next("d"), 2.0).is_ok());
+        let texts: Vec<Vec<u8>> = q.drain_all().map(|f| f.body.to_vec()).collect();
+        assert_eq!(texts, [b"<a>".to_vec(), b"<b>".to_vec(), b"<d>".to_vec()]);
+        q.push(frame(1, "error"));
+        assert!(q.replace_next_of(one, next("e"), 3.0).is_err());
+        assert!(q.replace_next_of(two, next("f"), 3.0).is_err());
+        assert_eq!(q.len(), 1);
     }
 
     #[test]

@@ -28,6 +28,7 @@ fn spec(conn: &str, id: &str, user: Option<&str>, tenant: Option<&str>) -> Subsc
         event_types: None,
         filters: Vec::new(),
         resolver: None,
+        conflate: false,
     }
 }
 
@@ -519,4 +520,54 @@ fn complete_channel_ends_every_subscription_on_it_after_its_queued_frames() {
     }
     assert_eq!(reg.active_subscriptions(), 1);
     assert_eq!(reg.connection_active("c"), Some(1));
+}
+
+#[test]
+fn a_conflated_subscription_keeps_only_its_latest_value_queued() {
+    let mut reg = Reg::default();
+    reg.open_connection(
+        "c",
+        Some("waker"),
+        3,
+        OverflowPolicy::Lag,
+        Envelope::default(),
+    );
+    let mut latest = spec("c", "latest", None, None);
+    latest.conflate = true;
+    register(&mut reg, latest);
+    register(&mut reg, spec("c", "every", None, None));
+    let delivered: Vec<usize> = (1..=3)
+        .map(|id| {
+            reg.dispatch(&event("users", json!({ "id": id }), None, None))
+                .0
+        })
+        .collect();
+    assert_eq!(delivered, [2, 2, 1]);
+    // The third event overflowed the queue of 3 for `every` (it lagged); `latest` kept one.
+    assert_eq!(reg.metrics.frames_conflated, 2);
+    let frames: Vec<Value> = reg
+        .drain("c")
+        .unwrap_or_default()
+        .iter()
+        .map(|f| serde_json::from_slice(&f.to_vec()).unwrap_or(Value::Null))
+        .collect();
+    let seen: Vec<(Value, Value)> = frames
+        .iter()
+        .map(|f| (f["id"].clone(), f["payload"]["data"]["users"]["id"].clone()))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (json!("latest"), json!(3)),
+            (json!("every"), json!(1)),
+            (json!("every"), json!(2)),
+            (json!("every"), Value::Null), // its EVENTS_LAGGED error
+        ]
+    );
+    // Once sent, the next value is queued again.
+    reg.dispatch(&event("users", json!({"id": 4}), None, None));
+    assert_eq!(
+        next_json(&mut reg, "latest").map(|v| v["payload"]["data"]["users"]["id"].clone()),
+        Some(json!(4))
+    );
 }
