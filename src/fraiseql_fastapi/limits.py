@@ -1,6 +1,6 @@
 """Limits on what clients may take of a server, and their bookkeeping: how deep and how large a
 document may be (checked when it is validated, `query_limits`), how fast one connection may
-start operations (`RateLimit`, a token bucket), and how many connections and live
+start operations (`RateLimit`, the generic cell rate algorithm), and how many connections and live
 subscriptions one user or tenant may hold in this process (`Quotas`). Every refusal is
 counted by the limit's name (`SubscriptionManager.get_metrics()["limited"]`,
 `fraiseql_limited_total{limit}`).
@@ -60,33 +60,27 @@ def limited_error(message: str) -> GraphQLError:
 
 
 class RateLimit:
-    """A token bucket: `rate` operations per second on average, `burst` at once. `take()` is
-    True when one may start now; once `burst` more have been refused since the last one
-    admitted, `abusive` is True (the connection should be closed)."""
+    """A rate: `rate` operations per second on average, `burst` at once. The state of what it
+    limits is one timestamp (the generic cell rate algorithm's theoretical arrival time), kept
+    by its user; this object is shared by all of them."""
 
-    __slots__ = ("_at", "_refused", "_tokens", "burst", "rate")
+    __slots__ = ("burst", "interval", "rate", "tolerance")
 
     def __init__(self, rate: float, burst: int) -> None:
         self.rate = rate
         self.burst = burst
-        self._tokens = float(burst)
-        self._at = time.monotonic()
-        self._refused = 0
+        self.interval = 1.0 / rate
+        self.tolerance = (burst - 1) * self.interval
 
-    def take(self) -> bool:
+    def admit(self, arrival: float | None) -> float | None:
+        """The next theoretical arrival time when one more may go now (`arrival`: the last
+        one returned, None at first); None when it must be refused."""
         now = time.monotonic()
-        self._tokens = min(float(self.burst), self._tokens + (now - self._at) * self.rate)
-        self._at = now
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
-            self._refused = 0
-            return True
-        self._refused += 1
-        return False
-
-    @property
-    def abusive(self) -> bool:
-        return self._refused > self.burst
+        if arrival is None or arrival < now:
+            arrival = now
+        if arrival - now > self.tolerance:
+            return None
+        return arrival + self.interval
 
 
 @dataclass

@@ -215,8 +215,10 @@ def too_many_operations(limit: int) -> GraphQLError:
 DEFAULT_SUBSCRIBE_BURST: Final = 100
 
 
+@functools.lru_cache(maxsize=64)
 def rate_limit(options: ProtocolOptions) -> RateLimit | None:
-    """The bucket of a connection's operation starts (None: `subscribe_rate` is off)."""
+    """The rate of a connection's operation starts (None: `subscribe_rate` is off); one per
+    set of options, shared by its connections."""
     if options.subscribe_rate is None:
         return None
     burst = options.subscribe_burst
@@ -234,8 +236,11 @@ class Operations:
     def __init__(self, connection: Connection, limit: int, rate: RateLimit | None = None) -> None:
         self.connection = connection
         self.limit = limit
-        #: How fast operations may start (None: no limit).
+        #: How fast operations may start (None: no limit), and what that allows now: the
+        #: rate's next arrival time, and how many starts it refused since the last it let go.
         self.rate = rate
+        self._arrival: float | None = None
+        self._refused = 0
         self._ops: dict[str, asyncio.Task[None] | None] = {}
         #: How many entries of `_ops` are queries.
         self._queries = 0
@@ -255,8 +260,13 @@ class Operations:
     def rate_refusal(self) -> GraphQLError | None:
         """The error for an operation started faster than the rate allows (counted), or None
         when it may start."""
-        if self.rate is None or self.rate.take():
+        if self.rate is None:
             return None
+        arrival = self.rate.admit(self._arrival)
+        if arrival is not None:
+            self._arrival, self._refused = arrival, 0
+            return None
+        self._refused += 1
         self.connection.count_limited(Limit.SUBSCRIBE_RATE)
         return limited_error(
             f"Too many operations started on this connection (at most"
@@ -265,8 +275,9 @@ class Operations:
 
     @property
     def abusive(self) -> bool:
-        """True once the client keeps starting operations it is refused (close it: 1008)."""
-        return self.rate is not None and self.rate.abusive
+        """True once the client has sent a burst more operations while refused (close it:
+        1008)."""
+        return self.rate is not None and self._refused > self.rate.burst
 
     def add_subscription(self, op_id: str) -> None:
         self._ops[op_id] = None
