@@ -576,7 +576,7 @@ class SSEProtocol:
         if limited is None:
             self._start(stream, op_id, prepared, context)
         elif operations.abusive:
-            self._token_expired_or_abusive(stream, StreamEnd.POLICY_VIOLATION)
+            self._end(stream, StreamEnd.POLICY_VIOLATION)
             return Reply.error(429, "Rate limit exceeded")
         else:
             self._refuse(stream, op_id, [limited])
@@ -660,10 +660,7 @@ class SSEProtocol:
         record_id: Callable[[str], str | None] = (lambda _: None) if stream.distinct else str
         for op_id in live:
             stream.output.send(complete_record(record_id(op_id)))
-        opened = stream.opened
-        self.closed(stream, StreamEnd.GOING_AWAY)
-        if opened:
-            stream.output.end()
+        if self._end(stream, StreamEnd.GOING_AWAY):
             await stream.output.ended()
 
     def _arm_expiry(self, stream: Stream, context: ConnectionContext) -> None:
@@ -680,13 +677,16 @@ class SSEProtocol:
 
     def _token_expired(self, stream: Stream) -> None:
         """Ends the stream without `complete`s: its client reconnects with new credentials."""
-        self._token_expired_or_abusive(stream, StreamEnd.TOKEN_EXPIRED)
+        self._end(stream, StreamEnd.TOKEN_EXPIRED)
 
-    def _token_expired_or_abusive(self, stream: Stream, end: StreamEnd) -> None:
+    def _end(self, stream: Stream, end: StreamEnd) -> bool:
+        """Drops the stream (counted as `end`) and ends its response if it was open; True
+        then."""
         opened = stream.opened
         self.closed(stream, end)
         if opened:
             stream.output.end()
+        return opened
 
     def _admitted(self, stream: Stream, context: ConnectionContext) -> bool:
         """The stream acts for `context` if its user's and tenant's quotas of connections

@@ -56,6 +56,17 @@ fn register(reg: &mut Reg, s: SubscriptionSpec<u32>) -> SubKey {
     }
 }
 
+/// Opens connection "c" with a waker and a queue of `capacity` under the lag policy.
+fn open_lagging(reg: &mut Reg, capacity: usize) {
+    reg.open_connection(
+        "c",
+        Some("waker"),
+        capacity,
+        OverflowPolicy::Lag,
+        Envelope::default(),
+    );
+}
+
 #[test]
 fn phase_one_criterion() {
     let mut reg = Reg::default();
@@ -332,13 +343,7 @@ fn drop_oldest_keeps_the_newest() {
 #[test]
 fn wakeups_once_per_drain_and_cleanup_is_complete() {
     let mut reg = Reg::default();
-    reg.open_connection(
-        "c",
-        Some("waker"),
-        10,
-        OverflowPolicy::Lag,
-        Envelope::default(),
-    );
+    open_lagging(&mut reg, 10);
     register(&mut reg, spec("c", "a", None, None));
     register(&mut reg, spec("c", "b", None, None));
     reg.dispatch(&event("users", json!({}), None, None));
@@ -368,13 +373,7 @@ fn wakeups_once_per_drain_and_cleanup_is_complete() {
 #[test]
 fn a_queue_at_least_half_full_is_pressed_until_drained() {
     let mut reg = Reg::default();
-    reg.open_connection(
-        "c",
-        Some("waker"),
-        4,
-        OverflowPolicy::Lag,
-        Envelope::default(),
-    );
+    open_lagging(&mut reg, 4);
     register(&mut reg, spec("c", "a", None, None));
     reg.dispatch(&event("users", json!({}), None, None));
     assert!(reg.take_pressed().is_empty(), "1 of 4 queued");
@@ -525,13 +524,7 @@ fn complete_channel_ends_every_subscription_on_it_after_its_queued_frames() {
 #[test]
 fn a_conflated_subscription_keeps_only_its_latest_value_queued() {
     let mut reg = Reg::default();
-    reg.open_connection(
-        "c",
-        Some("waker"),
-        3,
-        OverflowPolicy::Lag,
-        Envelope::default(),
-    );
+    open_lagging(&mut reg, 3);
     let mut latest = spec("c", "latest", None, None);
     latest.conflate = true;
     register(&mut reg, latest);
