@@ -207,6 +207,8 @@ class PySubscriptionExecutor:
         arguments: Mapping[str, Any] | None = None,
         resolver_arguments: Any = None,
         conflate: bool = False,
+        positions: bool = False,
+        resume_from: str | None = None,
     ) -> None:
         """Registers a subscription (ids are unique per executor; `operation_id`, default the
         subscription id, is the id written in its frames).
@@ -226,6 +228,15 @@ class PySubscriptionExecutor:
         `conflate=True` keeps only the latest value: an event for it while its previous `next`
         is still queued replaces that frame (in its place, counted in `frames_conflated`)
         instead of queuing another, so a slow client gets the latest values and never lags.
+
+        `positions=True`: each `next` payload carries the event's cursor in
+        `extensions.cursor` (and an SSE distinct-mode event has it as its `id:`).
+        `resume_from=cursor` (implies positions) first replays, to this subscription alone, in
+        order and once each, the events of its one channel published after the cursor, then the
+        live ones; when the history no longer covers the cursor (pruned, another epoch or bus)
+        its first `next` is a field error with `extensions.code == "RESUME_GAP"`, then the live
+        events follow. A cursor this server could not have issued, or a subscription on several
+        channels, is a ValueError.
 
         Raises ValueError (invalid document, filter or option; duplicate id), TypeError (wrong
         types, non-JSON variables), PermissionError (variables naming another user or tenant).
@@ -439,8 +450,9 @@ class PyEventBusConfig:
     """
 
     @staticmethod
-    def memory() -> PyEventBusConfig:
-        """In-process bus: a single worker."""
+    def memory(history: int = 1000, history_seconds: float = 120.0) -> PyEventBusConfig:
+        """In-process bus: a single worker. Keeps the last `history` events of each channel for
+        at most `history_seconds`, for subscriptions that resume (`history=0`: none)."""
     @staticmethod
     def redis(
         url: str,
@@ -487,5 +499,11 @@ class PyEventBusConfig:
     @property
     def retention(self) -> float | None:
         """The PostgreSQL retention in seconds; None for other buses."""
+    @property
+    def history(self) -> int | None:
+        """Events the in-memory bus keeps per channel; None for other buses."""
+    @property
+    def history_seconds(self) -> float | None:
+        """Seconds the in-memory bus keeps an event; None for other buses."""
     def __eq__(self, other: object, /) -> bool: ...
     def __hash__(self) -> int: ...

@@ -32,6 +32,15 @@ def test_memory() -> None:
     assert config.url is None
     assert config.consumer_group is None
     assert config.connection_string is None
+    assert (config.history, config.history_seconds) == (1000, 120.0)
+    kept = PyEventBusConfig.memory(history=10, history_seconds=2.5)
+    assert (kept.history, kept.history_seconds) == (10, 2.5)
+    assert repr(kept) == "PyEventBusConfig.memory(history=10, history_seconds=2.5)"
+    assert kept != config
+    assert PyEventBusConfig.redis("redis://localhost").history is None
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="history_seconds"):
+            PyEventBusConfig.memory(history_seconds=bad)
 
 
 def test_redis() -> None:

@@ -23,6 +23,7 @@ from .error_formatting import ErrorFormatter
 from .field import Scope, SubscriptionField
 from .limits import Limit, Limits, Quotas
 from .resolvers import StreamResolver, run_stream
+from .resume import Resume, resume_request
 from .schema import PreparedOperation, SubscriptionSchema
 
 __all__ = ["Connection", "ConnectionServices", "Envelope"]
@@ -49,6 +50,8 @@ class ConnectionServices:
     #: Refusals by a limit, by its name (`fraiseql_fastapi.limits.Limit`).
     limited: collections.Counter[str] = field(default_factory=collections.Counter)
     limits: Limits = field(default_factory=Limits)
+    #: Every subscription's events carry cursors (`SubscriptionManager(positions=True)`).
+    positions: bool = False
     quotas: Quotas = field(init=False)
 
     def __post_init__(self) -> None:
@@ -115,11 +118,27 @@ class Connection:
         """Executes a query or mutation as this connection; the result in its wire form."""
         return await execute(self._services, prepared, self.context)
 
-    def subscribe(self, op_id: str, prepared: PreparedOperation) -> list[GraphQLError] | None:
-        """Registers a prepared subscription in the core; returns errors if it is refused."""
+    def subscribe(
+        self,
+        op_id: str,
+        prepared: PreparedOperation,
+        extensions: Mapping[str, Any] | None = None,
+        *,
+        last_event_id: str | None = None,
+    ) -> list[GraphQLError] | None:
+        """Registers a prepared subscription in the core; returns errors if it is refused.
+        `extensions` (of the subscribe payload) may ask for cursors or a resume (see
+        `fraiseql_fastapi.resume`), as may an SSE request's `last_event_id`."""
         field = prepared.field
         if field is None:
             return [GraphQLError("Not a subscription")]
+        resume = resume_request(
+            extensions, positions=self._services.positions, last_event_id=last_event_id
+        )
+        if isinstance(resume, GraphQLError):
+            return [resume]
+        if field.is_stream and resume.positions:
+            resume = Resume()  # its events come from its own generator: no history to resume
         context = self.context
         denied = _authorization_error(field, context)
         if denied:
@@ -154,6 +173,8 @@ class Connection:
                 arguments=args_to_json(field, prepared.args),
                 resolver_arguments=prepared.resolver_args,
                 conflate=field.conflate,
+                positions=resume.positions,
+                resume_from=resume.resume_from,
             )
         except PermissionError as error:
             return [GraphQLError(str(error), extensions={"code": "FORBIDDEN"})]

@@ -70,6 +70,7 @@ class SubscriptionManager:
         mask_errors: bool = True,
         format_error: FormatError | None = None,
         limits: Limits | None = None,
+        positions: bool = False,
     ) -> None:
         fields = list(default_registry.fields if subscriptions is None else subscriptions)
         limits = limits or Limits()
@@ -97,6 +98,7 @@ class SubscriptionManager:
             resolvers={field.name: CoreResolver(field) for field in fields},
             limited=limited,
             limits=limits,
+            positions=positions,
         )
         self._previous_signal_handlers: dict[int, Any] = {}
 

@@ -77,6 +77,8 @@ COUNTERS: dict[str, str] = {
     "queue_overflows": "Frames that found their connection's queue full",
     "frames_dropped": "Frames dropped by the drop_oldest overflow policy",
     "frames_conflated": "Frames replaced in a queue by a newer one of a conflated subscription",
+    "events_replayed": "Events of a channel's history sent to a resuming subscription",
+    "resume_gaps": "Resumes whose cursor the history no longer covered (RESUME_GAP)",
     "bus_events_malformed": "Events from the bus that could not be read",
     "bus_reconnects": "Reconnections of the event bus",
     "bus_published": "Events sent to the bus",

@@ -11,18 +11,19 @@
 //! detached from Python (`NativeSocket::relieve`).
 
 use super::bus::config::{EventBusConfig, PyEventBusConfig};
-use super::bus::{Bus, BusMessage, Inbound, MetricValue};
+use super::bus::{Bus, BusMessage, Inbound, MetricValue, ReplayRequest, Target};
 use super::envelope::Envelope;
 use super::event::{now_seconds, Event};
 use super::executor::{
     FieldError, GroupRef, Pending, QueueDefaults, RegisterError, Registry, Released, Resolution,
-    ResolverScope, ResolverSpec, SubscriptionSpec,
+    ResolverScope, ResolverSpec, Stamp, SubscriptionSpec,
 };
 use super::filter::{FilterOp, FilterSpec, Operand};
 use super::message::{PyGraphQLMessage, PySubscriptionPayload};
 use super::metrics::DELIVERY_BUCKETS;
 use super::native::{self, FrameSource, Hub, NativeSocket, SocketEventKind};
 use super::plan::{self, ProjectionPlan};
+use super::position::{self, BusKind, History, HistoryLimits, Replay};
 use super::py_value::{to_json, to_json_map, to_py};
 use super::queue::{FrameBody, OverflowPolicy, SubKey};
 use super::schema::SchemaInfo;
@@ -99,6 +100,9 @@ struct Shared {
     format_error: Option<Py<PyAny>>,
     /// The adopted WebSockets and what they received.
     native: Arc<Hub>,
+    /// Subscriptions resuming on a bus, by the token of their replay.
+    resumes: Mutex<FxHashMap<u64, SubKey>>,
+    next_resume: AtomicU64,
 }
 
 impl FrameSource for Shared {
@@ -497,7 +501,7 @@ struct ResolverDone {
     group: GroupRef,
     seq: u64,
     subs: Mutex<Vec<SubKey>>,
-    published: f64,
+    stamp: Stamp,
     field: String,
     waiter: Option<Arc<PublishWaiter>>,
 }
@@ -518,9 +522,9 @@ impl ResolverDone {
                 .resolution(py, task.call_method0("result"), &self.field)
         };
         let subs = std::mem::take(&mut *self.subs.lock());
-        let (group, seq, published) = (self.group, self.seq, self.published);
+        let (group, seq, stamp) = (self.group, self.seq, self.stamp.clone());
         let delivered = self.shared.with_registry(py, move |reg| {
-            reg.resolve(group, seq, subs, published, resolution)
+            reg.resolve(group, seq, subs, stamp, resolution)
         });
         if let Some(w) = &self.waiter {
             w.finish_one(py, delivered);
@@ -570,6 +574,7 @@ impl PySubscriptionExecutor {
             tenant_id,
             user_id,
             ts: now_seconds(),
+            position: None,
         })
     }
 
@@ -591,10 +596,7 @@ impl PySubscriptionExecutor {
                     self.config.bus_type()
                 )));
             }
-            let message = BusMessage {
-                payload: event.to_wire(),
-                channel: event.channel,
-            };
+            let message = BusMessage::new(event.channel.clone(), event.to_wire());
             py.detach(|| bus.publish(message))
                 .map_err(PyConnectionError::new_err)?;
             let future = if want_future {
@@ -622,10 +624,30 @@ impl PySubscriptionExecutor {
         data: Option<&Bound<'_, PyAny>>,
         want_future: bool,
     ) -> PyResult<(usize, Option<Py<PyAny>>)> {
-        let (event, (mut delivered, pending)) = py.detach(|| {
-            let out = self.shared.registry.lock().dispatch(&event);
+        let (event, (delivered, pending)) = py.detach(|| {
+            let mut reg = self.shared.registry.lock();
+            // The in-memory bus numbers and keeps it under the same lock as its dispatch.
+            let event = match &mut reg.history {
+                Some(history) => history.record(event),
+                None => Arc::new(event),
+            };
+            let out = reg.dispatch(&event);
             (event, out)
         });
+        self.run_pending(py, &event, data, delivered, pending, want_future)
+    }
+
+    /// Calls the resolvers of the groups an event's dispatch left pending and delivers what they
+    /// return (async ones when they finish: see `dispatch`).
+    fn run_pending(
+        &self,
+        py: Python<'_>,
+        event: &Event,
+        data: Option<&Bound<'_, PyAny>>,
+        mut delivered: usize,
+        pending: Vec<Pending<Arc<PyResolver>>>,
+        want_future: bool,
+    ) -> PyResult<(usize, Option<Py<PyAny>>)> {
         let future = if want_future {
             Some(running_loop(py)?.call_method0("create_future")?)
         } else {
@@ -633,12 +655,12 @@ impl PySubscriptionExecutor {
         };
         let mut async_groups = Vec::new();
         if !pending.is_empty() {
-            let (resolved, scheduled) = self.call_resolvers(py, &event, data, pending)?;
+            let (resolved, scheduled) = self.call_resolvers(py, event, data, pending)?;
             delivered += py.detach(|| {
                 let mut reg = self.shared.registry.lock();
                 resolved
                     .into_iter()
-                    .map(|(p, r)| reg.resolve(p.group, p.seq, p.subs, p.published, r))
+                    .map(|(p, r)| reg.resolve(p.group, p.seq, p.subs, p.stamp, r))
                     .sum::<usize>()
             });
             async_groups = scheduled;
@@ -749,12 +771,125 @@ impl PySubscriptionExecutor {
             group: pending.group,
             seq: pending.seq,
             subs: Mutex::new(pending.subs),
-            published: pending.published,
+            stamp: pending.stamp,
             field,
             waiter,
         };
         task.call_method1("add_done_callback", (Py::new(py, callback)?,))?;
         Ok(())
+    }
+}
+
+impl PySubscriptionExecutor {
+    /// Starts the resume of subscription `key` after `cursor`: from the in-memory history at
+    /// once, or by asking the bus for a replay (its events arrive with the bus's others).
+    fn resume(&self, py: Python<'_>, key: SubKey, channel: &str, cursor: &str) -> PyResult<()> {
+        let cursor = position::Cursor::parse(cursor).map_err(PyValueError::new_err)?;
+        let kind = match &self.config {
+            EventBusConfig::Memory { .. } => BusKind::Memory,
+            EventBusConfig::Redis { .. } => BusKind::Redis,
+            EventBusConfig::PostgreSQL { .. } => BusKind::PostgreSQL,
+        };
+        let bus = self.shared.bus.as_ref().filter(|_| cursor.bus == kind);
+        let Some(bus) = bus else {
+            if kind == BusKind::Memory && cursor.bus == kind {
+                return self.resume_from_history(py, key, channel, &cursor);
+            }
+            // A cursor of another bus: its history is not here.
+            self.registry_op(py, |reg| reg.resumed(key, true));
+            return Ok(());
+        };
+        let token = self.shared.next_resume.fetch_add(1, Ordering::Relaxed);
+        self.shared.resumes.lock().insert(token, key);
+        // Listening to the channel first (a new one), so the replay ends where live events
+        // begin.
+        self.shared.wake(py);
+        bus.replay(ReplayRequest {
+            token,
+            channel: channel.to_owned(),
+            epoch: cursor.epoch,
+            offset: cursor.offset,
+        });
+        Ok(())
+    }
+
+    /// Dispatches the in-memory history after `cursor` to `key` alone, then turns it live
+    /// (in one lock with finding nothing more: no event is missed or sent twice).
+    fn resume_from_history(
+        &self,
+        py: Python<'_>,
+        key: SubKey,
+        channel: &str,
+        cursor: &position::Cursor,
+    ) -> PyResult<()> {
+        let mut offset = cursor.offset.clone();
+        loop {
+            let step = self.registry_op(py, |reg| {
+                let found = match &reg.history {
+                    Some(h) => h.after(channel, &cursor.epoch, &offset),
+                    None => Replay::Gap,
+                };
+                match found {
+                    Replay::Gap => {
+                        reg.resumed(key, true);
+                        None
+                    }
+                    Replay::Events(events) if events.is_empty() => {
+                        reg.resumed(key, false);
+                        None
+                    }
+                    Replay::Events(events) => Some(
+                        events
+                            .into_iter()
+                            .map(|(seq, event)| {
+                                let out = reg.dispatch_to(key, &event);
+                                (seq, event, out)
+                            })
+                            .collect::<Vec<_>>(),
+                    ),
+                }
+            });
+            let Some(dispatched) = step else {
+                return Ok(());
+            };
+            for (seq, event, (delivered, pending)) in dispatched {
+                offset = seq.to_string();
+                self.run_pending(py, &event, None, delivered, pending, false)?;
+            }
+        }
+    }
+
+    /// A replayed event, or the end of a replay, received from the bus.
+    fn replayed(&self, py: Python<'_>, message: BusMessage) -> PyResult<usize> {
+        let (token, end) = match message.target {
+            Target::Live => return Ok(0),
+            Target::Replay(t) => (t, None),
+            Target::ReplayDone(t) => (t, Some(false)),
+            Target::ReplayGap(t) => (t, Some(true)),
+        };
+        let key = match end {
+            None => self.shared.resumes.lock().get(&token).copied(),
+            Some(_) => self.shared.resumes.lock().remove(&token),
+        };
+        let Some(key) = key else {
+            return Ok(0);
+        };
+        if let Some(gap) = end {
+            self.registry_op(py, |reg| reg.resumed(key, gap));
+            return Ok(0);
+        }
+        let id = self.shared.next_event_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let Ok(event) = Event::from_wire(id, &message.channel, &message.payload, message.position)
+        else {
+            self.shared
+                .bus_events_malformed
+                .fetch_add(1, Ordering::Relaxed);
+            return Ok(0);
+        };
+        let (delivered, pending) = self.registry_op(py, |reg| reg.dispatch_to(key, &event));
+        Ok(self
+            .run_pending(py, &event, None, delivered, pending, false)?
+            .0)
     }
 }
 
@@ -785,7 +920,7 @@ impl PySubscriptionExecutor {
             )),
             None => None,
         };
-        let bus_config = config.map_or(EventBusConfig::Memory, |c| c.get().config.clone());
+        let bus_config = config.map_or_else(EventBusConfig::memory, |c| c.get().config.clone());
         let defaults = QueueDefaults {
             capacity: capacity_arg(Some(max_queue), 1000)?,
             policy: policy_arg(Some(overflow_policy), OverflowPolicy::Lag)?,
@@ -803,7 +938,19 @@ impl PySubscriptionExecutor {
             bus_events_malformed: AtomicU64::new(0),
             format_error,
             native: Arc::new(Hub::new()),
+            resumes: Mutex::new(FxHashMap::default()),
+            next_resume: AtomicU64::new(0),
         });
+        if let EventBusConfig::Memory {
+            history,
+            history_age,
+        } = &bus_config
+        {
+            shared.registry.lock().history = Some(History::new(HistoryLimits {
+                size: *history,
+                age: history_age.as_secs_f64(),
+            }));
+        }
         let source: Arc<dyn FrameSource> = shared.clone();
         shared.native.set_source(Arc::downgrade(&source));
         Ok(Self {
@@ -886,7 +1033,7 @@ impl PySubscriptionExecutor {
         connection_id, subscription_id, query, operation_name=None, variables=None,
         user_id=None, tenant_id=None, *, operation_id=None, channels=None, event_types=None,
         resolver=None, resolver_scope="user", context=None, filters=None, arguments=None,
-        resolver_arguments=None, conflate=false
+        resolver_arguments=None, conflate=false, positions=false, resume_from=None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn register_subscription(
@@ -909,7 +1056,12 @@ impl PySubscriptionExecutor {
         arguments: Option<&Bound<'_, PyAny>>,
         resolver_arguments: Option<&Bound<'_, PyAny>>,
         conflate: bool,
+        positions: bool,
+        resume_from: Option<&str>,
     ) -> PyResult<()> {
+        if let Some(cursor) = resume_from {
+            position::Cursor::parse(cursor).map_err(PyValueError::new_err)?;
+        }
         let vars = to_json_map(variables, "variables")?;
         let args = match arguments.filter(|a| !a.is_none()) {
             Some(a) => Some(to_json_map(Some(a), "arguments")?),
@@ -974,12 +1126,31 @@ impl PySubscriptionExecutor {
             filters: filters_arg(filters)?,
             resolver,
             conflate,
+            positions: positions || resume_from.is_some(),
+            resuming: resume_from.is_some(),
         };
-        let result = self.registry_op(py, move |reg| reg.register(spec).map(|_| ()));
-        result.map_err(|e| match e {
+        if resume_from.is_some() && spec.channels.len() > 1 {
+            return Err(PyValueError::new_err(
+                "resumeFrom needs a subscription on one channel",
+            ));
+        }
+        let result = self.registry_op(py, move |reg| {
+            let key = reg.register(spec)?;
+            let channel = reg
+                .channels_of(key)
+                .and_then(|c| c.first())
+                .map(|c| c.to_string());
+            Ok((key, channel))
+        });
+        let (key, channel) = result.map_err(|e| match e {
             RegisterError::Refused(m) => PyPermissionError::new_err(m),
             RegisterError::Duplicate(m) | RegisterError::Invalid(m) => PyValueError::new_err(m),
-        })
+        })?;
+        if let (Some(cursor), Some(channel)) = (resume_from, channel) {
+            self.resume(py, key, &channel, cursor)?;
+            self.shared.wake(py);
+        }
+        Ok(())
     }
 
     /// Publishes an event to the subscriptions on `channel`; returns how many got a frame now.
@@ -1064,8 +1235,11 @@ impl PySubscriptionExecutor {
         let inbound = self.shared.inbound.lock().clone();
         let messages = inbound.map(|i| i.take()).unwrap_or_default();
         let result = messages.into_iter().try_fold(0, |delivered, message| {
+            if message.target != Target::Live {
+                return Ok(delivered + self.replayed(py, message)?);
+            }
             let id = self.shared.next_event_id.fetch_add(1, Ordering::Relaxed) + 1;
-            match Event::from_wire(id, &message.channel, &message.payload) {
+            match Event::from_wire(id, &message.channel, &message.payload, message.position) {
                 Ok(event) => Ok(delivered + self.dispatch(py, event, None, false)?.0),
                 Err(_) => {
                     self.shared

@@ -51,6 +51,23 @@ impl Envelope {
         }
     }
 
+    /// Whether its `next` frames carry an event id (SSE's `id:`, distinct connections mode:
+    /// one operation per stream, so the browser's Last-Event-ID names that operation's place).
+    pub fn has_event_ids(self) -> bool {
+        matches!(self, Self::SseDistinct)
+    }
+
+    /// A `next` frame whose event id is `id` (see `has_event_ids`).
+    pub fn next_with_id(self, prefix: &[u8], payload: &[u8], id: &str) -> Box<[u8]> {
+        let mut out = Vec::with_capacity(prefix.len() + payload.len() + id.len() + 8);
+        out.extend_from_slice(prefix);
+        out.extend_from_slice(payload);
+        out.extend_from_slice(b"\nid: ");
+        out.extend_from_slice(id.as_bytes());
+        out.extend_from_slice(self.next_suffix());
+        out.into_boxed_slice()
+    }
+
     /// Everything of a `next` frame after its payload.
     pub fn next_suffix(self) -> &'static [u8] {
         match self {

@@ -2,6 +2,7 @@
 
 use super::plan::write_json_str;
 use serde_json::{Map, Value};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Seconds since the Unix epoch: the clock of `Event::ts`, comparable across processes.
@@ -24,6 +25,8 @@ pub struct Event {
     pub user_id: Option<String>,
     /// Publish time, seconds since the Unix epoch.
     pub ts: f64,
+    /// Its place in the channel's history, as a cursor (see `position`), when its bus keeps one.
+    pub position: Option<Arc<str>>,
 }
 
 impl Event {
@@ -52,7 +55,12 @@ impl Event {
     }
 
     /// Reads an event received on `channel`; `id` is this process's sequence number for it.
-    pub fn from_wire(id: u64, channel: &str, payload: &[u8]) -> Result<Self, String> {
+    pub fn from_wire(
+        id: u64,
+        channel: &str,
+        payload: &[u8],
+        position: Option<Arc<str>>,
+    ) -> Result<Self, String> {
         let value: Value = serde_json::from_slice(payload)
             .map_err(|e| format!("event on \"{channel}\" is not valid JSON: {e}"))?;
         let Value::Object(mut map) = value else {
@@ -70,6 +78,7 @@ impl Event {
             user_id: text(&mut map, "user_id"),
             ts: map.get("ts").and_then(Value::as_f64).unwrap_or(0.0),
             data: map.remove("data").unwrap_or(Value::Null),
+            position,
         })
     }
 }
@@ -89,8 +98,9 @@ mod tests {
             tenant_id: Some("t".into()),
             user_id: None,
             ts: 1.5,
+            position: None,
         };
-        let back = Event::from_wire(7, "room:1", &event.to_wire());
+        let back = Event::from_wire(7, "room:1", &event.to_wire(), None);
         let back = back.map(|e| (e.event_type, e.data, e.tenant_id, e.user_id, e.ts));
         assert_eq!(
             back,
@@ -102,7 +112,7 @@ mod tests {
                 1.5
             ))
         );
-        assert!(Event::from_wire(1, "c", b"[1]").is_err());
-        assert!(Event::from_wire(1, "c", b"{").is_err());
+        assert!(Event::from_wire(1, "c", b"[1]", None).is_err());
+        assert!(Event::from_wire(1, "c", b"{", None).is_err());
     }
 }

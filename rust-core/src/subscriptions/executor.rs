@@ -16,6 +16,7 @@ use super::event::{now_seconds, Event};
 use super::filter::{ArgFilter, FilterSpec};
 use super::metrics::Metrics;
 use super::plan::ProjectionPlan;
+use super::position::{self, History};
 use super::projection;
 use super::queue::{FrameBody, FrameQueue, OverflowPolicy, QueuedFrame, SubKey};
 use super::security::{Refusal, SecurityContext};
@@ -77,6 +78,10 @@ pub struct SubscriptionSpec<R> {
     /// Keep only the latest value: a `next` still queued for it is replaced by the newer one
     /// instead of another being queued (a slow client gets the latest, never lags).
     pub conflate: bool,
+    /// Its `next` payloads carry the event's cursor (`extensions.cursor`) when it has one.
+    pub positions: bool,
+    /// Registered resuming: live events pass it by until `resumed` (see `position`).
+    pub resuming: bool,
 }
 
 impl<R> SubscriptionSpec<R> {
@@ -118,14 +123,30 @@ pub struct FieldError {
     pub extensions: Option<Map<String, Value>>,
 }
 
+/// What the frames of one event carry from it: its publish time (seconds since the epoch, for
+/// the delivery latency) and its cursor.
+#[derive(Debug, Clone, Default)]
+pub struct Stamp {
+    pub published: f64,
+    pub position: Option<Arc<str>>,
+}
+
+impl Stamp {
+    pub fn of(event: &Event) -> Self {
+        Self {
+            published: event.ts,
+            position: event.position.clone(),
+        }
+    }
+}
+
 /// A group that needs its resolver called for one event.
 pub struct Pending<R> {
     pub group: GroupRef,
     pub resolver: R,
     pub seq: u64,
     pub subs: Vec<SubKey>,
-    /// When the event was published (seconds since the epoch).
-    pub published: f64,
+    pub stamp: Stamp,
 }
 
 /// A generation-checked reference to a resolution group.
@@ -154,6 +175,9 @@ struct Subscription {
     ended: bool,
     /// Keeps at most one `next` queued: the latest (see `SubscriptionSpec::conflate`).
     conflate: bool,
+    /// See `SubscriptionSpec::positions` and `resuming`.
+    positions: bool,
+    resuming: bool,
 }
 
 struct Connection<W> {
@@ -185,8 +209,8 @@ struct Group<R> {
     next_seq: u64,
     deliver_seq: u64,
     /// Results that finished before an earlier event's result of the same group, with their
-    /// subscriptions and publish time.
-    parked: BTreeMap<u64, (Vec<SubKey>, f64, Resolution)>,
+    /// subscriptions and stamp.
+    parked: BTreeMap<u64, (Vec<SubKey>, Stamp, Resolution)>,
 }
 
 /// A slot arena with generations: indices are reused, stale keys are detected.
@@ -290,6 +314,9 @@ pub struct Registry<R, W> {
     /// Python destructor never runs under the lock.
     graveyard: Vec<Released<R, W>>,
     pub metrics: Metrics,
+    /// The in-memory bus's history (recorded with each publish, under the same lock as its
+    /// dispatch, so a resume sees every event exactly once: in the history or live).
+    pub history: Option<History>,
 }
 
 /// A resolver or waker no longer referenced by the registry.
@@ -321,6 +348,7 @@ impl<R: Clone, W> Registry<R, W> {
             channel_changes: Vec::new(),
             graveyard: Vec::new(),
             metrics: Metrics::default(),
+            history: None,
         }
     }
 
@@ -533,6 +561,8 @@ impl<R: Clone, W> Registry<R, W> {
             queued: 0,
             ended: false,
             conflate: spec.conflate,
+            positions: spec.positions,
+            resuming: spec.resuming,
         };
         let (idx, gen) = self.subs.insert(sub);
         let key = SubKey { idx, gen };
@@ -726,8 +756,6 @@ impl<R: Clone, W> Registry<R, W> {
         let Some(candidates) = self.channels.get(event.channel.as_str()) else {
             return (0, Vec::new());
         };
-        let tenant = event.tenant_id.as_deref();
-        let user = event.user_id.as_deref();
         // Buckets in first-seen order; most events touch one group, so remember the last.
         let mut buckets: Vec<(u32, Vec<SubKey>)> = Vec::new();
         let mut bucket_of: FxHashMap<u32, usize> = FxHashMap::default();
@@ -737,25 +765,7 @@ impl<R: Clone, W> Registry<R, W> {
             let Some(sub) = self.subs.at(key.idx) else {
                 continue;
             };
-            if let Some(types) = &sub.event_types {
-                if !types.iter().any(|t| **t == *event.event_type) {
-                    m.events_filtered_event_type += 1;
-                    continue;
-                }
-            }
-            match sub.security.admits(tenant, user) {
-                Ok(()) => {}
-                Err(Refusal::Tenant) => {
-                    m.events_filtered_tenant += 1;
-                    continue;
-                }
-                Err(Refusal::User) => {
-                    m.events_filtered_user += 1;
-                    continue;
-                }
-            }
-            if !sub.filters.iter().all(|f| f.matches(&event.data)) {
-                m.events_filtered_args += 1;
+            if sub.resuming || !admits(m, sub, event) {
                 continue;
             }
             if last == usize::MAX || buckets[last].0 != sub.group {
@@ -773,6 +783,29 @@ impl<R: Clone, W> Registry<R, W> {
             }
             buckets[last].1.push(*key);
         }
+        self.deliver_buckets(event, buckets)
+    }
+
+    /// Dispatches an event of its history to one resuming subscription (its filters and
+    /// security checks apply as to any event).
+    pub fn dispatch_to(&mut self, key: SubKey, event: &Event) -> (usize, Vec<Pending<R>>) {
+        let m = &mut self.metrics;
+        let Some(sub) = self.subs.get(key.idx, key.gen) else {
+            return (0, Vec::new());
+        };
+        if sub.ended || !admits(m, sub, event) {
+            return (0, Vec::new());
+        }
+        m.events_replayed += 1;
+        let group = sub.group;
+        self.deliver_buckets(event, vec![(group, vec![key])])
+    }
+
+    fn deliver_buckets(
+        &mut self,
+        event: &Event,
+        buckets: Vec<(u32, Vec<SubKey>)>,
+    ) -> (usize, Vec<Pending<R>>) {
         let mut delivered = 0;
         let mut pending = Vec::new();
         for (group_idx, subs) in buckets {
@@ -781,7 +814,7 @@ impl<R: Clone, W> Registry<R, W> {
                 continue;
             };
             match &group.resolver {
-                None => delivered += self.deliver_value(&subs, event.ts, &event.data),
+                None => delivered += self.deliver_value(&subs, &Stamp::of(event), &event.data),
                 Some(r) => {
                     let seq = group.next_seq;
                     group.next_seq += 1;
@@ -794,12 +827,43 @@ impl<R: Clone, W> Registry<R, W> {
                         resolver: r.clone(),
                         seq,
                         subs,
-                        published: event.ts,
+                        stamp: Stamp::of(event),
                     });
                 }
             }
         }
         (delivered, pending)
+    }
+
+    /// A resuming subscription turns live; with `gap`, it first gets a `RESUME_GAP` field error
+    /// (its history no longer covers its cursor). False when it is gone.
+    pub fn resumed(&mut self, key: SubKey, gap: bool) -> bool {
+        let Some(sub) = self.subs.get_mut(key.idx, key.gen) else {
+            return false;
+        };
+        sub.resuming = false;
+        if sub.ended {
+            return false;
+        }
+        if gap {
+            self.metrics.resume_gaps += 1;
+            let error = FieldError {
+                message: position::GAP_MESSAGE.to_owned(),
+                extensions: Some(Map::from_iter([(
+                    "code".to_owned(),
+                    Value::from(position::RESUME_GAP),
+                )])),
+            };
+            self.deliver(&[key], &Stamp::default(), |plan| {
+                projection::error_payload(plan, &error)
+            });
+        }
+        true
+    }
+
+    /// The channels of a subscription.
+    pub fn channels_of(&self, key: SubKey) -> Option<&[Box<str>]> {
+        self.subs.get(key.idx, key.gen).map(|s| &*s.channels)
     }
 
     /// Delivers a group's resolution (of a `Pending` taken from `dispatch`: its group, seq,
@@ -810,23 +874,23 @@ impl<R: Clone, W> Registry<R, W> {
         group: GroupRef,
         seq: u64,
         subs: Vec<SubKey>,
-        published: f64,
+        stamp: Stamp,
         resolution: Resolution,
     ) -> usize {
         let Some(g) = self.groups.get_mut(group.idx, group.gen) else {
             return 0;
         };
         if seq != g.deliver_seq {
-            g.parked.insert(seq, (subs, published, resolution));
+            g.parked.insert(seq, (subs, stamp, resolution));
             return 0;
         }
-        let mut delivered = self.apply(&subs, published, resolution);
+        let mut delivered = self.apply(&subs, &stamp, resolution);
         while let Some(g) = self.groups.get_mut(group.idx, group.gen) {
             g.deliver_seq += 1;
             let next = g.deliver_seq;
             match g.parked.remove(&next) {
-                Some((subs, published, resolution)) => {
-                    delivered += self.apply(&subs, published, resolution)
+                Some((subs, stamp, resolution)) => {
+                    delivered += self.apply(&subs, &stamp, resolution)
                 }
                 None => break,
             }
@@ -834,26 +898,24 @@ impl<R: Clone, W> Registry<R, W> {
         delivered
     }
 
-    fn apply(&mut self, subs: &[SubKey], published: f64, resolution: Resolution) -> usize {
+    fn apply(&mut self, subs: &[SubKey], stamp: &Stamp, resolution: Resolution) -> usize {
         match resolution {
-            Resolution::Value(v) => self.deliver_value(subs, published, &v),
+            Resolution::Value(v) => self.deliver_value(subs, stamp, &v),
             Resolution::Skip => {
                 self.metrics.resolver_skips += 1;
                 0
             }
             Resolution::Error(error) => {
                 self.metrics.resolver_errors += 1;
-                self.deliver(subs, published, |plan| {
-                    projection::error_payload(plan, &error)
-                })
+                self.deliver(subs, stamp, |plan| projection::error_payload(plan, &error))
             }
             Resolution::Complete(value) => {
                 let delivered = match value {
-                    Some(v) => self.deliver_value(subs, published, &v),
+                    Some(v) => self.deliver_value(subs, stamp, &v),
                     None => 0,
                 };
                 for &key in subs {
-                    self.end_completed(key, published);
+                    self.end_completed(key, stamp.published);
                 }
                 delivered
             }
@@ -861,21 +923,23 @@ impl<R: Clone, W> Registry<R, W> {
     }
 
     /// Projects `value` for each subscription (once per distinct plan) and queues the frames.
-    fn deliver_value(&mut self, subs: &[SubKey], published: f64, value: &Value) -> usize {
-        self.deliver(subs, published, |plan| projection::payload(plan, value))
+    fn deliver_value(&mut self, subs: &[SubKey], stamp: &Stamp, value: &Value) -> usize {
+        self.deliver(subs, stamp, |plan| projection::payload(plan, value))
     }
 
     /// Queues a `next` frame for each subscription, with the payload `payload_for` makes for
-    /// its plan (once per distinct plan).
+    /// its plan (once per distinct plan, and once more with the cursor for those that want it).
     fn deliver(
         &mut self,
         subs: &[SubKey],
-        published: f64,
+        stamp: &Stamp,
         payload_for: impl Fn(&ProjectionPlan) -> Vec<u8>,
     ) -> usize {
+        let published = stamp.published;
         // One payload per distinct plan; consecutive subscriptions usually share the last one.
-        let mut payloads: FxHashMap<*const ProjectionPlan, Arc<[u8]>> = FxHashMap::default();
-        let mut last: Option<(*const ProjectionPlan, Arc<[u8]>)> = None;
+        type PayloadKey = (*const ProjectionPlan, bool);
+        let mut payloads: FxHashMap<PayloadKey, Arc<[u8]>> = FxHashMap::default();
+        let mut last: Option<(PayloadKey, Arc<[u8]>)> = None;
         let mut delivered = 0;
         for &key in subs {
             let Some(sub) = self.subs.get(key.idx, key.gen) else {
@@ -884,24 +948,37 @@ impl<R: Clone, W> Registry<R, W> {
             if sub.ended {
                 continue;
             }
-            let plan_ptr = Arc::as_ptr(&sub.plan);
+            let cursor = stamp.position.as_deref().filter(|_| sub.positions);
+            let payload_key = (Arc::as_ptr(&sub.plan), cursor.is_some());
             let payload = match &last {
-                Some((p, bytes)) if *p == plan_ptr => bytes.clone(),
+                Some((p, bytes)) if *p == payload_key => bytes.clone(),
                 _ => {
                     let bytes = payloads
-                        .entry(plan_ptr)
-                        .or_insert_with(|| payload_for(&sub.plan).into())
+                        .entry(payload_key)
+                        .or_insert_with(|| {
+                            let payload = payload_for(&sub.plan);
+                            match cursor {
+                                Some(c) => position::with_cursor(&payload, c).into(),
+                                None => payload.into(),
+                            }
+                        })
                         .clone();
-                    last = Some((plan_ptr, bytes.clone()));
+                    last = Some((payload_key, bytes.clone()));
                     bytes
                 }
             };
             let conn_idx = sub.conn;
             let conflated = sub.conflate && sub.queued > 0;
-            let mut body = FrameBody::Next {
-                prefix: sub.next_prefix.clone(),
-                payload,
-                suffix: sub.envelope.next_suffix(),
+            let mut body = match cursor {
+                // An SSE event's id is its cursor: what the browser sends back as Last-Event-ID.
+                Some(c) if sub.envelope.has_event_ids() => {
+                    FrameBody::Whole(sub.envelope.next_with_id(&sub.next_prefix, &payload, c))
+                }
+                _ => FrameBody::Next {
+                    prefix: sub.next_prefix.clone(),
+                    payload,
+                    suffix: sub.envelope.next_suffix(),
+                },
             };
             if conflated {
                 match self.conflate(key, conn_idx, body, published) {
@@ -1110,6 +1187,36 @@ impl<R: Clone, W> Registry<R, W> {
 }
 
 /// Where a queue of `capacity` frames counts as pressed (`Registry::take_pressed`).
+/// Whether `sub` may receive `event`: its event types, tenant and user, argument filters (each
+/// drop counted).
+fn admits(m: &mut Metrics, sub: &Subscription, event: &Event) -> bool {
+    if let Some(types) = &sub.event_types {
+        if !types.iter().any(|t| **t == *event.event_type) {
+            m.events_filtered_event_type += 1;
+            return false;
+        }
+    }
+    match sub
+        .security
+        .admits(event.tenant_id.as_deref(), event.user_id.as_deref())
+    {
+        Ok(()) => {}
+        Err(Refusal::Tenant) => {
+            m.events_filtered_tenant += 1;
+            return false;
+        }
+        Err(Refusal::User) => {
+            m.events_filtered_user += 1;
+            return false;
+        }
+    }
+    if !sub.filters.iter().all(|f| f.matches(&event.data)) {
+        m.events_filtered_args += 1;
+        return false;
+    }
+    true
+}
+
 fn half(capacity: usize) -> usize {
     (capacity / 2).max(1)
 }

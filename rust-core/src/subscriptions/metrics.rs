@@ -22,13 +22,17 @@ pub struct Metrics {
     pub frames_dropped: u64,
     /// `next` frames replaced in the queue by a newer one of their conflated subscription.
     pub frames_conflated: u64,
+    /// Events of a channel's history dispatched to a resuming subscription.
+    pub events_replayed: u64,
+    /// Resumes whose cursor the history no longer covered (`RESUME_GAP`).
+    pub resume_gaps: u64,
     /// Time from publish to the frame being handed to the connection's sender.
     pub delivery: DeliveryHistogram,
 }
 
 impl Metrics {
     /// (name, value) pairs in a stable order.
-    pub fn counters(&self) -> [(&'static str, u64); 17] {
+    pub fn counters(&self) -> [(&'static str, u64); 19] {
         [
             ("events_published", self.events_published),
             ("events_delivered", self.events_delivered),
@@ -50,6 +54,8 @@ impl Metrics {
             ("queue_overflows", self.queue_overflows),
             ("frames_dropped", self.frames_dropped),
             ("frames_conflated", self.frames_conflated),
+            ("events_replayed", self.events_replayed),
+            ("resume_gaps", self.resume_gaps),
         ]
     }
 }

@@ -11,6 +11,7 @@ pub mod message;
 pub mod metrics;
 pub mod native;
 pub mod plan;
+pub mod position;
 pub mod projection;
 pub mod py_value;
 pub mod queue;

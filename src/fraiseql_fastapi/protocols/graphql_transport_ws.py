@@ -146,4 +146,10 @@ class GraphQLTransportWSProtocol(OperationProtocol):
             )
             return
         payload = message.subscribe_payload()
-        await self._start(op_id, payload.query, payload.operation_name, payload.variables or None)
+        await self._start(
+            op_id,
+            payload.query,
+            payload.operation_name,
+            payload.variables or None,
+            payload.extensions,
+        )

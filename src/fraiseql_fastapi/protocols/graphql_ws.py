@@ -112,12 +112,13 @@ class ConnectionInit:
 
 @dataclass(frozen=True, slots=True)
 class Start:
-    """`start`: operation `id` with its query, operation name and variables."""
+    """`start`: operation `id` with its query, operation name, variables and extensions."""
 
     id: str
     query: str
     operation_name: str | None
     variables: Mapping[str, Any] | None
+    extensions: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +182,10 @@ def _start(op_id: str, payload: Any) -> Start:
     variables = payload.get("variables")
     if variables is not None and not isinstance(variables, dict):
         raise InvalidMessage("\"start\" 'payload.variables' must be an object or null")
-    return Start(op_id, query, operation_name, variables or None)
+    extensions = payload.get("extensions")
+    if extensions is not None and not isinstance(extensions, dict):
+        raise InvalidMessage("\"start\" 'payload.extensions' must be an object or null")
+    return Start(op_id, query, operation_name, variables or None, extensions or None)
 
 
 # ----- the state machine ------------------------------------------------------------------------
@@ -245,7 +249,9 @@ class GraphQLWSProtocol(OperationProtocol):
         if self.operations.is_live(start.id):
             async with self.socket.exclusive():
                 self.operations.forget(start.id)
-        await self._start(start.id, start.query, start.operation_name, start.variables)
+        await self._start(
+            start.id, start.query, start.operation_name, start.variables, start.extensions
+        )
 
     async def _on_stop(self, op_id: str) -> None:
         # No frame of the operation may be sent once its stop is handled; `complete` goes last.

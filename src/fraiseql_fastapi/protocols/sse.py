@@ -186,9 +186,11 @@ TOO_MANY_CONNECTIONS: Final = Reply.error(429, "Too many connections")
 
 @dataclass(frozen=True)
 class Distinct:
-    """Distinct connections mode: serve one operation on a stream of its own."""
+    """Distinct connections mode: serve one operation on a stream of its own; a browser that
+    reconnects sends the id of the last event it got (`Last-Event-ID`: its cursor)."""
 
     params: RequestParams
+    last_event_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -306,7 +308,7 @@ def decide(request: SSERequest, options: ProtocolOptions) -> Decision | None:
     if method == "GET" and _is_mutation(params):
         return Reply.error(405, "Cannot perform mutations over GET", allow="POST")
     if token is None:
-        return Distinct(params)
+        return Distinct(params, request.headers.get("last-event-id") or None)
     operation_id = (params.extensions or {}).get("operationId")
     if isinstance(operation_id, int) and not isinstance(operation_id, bool):
         operation_id = str(operation_id)
@@ -518,7 +520,10 @@ class SSEProtocol:
         if isinstance(prepared, list):
             self._refuse(stream, DISTINCT_OPERATION, prepared)
         else:
-            self._start(stream, DISTINCT_OPERATION, prepared, context)
+            resume_from = action.last_event_id
+            self._start(
+                stream, DISTINCT_OPERATION, prepared, context, params.extensions, resume_from
+            )
         return stream
 
     # ----- single connection mode -------------------------------------------------------------
@@ -574,7 +579,7 @@ class SSEProtocol:
             return Reply(202)
         limited = operations.rate_refusal()
         if limited is None:
-            self._start(stream, op_id, prepared, context)
+            self._start(stream, op_id, prepared, context, params.extensions)
         elif operations.abusive:
             self._end(stream, StreamEnd.POLICY_VIOLATION)
             return Reply.error(429, "Rate limit exceeded")
@@ -590,15 +595,24 @@ class SSEProtocol:
     # ----- operations ---------------------------------------------------------------------------
 
     def _start(
-        self, stream: Stream, op_id: str, prepared: PreparedOperation, context: ConnectionContext
+        self,
+        stream: Stream,
+        op_id: str,
+        prepared: PreparedOperation,
+        context: ConnectionContext,
+        extensions: Mapping[str, Any] | None = None,
+        last_event_id: str | None = None,
     ) -> None:
-        """Subscribes, or runs a query or mutation as `context` (the request's own)."""
+        """Subscribes (with the request's `extensions` and `Last-Event-ID`), or runs a query or
+        mutation as `context` (the request's own)."""
         if prepared.kind != "subscription":
             task = asyncio.create_task(self._run_query(stream, op_id, prepared, context))
             stream.operations.add_query(op_id, task)
             return
         stream.connection.context = context
-        errors = stream.connection.subscribe(op_id, prepared)
+        errors = stream.connection.subscribe(
+            op_id, prepared, extensions, last_event_id=last_event_id
+        )
         if errors:
             self._refuse(stream, op_id, errors)
         else:

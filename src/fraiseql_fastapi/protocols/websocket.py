@@ -211,6 +211,7 @@ class OperationProtocol:
         query: str,
         operation_name: str | None,
         variables: Mapping[str, Any] | None,
+        extensions: Mapping[str, Any] | None = None,
     ) -> None:
         """Starts operation `op_id` (the protocol has checked the connection may): within the
         limit, validated, then a subscription in the core or a query run in a task. Errors are
@@ -230,7 +231,7 @@ class OperationProtocol:
             await self._send_errors(op_id, prepared)
             return
         if prepared.kind == "subscription":
-            errors = self.connection.subscribe(op_id, prepared)
+            errors = self.connection.subscribe(op_id, prepared, extensions)
             if errors:
                 await self._send_errors(op_id, errors)
             else:

@@ -21,8 +21,12 @@ const MASK: &str = "***";
 /// Where subscription events travel between workers.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub enum EventBusConfig {
-    /// In-process only; a single worker.
-    Memory,
+    /// In-process only; a single worker. Keeps the last `history` events of each channel for
+    /// at most `history_age`, for subscriptions that resume.
+    Memory {
+        history: usize,
+        history_age: Duration,
+    },
     /// Redis streams, read through a consumer group.
     Redis {
         url: String,
@@ -42,11 +46,23 @@ pub enum EventBusConfig {
     },
 }
 
+/// Events the in-memory bus keeps per channel, and for how long, unless configured.
+pub const DEFAULT_HISTORY: usize = 1000;
+pub const DEFAULT_HISTORY_AGE: Duration = Duration::from_secs(120);
+
 impl EventBusConfig {
+    /// The in-memory bus with the default history.
+    pub fn memory() -> Self {
+        EventBusConfig::Memory {
+            history: DEFAULT_HISTORY,
+            history_age: DEFAULT_HISTORY_AGE,
+        }
+    }
+
     /// "memory", "redis" or "postgresql".
     pub fn bus_type(&self) -> &'static str {
         match self {
-            EventBusConfig::Memory => "memory",
+            EventBusConfig::Memory { .. } => "memory",
             EventBusConfig::Redis { .. } => "redis",
             EventBusConfig::PostgreSQL { .. } => "postgresql",
         }
@@ -104,7 +120,14 @@ impl EventBusConfig {
 impl fmt::Debug for EventBusConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            EventBusConfig::Memory => f.write_str("Memory"),
+            EventBusConfig::Memory {
+                history,
+                history_age,
+            } => f
+                .debug_struct("Memory")
+                .field("history", history)
+                .field("history_age", history_age)
+                .finish(),
             EventBusConfig::Redis {
                 url,
                 consumer_group,
@@ -132,7 +155,7 @@ impl fmt::Debug for EventBusConfig {
 impl fmt::Display for EventBusConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            EventBusConfig::Memory => f.write_str("memory bus"),
+            EventBusConfig::Memory { .. } => f.write_str("memory bus"),
             EventBusConfig::Redis {
                 url,
                 consumer_group,
@@ -479,8 +502,41 @@ impl Retention {
 #[pymethods]
 impl PyEventBusConfig {
     #[staticmethod]
-    fn memory() -> Self {
-        EventBusConfig::Memory.into()
+    #[pyo3(
+        signature = (history=DEFAULT_HISTORY, history_seconds=DEFAULT_HISTORY_AGE.as_secs_f64()),
+        text_signature = "(history=1000, history_seconds=120.0)"
+    )]
+    fn memory(history: usize, history_seconds: f64) -> PyResult<Self> {
+        if !(history_seconds.is_finite() && history_seconds >= 0.0) {
+            return Err(value_error(format!(
+                "history_seconds must be a non-negative number of seconds, not {history_seconds}"
+            )));
+        }
+        let history_age = Duration::try_from_secs_f64(history_seconds)
+            .map_err(|_| value_error(format!("history_seconds {history_seconds} is too long")))?;
+        Ok(EventBusConfig::Memory {
+            history,
+            history_age,
+        }
+        .into())
+    }
+
+    /// In-memory bus: events kept per channel for resuming subscriptions.
+    #[getter]
+    fn history(&self) -> Option<usize> {
+        match &self.config {
+            EventBusConfig::Memory { history, .. } => Some(*history),
+            _ => None,
+        }
+    }
+
+    /// In-memory bus: seconds an event is kept for resuming subscriptions.
+    #[getter]
+    fn history_seconds(&self) -> Option<f64> {
+        match &self.config {
+            EventBusConfig::Memory { history_age, .. } => Some(history_age.as_secs_f64()),
+            _ => None,
+        }
     }
 
     #[staticmethod]
@@ -567,7 +623,16 @@ impl PyEventBusConfig {
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
         Ok(match &self.config {
-            EventBusConfig::Memory => "PyEventBusConfig.memory()".to_owned(),
+            EventBusConfig::Memory { .. } if self.config == EventBusConfig::memory() => {
+                "PyEventBusConfig.memory()".to_owned()
+            }
+            EventBusConfig::Memory {
+                history,
+                history_age,
+            } => format!(
+                "PyEventBusConfig.memory(history={history}, history_seconds={:?})",
+                history_age.as_secs_f64()
+            ),
             EventBusConfig::Redis {
                 url,
                 consumer_group,
@@ -618,8 +683,11 @@ mod tests {
 
     #[test]
     fn memory() {
-        assert_eq!(EventBusConfig::Memory.bus_type(), "memory");
-        assert_eq!(format!("{:?}", EventBusConfig::Memory), "Memory");
+        assert_eq!(EventBusConfig::memory().bus_type(), "memory");
+        assert_eq!(
+            format!("{:?}", EventBusConfig::memory()),
+            "Memory { history: 1000, history_age: 120s }"
+        );
     }
 
     #[test]

@@ -25,6 +25,69 @@ use std::sync::OnceLock;
 pub struct BusMessage {
     pub channel: String,
     pub payload: Vec<u8>,
+    /// Received: the event's cursor (see `position`).
+    pub position: Option<Arc<str>>,
+    /// Received: who it is for.
+    pub target: Target,
+}
+
+impl BusMessage {
+    /// An event to publish, or received for every subscription of its channel.
+    pub fn new(channel: String, payload: Vec<u8>) -> Self {
+        Self {
+            channel,
+            payload,
+            position: None,
+            target: Target::Live,
+        }
+    }
+}
+
+/// Who a received message is for: every subscription of its channel, or the one resuming
+/// subscription that asked for a replay (`Bus::replay`): an event of its history, then the end
+/// of it (an empty payload), or the news that the history no longer covers its cursor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    Live,
+    Replay(u64),
+    ReplayDone(u64),
+    ReplayGap(u64),
+}
+
+/// A resuming subscription's request: the events of `channel` after `offset` (of `epoch`), up to
+/// where the live events the subscription passed by begin, tagged with `token`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplayRequest {
+    pub token: u64,
+    pub channel: String,
+    pub epoch: String,
+    pub offset: String,
+}
+
+impl ReplayRequest {
+    /// The message that ends this replay (`gap`: the history does not cover it).
+    pub fn end(&self, gap: bool) -> BusMessage {
+        BusMessage {
+            channel: self.channel.clone(),
+            payload: Vec::new(),
+            position: None,
+            target: if gap {
+                Target::ReplayGap(self.token)
+            } else {
+                Target::ReplayDone(self.token)
+            },
+        }
+    }
+
+    /// A replayed event.
+    pub fn event(&self, payload: Vec<u8>, position: String) -> BusMessage {
+        BusMessage {
+            channel: self.channel.clone(),
+            payload,
+            position: Some(position.into()),
+            target: Target::Replay(self.token),
+        }
+    }
 }
 
 /// A bus metric value for `get_metrics()`.
@@ -47,6 +110,10 @@ pub trait Bus: Send + Sync {
     /// Queues an event for publishing; an error when the bus is down and its bounded queue is
     /// full (nothing is dropped silently).
     fn publish(&self, message: BusMessage) -> Result<(), String>;
+    /// Replays a channel's history for a resuming subscription (see `ReplayRequest`): the
+    /// events, then the end, pushed to the inbound queue after every live event of the channel
+    /// the subscription passed by and before every later one. Asked after `listen`.
+    fn replay(&self, request: ReplayRequest);
     /// State for `get_metrics()`, names prefixed with `bus_`.
     fn metrics(&self) -> Vec<(&'static str, MetricValue)>;
     /// Stops the bus's tasks (blocking until they end, within a short bound).
@@ -56,7 +123,7 @@ pub trait Bus: Send + Sync {
 /// The bus client for a configuration (None: in-memory, dispatch stays in the process).
 pub fn create(config: &EventBusConfig) -> Result<Option<Arc<dyn Bus>>, String> {
     Ok(match config {
-        EventBusConfig::Memory => None,
+        EventBusConfig::Memory { .. } => None,
         EventBusConfig::Redis {
             url,
             consumer_group,
@@ -152,10 +219,7 @@ mod tests {
     use super::*;
 
     fn message(n: u8) -> BusMessage {
-        BusMessage {
-            channel: "c".into(),
-            payload: vec![n],
-        }
+        BusMessage::new("c".into(), vec![n])
     }
 
     #[test]

@@ -52,10 +52,11 @@
 //! can separate applications too, though they then share NOTIFY wake-ups; a prefix separates
 //! those as well).
 
+use super::super::position::{self as positions, BusKind};
 use super::config::mask_password;
 use super::logging;
 use super::tls::{self, PgConnector, PgTls};
-use super::{runtime, Bus, BusMessage, Inbound, MetricValue};
+use super::{runtime, Bus, BusMessage, Inbound, MetricValue, ReplayRequest};
 use futures_util::StreamExt;
 use parking_lot::Mutex;
 use rustc_hash::FxHashSet;
@@ -283,6 +284,22 @@ impl Snapshot {
         Ok(Self { xmin, xmax, xip })
     }
 
+    /// The text form `parse` reads.
+    fn text(&self) -> String {
+        let xip: Vec<String> = self.xip.iter().map(i64::to_string).collect();
+        format!("{}:{}:{}", self.xmin, self.xmax, xip.join(","))
+    }
+
+    /// Whether every transaction this snapshot sees as committed, `other` sees too (conservative:
+    /// false may also mean "cannot tell").
+    fn within(&self, other: &Snapshot) -> bool {
+        other.xmax >= self.xmax
+            && other
+                .xip
+                .iter()
+                .all(|x| *x >= self.xmax || self.xip.contains(x))
+    }
+
     /// The Rust twin of the visibility test the SQL below spells out (for tests).
     #[cfg(test)]
     fn sees(&self, xid: i64) -> bool {
@@ -339,6 +356,68 @@ impl Cursor {
                 self.partial.clear();
             }
         }
+    }
+
+    /// This set plus the rows of `later` up to `last` (in position order): the position of the
+    /// row at `last` when this was the set before the read that delivered it.
+    fn up_to(&self, later: &Cursor, last: Position) -> Cursor {
+        let mut out = self.clone();
+        out.add_term(later.base.clone(), last);
+        for (snapshot, bound) in &later.partial {
+            out.add_term(snapshot.clone(), last.min(*bound));
+        }
+        out
+    }
+
+    /// Adds the rows visible in `snapshot` up to `last`, keeping only terms no other covers.
+    fn add_term(&mut self, snapshot: Snapshot, last: Position) {
+        let covered = snapshot.within(&self.base)
+            || self
+                .partial
+                .iter()
+                .any(|(s, l)| last <= *l && snapshot.within(s));
+        if covered {
+            return;
+        }
+        self.partial
+            .retain(|(s, l)| !(*l <= last && s.within(&snapshot)));
+        self.partial.push((snapshot, last));
+    }
+
+    /// Whether every row in this set is in `other` (conservative).
+    fn within(&self, other: &Cursor) -> bool {
+        other.partial.is_empty()
+            && self.base.within(&other.base)
+            && self.partial.iter().all(|(s, _)| s.within(&other.base))
+    }
+
+    /// The offset of a PostgreSQL cursor: the base snapshot, then `_snapshot@xid/id` per
+    /// partial term.
+    fn text(&self) -> String {
+        let mut out = self.base.text();
+        for (snapshot, (xid, id)) in &self.partial {
+            out.push('_');
+            out.push_str(&snapshot.text());
+            out.push_str(&format!("@{xid}/{id}"));
+        }
+        out
+    }
+
+    fn parse(text: &str) -> Result<Self, String> {
+        let mut parts = text.split('_');
+        let base = Snapshot::parse(parts.next().unwrap_or_default())?;
+        let mut partial = Vec::new();
+        for part in parts {
+            let bad = || format!("unexpected cursor term {part:?}");
+            let (snapshot, position) = part.split_once('@').ok_or_else(bad)?;
+            let (xid, id) = position.split_once('/').ok_or_else(bad)?;
+            let position = (
+                xid.parse().map_err(|_| bad())?,
+                id.parse().map_err(|_| bad())?,
+            );
+            partial.push((Snapshot::parse(snapshot)?, position));
+        }
+        Ok(Self { base, partial })
     }
 
     /// A condition on the events table (alias `t`) true for rows not in the set, apart from the
@@ -479,6 +558,8 @@ fn read_sql(n: &Names, filter: &ReadFilter, channels: ChannelFilter<'_>) -> Stri
 struct Page {
     snapshot: Snapshot,
     messages: Vec<BusMessage>,
+    /// Each message's position.
+    positions: Vec<Position>,
     last: Option<Position>,
     /// The page was cut (row or byte limit): more rows may follow.
     full: bool,
@@ -496,6 +577,7 @@ fn parse_page(rows: &[Row]) -> Result<Page, String> {
         .ok_or_else(|| "unexpected empty result from the server".to_owned())?;
     let snapshot = Snapshot::parse(column::<&str>(first, 0)?)?;
     let mut messages = Vec::with_capacity(rows.len());
+    let mut positions = Vec::with_capacity(rows.len());
     let (mut last, mut page_rows, mut max_age) = (None, 0i64, None::<i64>);
     for row in rows {
         let (Some(xid), Some(id)) = (
@@ -510,15 +592,14 @@ fn parse_page(rows: &[Row]) -> Result<Page, String> {
         page_rows = column::<Option<i64>>(row, 6)?.unwrap_or(0);
         max_age = max_age.max(age);
         last = Some((xid, id));
-        messages.push(BusMessage {
-            channel,
-            payload: payload.into_bytes(),
-        });
+        positions.push((xid, id));
+        messages.push(BusMessage::new(channel, payload.into_bytes()));
     }
     let full = page_rows >= READ_ROWS || (messages.len() as i64) < page_rows;
     Ok(Page {
         snapshot,
         messages,
+        positions,
         last,
         full,
         max_age_ms: max_age,
@@ -636,6 +717,8 @@ struct State {
     last_error: Mutex<Option<String>>,
     channels: Mutex<Channels>,
     channels_changed: Notify,
+    /// Replays asked by resuming subscriptions, not yet served (see `Listener::serve_replay`).
+    replays: Mutex<Vec<ReplayRequest>>,
 }
 
 impl State {
@@ -1023,6 +1106,9 @@ fn fill(batch: &mut Vec<BusMessage>, queue: &mut mpsc::Receiver<BusMessage>) {
 /// channels, and the prepared statements.
 struct ListenConn {
     conn: Connection,
+    /// The history's epoch: the database's and the events table's object ids (a table made
+    /// anew starts another history).
+    epoch: String,
     read: Statement,
     add: Statement,
     remove: Statement,
@@ -1068,8 +1154,20 @@ impl ListenConn {
             n.listened
         );
         let remove = bounded("preparing statements", client.prepare(&remove_sql)).await?;
+        let epoch_sql = format!(
+            "SELECT (SELECT oid FROM pg_database WHERE datname = current_database())::bigint, \
+                    '{}'::regclass::oid::bigint",
+            n.table
+        );
+        let row = bounded(
+            "reading the epoch",
+            client.query_one(epoch_sql.as_str(), &[]),
+        )
+        .await?;
+        let epoch = format!("{}-{}", column::<i64>(&row, 0)?, column::<i64>(&row, 1)?);
         let this = Self {
             conn,
+            epoch,
             read,
             add,
             remove,
@@ -1127,6 +1225,10 @@ struct Listener {
     replaying: bool,
     /// Events replayed since the last reconnect (for the log).
     replayed: u64,
+    /// The epoch of the history (see `ListenConn::epoch`).
+    epoch: String,
+    /// How long events stay in the table (whether a resume's cursor may have been pruned).
+    retention: Duration,
 }
 
 impl Listener {
@@ -1231,9 +1333,114 @@ impl Listener {
         if !self.joining.is_empty() {
             self.catch_up(c).await?;
         }
-        if !read {
-            return Ok(false);
+        self.epoch.clone_from(&c.epoch);
+        let replays = std::mem::take(&mut *self.state.replays.lock());
+        if replays.is_empty() {
+            return if read { self.read(c).await } else { Ok(false) };
         }
+        let served = self.serve_replays(c, &replays).await;
+        if served.is_err() {
+            // Served again after the reconnect.
+            let mut pending = self.state.replays.lock();
+            let later = std::mem::replace(&mut *pending, replays);
+            pending.extend(later);
+        }
+        served.map(|()| false)
+    }
+
+    /// Reads until nothing is waiting (so the replays end where the live events begin), then
+    /// serves each replay.
+    async fn serve_replays(
+        &mut self,
+        c: &ListenConn,
+        replays: &[ReplayRequest],
+    ) -> Result<(), String> {
+        while self.read(c).await? {}
+        for request in replays {
+            self.serve_replay(c, request).await?;
+        }
+        Ok(())
+    }
+
+    /// A resuming subscription's replay: the rows of its channel after its cursor that this
+    /// listener has delivered (live events after that reach it as they come), or a gap when
+    /// the cursor is from another epoch or rows after it may have been pruned.
+    async fn serve_replay(&self, c: &ListenConn, request: &ReplayRequest) -> Result<(), String> {
+        let client = Cursor::parse(&request.offset).ok();
+        let Some(client) = client.filter(|_| request.epoch == self.epoch) else {
+            self.inbound.push([request.end(true)]);
+            return Ok(());
+        };
+        // Pruning deletes rows visible in a mark at least the retention old: covered when the
+        // newest such mark is within the cursor's set.
+        let horizon_sql = format!(
+            "SELECT snap::text FROM {} WHERE taken_at <= clock_timestamp() - $1::text::interval \
+             ORDER BY taken_at DESC LIMIT 1",
+            self.names.marks
+        );
+        let retention = format!("{} milliseconds", self.retention.as_millis().max(1));
+        let horizon = bounded(
+            "reading the prune horizon",
+            c.conn.client.query_opt(horizon_sql.as_str(), &[&retention]),
+        )
+        .await?;
+        if let Some(row) = horizon {
+            if !Snapshot::parse(column(&row, 0)?)?.within(&client.base) {
+                self.inbound.push([request.end(true)]);
+                return Ok(());
+            }
+        }
+        let upto = &self.cursor;
+        let ends_within = client.within(upto);
+        let mut after: Position = (0, 0);
+        loop {
+            let mut params = Params::default();
+            let sql = format!(
+                "SELECT t.xid, t.id, t.payload FROM {table} t \
+                 WHERE t.channel = {channel} AND t.xid >= {xmin}::bigint AND {undelivered} \
+                   AND NOT {delivered} AND (t.xid, t.id) > ({a}::bigint, {b}::bigint) \
+                 ORDER BY t.xid, t.id LIMIT {READ_ROWS}",
+                table = self.names.table,
+                channel = params.add(request.channel.clone()),
+                xmin = params.add(client.base.xmin),
+                undelivered = client.undelivered_sql(&mut params),
+                delivered = upto.undelivered_sql(&mut params),
+                a = params.add(after.0),
+                b = params.add(after.1),
+            );
+            let refs = params.refs();
+            let rows =
+                bounded("replaying events", c.conn.client.query(sql.as_str(), &refs)).await?;
+            let complete = (rows.len() as i64) < READ_ROWS;
+            let mut batch = Vec::with_capacity(rows.len());
+            for (i, row) in rows.iter().enumerate() {
+                after = (column(row, 0)?, column(row, 1)?);
+                let payload: String = column(row, 2)?;
+                let set = if complete && i + 1 == rows.len() && ends_within {
+                    upto.clone()
+                } else {
+                    client.up_to(upto, after)
+                };
+                batch.push(request.event(payload.into_bytes(), self.cursor_text(&set)));
+            }
+            self.state
+                .replayed
+                .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            self.inbound.push(batch);
+            if complete {
+                break;
+            }
+        }
+        self.inbound.push([request.end(false)]);
+        Ok(())
+    }
+
+    fn cursor_text(&self, set: &Cursor) -> String {
+        positions::cursor(BusKind::PostgreSQL, &self.epoch, &set.text())
+    }
+
+    /// Reads one page of new events; returns whether another is waiting.
+    async fn read(&mut self, c: &ListenConn) -> Result<bool, String> {
         let page = if self.cursor.partial.is_empty() {
             let (xmax, xip) = (self.cursor.base.xmax, &self.cursor.base.xip);
             let params: [&(dyn ToSql + Sync); 2] = [&xmax, xip];
@@ -1263,7 +1470,7 @@ impl Listener {
             }
         }
         let more = page.full;
-        self.deliver(page);
+        self.deliver(page, true);
         Ok(more)
     }
 
@@ -1294,7 +1501,7 @@ impl Listener {
             // The range is fixed (both bounds are past reads), so paging by position is
             // consistent.
             let (full, last) = (page.full, page.last);
-            self.deliver(page);
+            self.deliver(page, false);
             match (full, last) {
                 (true, Some(last)) => after = last,
                 _ => break,
@@ -1304,9 +1511,22 @@ impl Listener {
         Ok(())
     }
 
-    fn deliver(&self, page: Page) {
+    /// Hands a page's events to the loop, each with its position: the rows delivered before
+    /// the read plus those of this read up to it (the whole new set for the last row of a read
+    /// that completed, `read`).
+    fn deliver(&self, mut page: Page, read: bool) {
         if page.messages.is_empty() {
             return;
+        }
+        let whole = read && !page.full;
+        let n = page.messages.len();
+        for (i, (message, at)) in page.messages.iter_mut().zip(&page.positions).enumerate() {
+            let set = if whole && i + 1 == n {
+                self.cursor.clone()
+            } else {
+                self.before_last_read.up_to(&self.cursor, *at)
+            };
+            message.position = Some(self.cursor_text(&set).into());
         }
         if let Some(age) = page.max_age_ms {
             self.state
@@ -1550,6 +1770,8 @@ impl Bus for PostgresBus {
             joining: FxHashSet::default(),
             replaying: false,
             replayed: 0,
+            epoch: listener.epoch.clone(),
+            retention: self.retention,
         };
         let publish_task = Publisher {
             config: publish_config.clone(),
@@ -1602,6 +1824,11 @@ impl Bus for PostgresBus {
             drop(channels);
             self.state.channels_changed.notify_one();
         }
+    }
+
+    fn replay(&self, request: ReplayRequest) {
+        self.state.replays.lock().push(request);
+        self.state.channels_changed.notify_one();
     }
 
     fn publish(&self, message: BusMessage) -> Result<(), String> {
@@ -1971,10 +2198,8 @@ mod tests {
     #[test]
     fn publish_checks_input_and_start() {
         let bus = PostgresBus::new("postgresql://127.0.0.1:1/db");
-        let message = |channel: &str, payload: &[u8]| BusMessage {
-            channel: channel.into(),
-            payload: payload.to_vec(),
-        };
+        let message =
+            |channel: &str, payload: &[u8]| BusMessage::new(channel.into(), payload.to_vec());
         assert!(bus.publish(message("a\0b", b"{}")).is_err());
         assert!(bus.publish(message("a", b"\xff")).is_err());
         let not_started = bus.publish(message("a", b"{}")).err().unwrap_or_default();

@@ -10,9 +10,10 @@
 //! that are gone leave nothing behind. rediss:// URLs use redis-rs's TLS (rustls), verifying
 //! the server against the system's roots or the configured CA file (`#insecure` skips it).
 
+use super::super::position::{self, BusKind};
 use super::config::mask_password;
 use super::logging;
-use super::{runtime, Bus, BusMessage, Inbound, MetricValue};
+use super::{runtime, Bus, BusMessage, Inbound, MetricValue, ReplayRequest, Target};
 use futures_util::StreamExt;
 use parking_lot::Mutex;
 use redis::aio::MultiplexedConnection;
@@ -48,6 +49,7 @@ enum Command {
     /// Start listening; the time (ms) the first subscription asked for it.
     Listen(String, u64),
     Unlisten(String),
+    Replay(ReplayRequest),
 }
 
 /// A new channel's stream is read from this long before the subscription asked for it: events
@@ -197,6 +199,7 @@ impl Bus for RedisBus {
             state: self.state.clone(),
             inbound,
             channels: FxHashMap::default(),
+            epoch: String::new(),
         };
         let publisher = Publisher {
             client,
@@ -235,6 +238,13 @@ impl Bus for RedisBus {
     fn unlisten(&self, channel: &str) {
         if let Some(r) = self.running.lock().as_ref() {
             let _ = r.commands.send(Command::Unlisten(channel.to_owned()));
+        }
+    }
+
+    fn replay(&self, request: ReplayRequest) {
+        // A bus that is not running delivers nothing, live or replayed.
+        if let Some(r) = self.running.lock().as_ref() {
+            let _ = r.commands.send(Command::Replay(request));
         }
     }
 
@@ -475,6 +485,9 @@ struct Listener {
     inbound: Arc<Inbound>,
     /// Listened channels and the last stream id delivered for each.
     channels: FxHashMap<String, StreamId>,
+    /// The epoch of the streams' history: a random value kept in Redis (`{prefix}epoch`), made
+    /// anew when Redis lost its data, so cursors into the lost history are told apart.
+    epoch: String,
 }
 
 impl Listener {
@@ -542,6 +555,7 @@ impl Listener {
         shutdown: &mut watch::Receiver<bool>,
         attempt: &mut u32,
     ) -> redis::RedisResult<()> {
+        self.epoch = self.read_epoch(conn).await?;
         let (mut sink, mut stream) = pubsub.split();
         let names: Vec<String> = self.channels.keys().map(|c| self.pubsub_name(c)).collect();
         if !names.is_empty() {
@@ -585,6 +599,7 @@ impl Listener {
                         sink.unsubscribe(self.pubsub_name(&channel)).await?;
                         self.channels.remove(&channel);
                     }
+                    Some(Command::Replay(request)) => self.replay_for(conn, &request).await?,
                 },
                 message = stream.next() => match message {
                     None => return Err(redis::RedisError::from((
@@ -641,7 +656,98 @@ impl Listener {
         batch.push(BusMessage {
             channel: channel.to_owned(),
             payload: payload[space + 1..].to_vec(),
+            position: Some(self.cursor(id).into()),
+            target: Target::Live,
         });
+    }
+
+    fn cursor(&self, id: StreamId) -> String {
+        position::cursor(BusKind::Redis, &self.epoch, &id.text())
+    }
+
+    /// This Redis's history epoch, made if it has none.
+    async fn read_epoch(&self, conn: &mut MultiplexedConnection) -> redis::RedisResult<String> {
+        let key = format!("{}epoch", self.prefix);
+        let (_, epoch): ((), String) = redis::pipe()
+            .cmd("SET")
+            .arg(&key)
+            .arg(position::random_epoch())
+            .arg("NX")
+            .ignore()
+            .cmd("GET")
+            .arg(&key)
+            .query_async(conn)
+            .await
+            .map(|(epoch,): (String,)| ((), epoch))?;
+        Ok(epoch)
+    }
+
+    /// A resuming subscription's replay: the stream's entries after its cursor up to the last
+    /// one delivered live (the live ones after that reach it as they come), or a gap when the
+    /// cursor is from another epoch or its entry has been trimmed.
+    async fn replay_for(
+        &mut self,
+        conn: &mut MultiplexedConnection,
+        request: &ReplayRequest,
+    ) -> redis::RedisResult<()> {
+        let from = StreamId::parse(&request.offset).filter(|_| request.epoch == self.epoch);
+        let Some(from) = from else {
+            self.inbound.push([request.end(true)]);
+            return Ok(());
+        };
+        let name = self.stream_name(&request.channel);
+        let mut upto = match self.channels.get(&request.channel) {
+            Some(last) => *last,
+            None => self.stream_tail(conn, &request.channel).await?,
+        };
+        if from > upto && self.channels.contains_key(&request.channel) {
+            // A cursor from a process further along: catch up first, so that the live events
+            // up to the cursor (which the subscription passes by) are behind us.
+            self.replay(conn, &request.channel).await?;
+            upto = self.channels.get(&request.channel).copied().unwrap_or(upto);
+        }
+        // Trimming removes the oldest entries: the history covers the cursor while its entry
+        // (or an older one) is still there.
+        let first: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+            .arg(&name)
+            .arg("-")
+            .arg("+")
+            .arg("COUNT")
+            .arg(1)
+            .query_async(conn)
+            .await?;
+        let first = first.ids.first().and_then(|e| StreamId::parse(&e.id));
+        if first.is_some_and(|f| f > from) {
+            self.inbound.push([request.end(true)]);
+            return Ok(());
+        }
+        let mut after = from;
+        while after < upto {
+            let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+                .arg(&name)
+                .arg(format!("({}", after.text()))
+                .arg(upto.text())
+                .arg("COUNT")
+                .arg(REPLAY_PAGE)
+                .query_async(conn)
+                .await?;
+            let mut batch = Vec::with_capacity(reply.ids.len());
+            for entry in &reply.ids {
+                let Some(id) = StreamId::parse(&entry.id) else {
+                    continue;
+                };
+                after = after.max(id);
+                if let Some(redis::Value::BulkString(payload)) = entry.map.get("e") {
+                    batch.push(request.event(payload.clone(), self.cursor(id)));
+                }
+            }
+            self.inbound.push(batch);
+            if reply.ids.len() < REPLAY_PAGE {
+                break;
+            }
+        }
+        self.inbound.push([request.end(false)]);
+        Ok(())
     }
 
     async fn stream_tail(
@@ -689,10 +795,9 @@ impl Listener {
                     continue;
                 };
                 if let Some(redis::Value::BulkString(payload)) = entry.map.get("e") {
-                    batch.push(BusMessage {
-                        channel: channel.to_owned(),
-                        payload: payload.clone(),
-                    });
+                    let mut message = BusMessage::new(channel.to_owned(), payload.clone());
+                    message.position = Some(self.cursor(id).into());
+                    batch.push(message);
                 }
                 newest = newest.max(id);
             }

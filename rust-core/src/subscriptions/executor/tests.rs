@@ -29,6 +29,8 @@ fn spec(conn: &str, id: &str, user: Option<&str>, tenant: Option<&str>) -> Subsc
         filters: Vec::new(),
         resolver: None,
         conflate: false,
+        positions: false,
+        resuming: false,
     }
 }
 
@@ -41,6 +43,7 @@ fn event(channel: &str, data: Value, tenant: Option<&str>, user: Option<&str>) -
         tenant_id: tenant.map(Into::into),
         user_id: user.map(Into::into),
         ts: 0.0,
+        position: None,
     }
 }
 
@@ -190,7 +193,7 @@ fn resolver_groups_share_one_call_and_keep_order() {
                 l1.group,
                 l1.seq,
                 l1.subs,
-                l1.published,
+                l1.stamp.clone(),
                 Resolution::Value(json!({"id": "second"}))
             ),
             0
@@ -200,7 +203,7 @@ fn resolver_groups_share_one_call_and_keep_order() {
                 p1.group,
                 p1.seq,
                 p1.subs,
-                p1.published,
+                p1.stamp.clone(),
                 Resolution::Value(json!({"id": "first"}))
             ),
             4
@@ -243,7 +246,7 @@ fn resolver_error_is_a_field_error_and_the_subscription_goes_on() {
             p.group,
             p.seq,
             p.subs,
-            p.published,
+            p.stamp.clone(),
             Resolution::Error(error.clone()),
         );
         assert_eq!(n, 2);
@@ -270,7 +273,7 @@ fn resolver_error_is_a_field_error_and_the_subscription_goes_on() {
             p.group,
             p.seq,
             p.subs,
-            p.published,
+            p.stamp.clone(),
             Resolution::Value(json!({"id": "2"})),
         );
     }
@@ -482,7 +485,10 @@ fn a_resolver_completes_its_group_after_a_last_value() {
     let (_, pending) = reg.dispatch(&event("users", json!({}), None, None));
     for p in pending {
         let last = Resolution::Complete(Some(json!({"id": "last"})));
-        assert_eq!(reg.resolve(p.group, p.seq, p.subs, p.published, last), 1);
+        assert_eq!(
+            reg.resolve(p.group, p.seq, p.subs, p.stamp.clone(), last),
+            1
+        );
     }
     assert_eq!(
         next_json(&mut reg, "s"),
