@@ -91,27 +91,25 @@ async def test_a_resumed_subscription_gets_what_it_missed_then_the_live_events()
 
 
 async def test_without_asking_there_are_no_cursors_unless_the_server_gives_them() -> None:
-    async with server() as (address, manager):
-        async with ws_client(address) as client:
-            await client.init()
-            await client.subscribe("1", COUNTER)
-            await until(lambda: manager.get_metrics()["subscribers"] == 1)
-            await publish(manager, 1)
+    async with server() as (address, manager), ws_client(address) as client:
+        await client.init()
+        await client.subscribe("1", COUNTER)
+        await until(lambda: manager.get_metrics()["subscribers"] == 1)
+        await publish(manager, 1)
+        message = await client.receive()
+        assert message["payload"] == {"data": {"counter": 1}}
+    async with server(positions=True) as (address, manager), ws_client(address) as client:
+        await client.init()
+        await client.subscribe("1", COUNTER)
+        await client.subscribe("2", COUNTER, extensions={"resume": False})
+        await until(lambda: manager.get_metrics()["subscribers"] == 2)
+        await publish(manager, 1)
+        by_id = {}
+        for _ in range(2):
             message = await client.receive()
-            assert message["payload"] == {"data": {"counter": 1}}
-    async with server(positions=True) as (address, manager):
-        async with ws_client(address) as client:
-            await client.init()
-            await client.subscribe("1", COUNTER)
-            await client.subscribe("2", COUNTER, extensions={"resume": False})
-            await until(lambda: manager.get_metrics()["subscribers"] == 2)
-            await publish(manager, 1)
-            by_id = {}
-            for _ in range(2):
-                message = await client.receive()
-                by_id[message["id"]] = message["payload"]
-            assert by_id["1"]["extensions"]["cursor"]
-            assert by_id["2"] == {"data": {"counter": 1}}
+            by_id[message["id"]] = message["payload"]
+        assert by_id["1"]["extensions"]["cursor"]
+        assert by_id["2"] == {"data": {"counter": 1}}
 
 
 async def test_a_cursor_the_history_no_longer_covers_is_a_resume_gap_then_live() -> None:
@@ -150,15 +148,14 @@ async def test_a_cursor_the_history_no_longer_covers_is_a_resume_gap_then_live()
 async def test_a_bad_resume_request_is_an_error_for_its_operation(
     extensions: dict[str, Any], message: str
 ) -> None:
-    async with server() as (address, manager):
-        async with ws_client(address) as client:
-            await client.init()
-            await client.subscribe("1", COUNTER, extensions=extensions)
-            error = await client.receive()
-            assert error["type"] == "error"
-            assert error["payload"][0]["message"].startswith(message)
-            await client.subscribe("2", COUNTER)  # the connection goes on
-            await until(lambda: manager.get_metrics()["subscribers"] == 1)
+    async with server() as (address, manager), ws_client(address) as client:
+        await client.init()
+        await client.subscribe("1", COUNTER, extensions=extensions)
+        error = await client.receive()
+        assert error["type"] == "error"
+        assert error["payload"][0]["message"].startswith(message)
+        await client.subscribe("2", COUNTER)  # the connection goes on
+        await until(lambda: manager.get_metrics()["subscribers"] == 1)
 
 
 async def test_the_legacy_protocol_resumes_too() -> None:
