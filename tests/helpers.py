@@ -352,10 +352,20 @@ async def assert_quick_start_delivers(address: str) -> None:
 TICKS = "subscription ($ch: String!) { ticks(channel: $ch) { id value } }"
 
 
+#: The machine's Redis and PostgreSQL, as the ticker example's FRAISEQL_EVENT_BUS.
+BUSES = {
+    "redis": "redis://127.0.0.1:6379/0",
+    "postgresql": "postgresql://postgres@127.0.0.1:5432/test",
+}
+
+
 @contextlib.contextmanager
-def ticker_process(bus: str, env: Mapping[str, str] | None = None) -> Iterator[str]:
+def ticker_server(
+    bus: str, env: Mapping[str, str] | None = None
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """The ticker example in a process of its own on a free port, its bus from `bus`
-    (FRAISEQL_EVENT_BUS) and `env`; yields "127.0.0.1:PORT"."""
+    (FRAISEQL_EVENT_BUS) and `env`; yields "127.0.0.1:PORT" and the process (ended on exit,
+    unless the test killed it)."""
     port = free_port()
     process = subprocess.Popen(
         [
@@ -370,14 +380,22 @@ def ticker_process(bus: str, env: Mapping[str, str] | None = None) -> Iterator[s
         env={**os.environ, **(env or {}), "FRAISEQL_EVENT_BUS": bus},
     )
     try:
-        yield f"127.0.0.1:{port}"
+        yield f"127.0.0.1:{port}", process
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@contextlib.contextmanager
+def ticker_process(bus: str, env: Mapping[str, str] | None = None) -> Iterator[str]:
+    """`ticker_server`'s address alone."""
+    with ticker_server(bus, env) as (address, _):
+        yield address
 
 
 async def ready(http: httpx.AsyncClient, address: str) -> None:

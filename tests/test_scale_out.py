@@ -7,14 +7,9 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from helpers import check_processes_share_the_bus
+from helpers import BUSES, check_processes_share_the_bus
 
 pytestmark = pytest.mark.anyio
-
-BUSES = {
-    "redis": "redis://127.0.0.1:6379/0",
-    "postgresql": "postgresql://postgres@127.0.0.1:5432/test",
-}
 
 
 @pytest.mark.parametrize("bus", sorted(BUSES))

@@ -1313,6 +1313,26 @@ impl Listener {
     /// Applies channel changes, catches up joining channels, then (when `read`) reads one page;
     /// returns whether another page is waiting.
     async fn step(&mut self, c: &ListenConn, read: bool) -> Result<bool, String> {
+        // Replays first: a replay's channel was listened to before it was asked for, so its
+        // change is taken below, and its catch-up (live events, which the resuming
+        // subscription passes by) comes before the replay, never after.
+        let mut replays = std::mem::take(&mut *self.state.replays.lock());
+        let result = self.step_with(c, read, &mut replays).await;
+        if result.is_err() && !replays.is_empty() {
+            // Served (from where they got to) after the reconnect.
+            let mut pending = self.state.replays.lock();
+            let later = std::mem::replace(&mut *pending, replays);
+            pending.extend(later);
+        }
+        result
+    }
+
+    async fn step_with(
+        &mut self,
+        c: &ListenConn,
+        read: bool,
+        replays: &mut Vec<ReplayRequest>,
+    ) -> Result<bool, String> {
         let changes = self.state.channels.lock().take(&self.active);
         if !changes.is_empty() {
             let (added, removed) = apply_changes(&mut self.active, changes);
@@ -1334,30 +1354,23 @@ impl Listener {
             self.catch_up(c).await?;
         }
         self.epoch.clone_from(&c.epoch);
-        let replays = std::mem::take(&mut *self.state.replays.lock());
         if replays.is_empty() {
             return if read { self.read(c).await } else { Ok(false) };
         }
-        let served = self.serve_replays(c, &replays).await;
-        if served.is_err() {
-            // Served again after the reconnect.
-            let mut pending = self.state.replays.lock();
-            let later = std::mem::replace(&mut *pending, replays);
-            pending.extend(later);
-        }
-        served.map(|()| false)
+        self.serve_replays(c, replays).await.map(|()| false)
     }
 
     /// Reads until nothing is waiting (so the replays end where the live events begin), then
-    /// serves each replay.
+    /// serves each replay; those left (after an error) are the ones not served to their end.
     async fn serve_replays(
         &mut self,
         c: &ListenConn,
-        replays: &[ReplayRequest],
+        replays: &mut Vec<ReplayRequest>,
     ) -> Result<(), String> {
         while self.read(c).await? {}
-        for request in replays {
+        while let Some(request) = replays.first_mut() {
             self.serve_replay(c, request).await?;
+            replays.remove(0);
         }
         Ok(())
     }
@@ -1365,7 +1378,11 @@ impl Listener {
     /// A resuming subscription's replay: the rows of its channel after its cursor that this
     /// listener has delivered (live events after that reach it as they come), or a gap when
     /// the cursor is from another epoch or rows after it may have been pruned.
-    async fn serve_replay(&self, c: &ListenConn, request: &ReplayRequest) -> Result<(), String> {
+    async fn serve_replay(
+        &self,
+        c: &ListenConn,
+        request: &mut ReplayRequest,
+    ) -> Result<(), String> {
         let client = Cursor::parse(&request.offset).ok();
         let Some(client) = client.filter(|_| request.epoch == self.epoch) else {
             self.inbound.push([request.end(true)]);
@@ -1413,6 +1430,7 @@ impl Listener {
                 bounded("replaying events", c.conn.client.query(sql.as_str(), &refs)).await?;
             let complete = (rows.len() as i64) < READ_ROWS;
             let mut batch = Vec::with_capacity(rows.len());
+            let mut reached = None;
             for (i, row) in rows.iter().enumerate() {
                 after = (column(row, 0)?, column(row, 1)?);
                 let payload: String = column(row, 2)?;
@@ -1422,11 +1440,16 @@ impl Listener {
                     client.up_to(upto, after)
                 };
                 batch.push(request.event(payload.into_bytes(), self.cursor_text(&set)));
+                reached = Some(set);
             }
             self.state
                 .replayed
                 .fetch_add(batch.len() as u64, Ordering::Relaxed);
             self.inbound.push(batch);
+            if let Some(set) = reached {
+                // Served again after a reconnect, it goes on from here.
+                request.offset = set.text();
+            }
             if complete {
                 break;
             }
@@ -2030,8 +2053,11 @@ mod tests {
             };
             let mut cursor = Cursor::new(snapshot_now(&txs));
             let mut delivered: Vec<i64> = Vec::new();
+            // Each delivered row's position, as `Listener::deliver` gives it.
+            let mut positions: Vec<Cursor> = Vec::new();
             let limit = 1 + rng.below(4) as usize;
             let mut read = |txs: &[Tx], rows: &[(i64, i64)], cursor: &mut Cursor| {
+                let before = cursor.clone();
                 let s = snapshot_now(txs);
                 let mut new: Vec<Position> = rows
                     .iter()
@@ -2047,6 +2073,15 @@ mod tests {
                 new.truncate(limit);
                 cursor.advance(s, new.last().copied(), full);
                 delivered.extend(new.iter().map(|r| r.1));
+                for (i, at) in new.iter().enumerate() {
+                    let set = if !full && i + 1 == new.len() {
+                        cursor.clone()
+                    } else {
+                        before.up_to(cursor, *at)
+                    };
+                    assert_eq!(Cursor::parse(&set.text()).as_ref(), Ok(&set));
+                    positions.push(set);
+                }
                 full
             };
             for _ in 0..300 {
@@ -2092,6 +2127,54 @@ mod tests {
             got.sort_unstable();
             expected.sort_unstable();
             assert_eq!(got, expected, "seed {seed}: each committed row once");
+            // A resume from a row's position replays exactly the rows delivered after it.
+            let xid_of = |id: i64| rows[(id - 1) as usize].1;
+            for (k, set) in positions.iter().enumerate() {
+                for (j, &id) in delivered.iter().enumerate() {
+                    assert_eq!(
+                        set.delivered(xid_of(id), id),
+                        j <= k,
+                        "seed {seed}: position {k} and row {j}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn within_is_sound_and_knows_a_later_snapshot() {
+        let mut rng = Rng(0x5DEE_CE66_D1CE_5EED);
+        for _ in 0..5000 {
+            let mut random = || {
+                let xmin = 100 + rng.below(10) as i64;
+                let xmax = xmin + rng.below(6) as i64;
+                let xip: Vec<i64> = (xmin..xmax).filter(|_| rng.below(2) == 0).collect();
+                Snapshot { xmin, xmax, xip }
+            };
+            let (a, b) = (random(), random());
+            if a.within(&b) {
+                assert!(
+                    (90..130).all(|x| !a.sees(x) || b.sees(x)),
+                    "{a:?} within {b:?}"
+                );
+            }
+        }
+        let earlier = snap(100, 105, &[101, 103]);
+        let later = snap(101, 107, &[103, 105]);
+        assert!(earlier.within(&later) && !later.within(&earlier));
+        assert!(earlier.within(&earlier));
+    }
+
+    #[test]
+    fn cursor_text_round_trips_and_rejects_garbage() {
+        let cursor = Cursor {
+            base: snap(100, 105, &[101, 103]),
+            partial: vec![(snap(101, 107, &[]), (104, 9))],
+        };
+        assert_eq!(cursor.text(), "100:105:101,103_101:107:@104/9");
+        assert_eq!(Cursor::parse(&cursor.text()), Ok(cursor));
+        for bad in ["", "1:2", "5:1:", "1:5:3_1:5:", "1:5:_1:5:@x/1", "1:5:9"] {
+            assert!(Cursor::parse(bad).is_err(), "{bad:?}");
         }
     }
 

@@ -200,6 +200,7 @@ impl Bus for RedisBus {
             inbound,
             channels: FxHashMap::default(),
             epoch: String::new(),
+            replays: Vec::new(),
         };
         let publisher = Publisher {
             client,
@@ -488,6 +489,9 @@ struct Listener {
     /// The epoch of the streams' history: a random value kept in Redis (`{prefix}epoch`), made
     /// anew when Redis lost its data, so cursors into the lost history are told apart.
     epoch: String,
+    /// Replays asked for and not served to their end (a lost connection): served, from where
+    /// they got to, once connected again.
+    replays: Vec<ReplayRequest>,
 }
 
 impl Listener {
@@ -566,6 +570,7 @@ impl Listener {
         for channel in &channels {
             self.replay(conn, channel).await?;
         }
+        self.serve_replays(conn).await?;
         self.state.connected.store(true, Ordering::Release);
         if *attempt > 0 {
             let replayed = self.state.replayed.load(Ordering::Relaxed) - replayed_before;
@@ -599,7 +604,10 @@ impl Listener {
                         sink.unsubscribe(self.pubsub_name(&channel)).await?;
                         self.channels.remove(&channel);
                     }
-                    Some(Command::Replay(request)) => self.replay_for(conn, &request).await?,
+                    Some(Command::Replay(request)) => {
+                        self.replays.push(request);
+                        self.serve_replays(conn).await?;
+                    }
                 },
                 message = stream.next() => match message {
                     None => return Err(redis::RedisError::from((
@@ -682,13 +690,24 @@ impl Listener {
         Ok(epoch)
     }
 
+    async fn serve_replays(&mut self, conn: &mut MultiplexedConnection) -> redis::RedisResult<()> {
+        while !self.replays.is_empty() {
+            let mut request = self.replays.remove(0);
+            if let Err(e) = self.replay_for(conn, &mut request).await {
+                self.replays.insert(0, request);
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
     /// A resuming subscription's replay: the stream's entries after its cursor up to the last
     /// one delivered live (the live ones after that reach it as they come), or a gap when the
     /// cursor is from another epoch or its entry has been trimmed.
     async fn replay_for(
         &mut self,
         conn: &mut MultiplexedConnection,
-        request: &ReplayRequest,
+        request: &mut ReplayRequest,
     ) -> redis::RedisResult<()> {
         let from = StreamId::parse(&request.offset).filter(|_| request.epoch == self.epoch);
         let Some(from) = from else {
@@ -742,6 +761,8 @@ impl Listener {
                 }
             }
             self.inbound.push(batch);
+            // Served again after a reconnect, it goes on from here.
+            request.offset = after.text();
             if reply.ids.len() < REPLAY_PAGE {
                 break;
             }

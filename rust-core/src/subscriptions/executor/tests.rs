@@ -570,3 +570,90 @@ fn a_conflated_subscription_keeps_only_its_latest_value_queued() {
         Some(json!(4))
     );
 }
+
+#[test]
+fn a_resuming_subscription_gets_its_history_alone_then_live_events_with_cursors() {
+    let mut reg = Reg::default();
+    let resuming = register(
+        &mut reg,
+        SubscriptionSpec {
+            positions: true,
+            resuming: true,
+            ..spec("c", "r", None, None)
+        },
+    );
+    register(&mut reg, spec("c", "plain", None, None));
+    let at = |n: i64| Event {
+        position: Some(format!("m1.{n}").into()),
+        ..event("users", json!({"id": n}), None, None)
+    };
+    // Live events pass it by while it resumes; its history reaches it alone.
+    reg.dispatch(&at(3));
+    reg.dispatch_to(resuming, &at(2));
+    assert_eq!(
+        next_json(&mut reg, "r"),
+        Some(json!({"id": "r", "type": "next", "payload":
+            {"data": {"users": {"id": 2}}, "extensions": {"cursor": "m1.2"}}}))
+    );
+    assert_eq!(next_json(&mut reg, "r"), None);
+    assert_eq!(
+        next_json(&mut reg, "plain"),
+        Some(json!({"id": "plain", "type": "next", "payload": {"data": {"users": {"id": 3}}}})),
+        "no cursor unless asked"
+    );
+    assert!(reg.resumed(resuming, false));
+    reg.dispatch(&at(4));
+    let live = next_json(&mut reg, "r");
+    assert_eq!(
+        live.map(|m| m["payload"]["extensions"]["cursor"].clone()),
+        Some(json!("m1.4"))
+    );
+    assert_eq!(reg.metrics.events_replayed, 1);
+}
+
+#[test]
+fn a_resume_gap_is_a_field_error_before_the_live_events() {
+    let mut reg = Reg::default();
+    let key = register(
+        &mut reg,
+        SubscriptionSpec {
+            resuming: true,
+            positions: true,
+            ..spec("c", "r", None, None)
+        },
+    );
+    assert!(reg.resumed(key, true));
+    let gap = next_json(&mut reg, "r").unwrap_or_default();
+    assert_eq!(gap["payload"]["data"], json!({"users": null}));
+    assert_eq!(
+        gap["payload"]["errors"][0]["extensions"],
+        json!({"code": "RESUME_GAP"})
+    );
+    assert_eq!(reg.metrics.resume_gaps, 1);
+    assert!(reg.complete("r").is_some());
+    assert!(!reg.resumed(key, false), "gone: nothing to turn live");
+}
+
+#[test]
+fn an_sse_event_carries_its_cursor_as_its_id() {
+    let mut reg = Reg::default();
+    reg.open_connection("c", None, 10, OverflowPolicy::Lag, Envelope::SseDistinct);
+    register(
+        &mut reg,
+        SubscriptionSpec {
+            positions: true,
+            ..spec("c", "s", None, None)
+        },
+    );
+    reg.dispatch(&Event {
+        position: Some("m1.7".into()),
+        ..event("users", json!({"id": 1}), None, None)
+    });
+    let frame = reg.next_frame("s").flatten().map(|f| f.to_vec());
+    assert_eq!(
+        frame.as_deref(),
+        Some(
+            &b"event: next\ndata: {\"data\":{\"users\":{\"id\":1}},\"extensions\":{\"cursor\":\"m1.7\"}}\nid: m1.7\n\n"[..]
+        )
+    );
+}
