@@ -56,10 +56,8 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def latency(url: str, rate: int, seconds: float, via_sql: bool = False) -> dict[str, Any]:
-    """Publisher: this process (its own executor, a thread pacing the rate; with `via_sql`, a
-    committed transaction calling `fraiseql_publish()` per event). Subscriber: the ticker
-    example in another process, read by a WebSocket client here."""
+def start_ticker(url: str) -> tuple[subprocess.Popen[bytes], int]:
+    """The ticker example in a process of its own on `url`'s bus ("memory": in-memory)."""
     port = free_port()
     server = subprocess.Popen(
         [
@@ -72,18 +70,31 @@ async def latency(url: str, rate: int, seconds: float, via_sql: bool = False) ->
         ],
         env={**os.environ, "FRAISEQL_EVENT_BUS": url},
     )
+    return server, port
+
+
+async def wait_up(port: int) -> None:
+    async with httpx.AsyncClient() as http:
+        for _ in range(300):
+            try:
+                await http.get(f"http://127.0.0.1:{port}/stats")
+                return
+            except httpx.TransportError:
+                await asyncio.sleep(0.05)
+    raise RuntimeError(f"the ticker on port {port} did not start")
+
+
+async def latency(url: str, rate: int, seconds: float, via_sql: bool = False) -> dict[str, Any]:
+    """Publisher: this process (its own executor, a thread pacing the rate; with `via_sql`, a
+    committed transaction calling `fraiseql_publish()` per event). Subscriber: the ticker
+    example in another process, read by a WebSocket client here."""
+    server, port = start_ticker(url)
     channel = f"lat-{uuid.uuid4().hex[:8]}"
     publisher = PySubscriptionExecutor(config(url))
     publisher.start_bus()
     count = int(rate * seconds)
     try:
-        async with httpx.AsyncClient() as http:
-            for _ in range(300):
-                try:
-                    await http.get(f"http://127.0.0.1:{port}/stats")
-                    break
-                except httpx.TransportError:
-                    await asyncio.sleep(0.05)
+        await wait_up(port)
         async with connect(
             f"ws://127.0.0.1:{port}/graphql", subprotocols=["graphql-transport-ws"]
         ) as ws:  # type: ignore[list-item]

@@ -30,6 +30,13 @@ ALL = (OURS, NATIVE, STRAWBERRY, FLOOR)
 OURS_LEGACY = replace(OURS, label="fraiseql-fastapi (graphql-ws)", protocol="graphql-ws")
 OURS_SSE = replace(OURS, label="fraiseql-fastapi (sse)", protocol="sse")
 STRAWBERRY_LEGACY = replace(STRAWBERRY, label="strawberry (graphql-ws)", protocol="graphql-ws")
+#: Ours with cursors on every event (`fanout_100x1000_positions`).
+OURS_POSITIONS = replace(OURS, label="fraiseql-fastapi (positions)", args=("--positions",))
+NATIVE_POSITIONS = replace(
+    NATIVE, label="fraiseql-fastapi (native, positions)", args=(*NATIVE.args, "--positions")
+)
+#: The label of each server's positions twin.
+POSITIONS = {OURS.label: OURS_POSITIONS.label, NATIVE.label: NATIVE_POSITIONS.label}
 
 
 @dataclass(frozen=True)
@@ -118,6 +125,14 @@ SCENARIOS: tuple[Scenario, ...] = (
         " the legacy graphql-ws and SSE",
         "throughput",
         (OURS, OURS_LEGACY, OURS_SSE, STRAWBERRY_LEGACY),
+        connections=100,
+    ),
+    Scenario(
+        "fanout_100x1000_positions",
+        "Resume's cost per event: fan-out 100 connections x 1 subscription, 1,000 events, with"
+        " cursors on every event (positions) and without",
+        "throughput",
+        (OURS, OURS_POSITIONS, NATIVE, NATIVE_POSITIONS, STRAWBERRY, FLOOR),
         connections=100,
     ),
     Scenario(

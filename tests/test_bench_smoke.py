@@ -23,6 +23,7 @@ def test_suite_quick_run_writes_json_markdown_and_plots(tmp_path: Path) -> None:
     scenarios = results["scenarios"]
     assert set(scenarios) == {
         "fanout_100x1000",
+        "fanout_100x1000_positions",
         "fanout_1000x200",
         "protocols_100x1000",
         "one_connection_100_subscriptions",
@@ -75,6 +76,8 @@ def test_suite_quick_run_writes_json_markdown_and_plots(tmp_path: Path) -> None:
         "connections_1k: native memory per idle connection",
         "connections_15k: native memory per idle connection",
         "15,000 connections live (native)",
+        "fanout_100x1000_positions: fraiseql-fastapi (positions) CPU/message vs without",
+        "fanout_100x1000_positions: fraiseql-fastapi (native, positions) CPU/message vs without",
     }
     markdown = (tmp_path / "suite.md").read_text()
     assert markdown.startswith("# Benchmark results")

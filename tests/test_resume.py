@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from helpers import COUNTER, counters, running_server, until, ws_client
+from helpers import COUNTER, counters, js_clients, node_client, running_server, until, ws_client
 
 from fraiseql_fastapi import EventBusConfig, SubscriptionManager
 from fraiseql_fastapi.http_abstraction import ProtocolOptions
@@ -227,3 +227,25 @@ async def test_an_sse_stream_resumes_from_last_event_id() -> None:
             async with http.stream("POST", base, json=body, headers=headers) as response:
                 events = await sse_events(response, 2)
             assert [orjson.loads(e["data"])["data"]["counter"] for e in events] == [2, 3]
+
+
+@js_clients
+async def test_the_readme_recipe_resumes_a_graphql_ws_client_after_a_network_drop() -> None:
+    async with (
+        server() as (address, manager),
+        node_client("graphql_ws_client.mjs", f"ws://{address}/graphql", "resume") as node,
+    ):
+        await node.expect("connected")
+        await until(lambda: manager.get_metrics()["subscribers"] == 1)
+        await publish(manager, 1, 2)
+        got = [(await node.expect("next"))["data"]["counter"] for _ in range(2)]
+        await node.tell("kill")
+        await until(lambda: manager.get_metrics()["subscribers"] == 0)
+        await publish(manager, 3, 4, 5)  # while it is away
+        await node.expect("connected")  # the client reconnected and resubscribed by itself
+        got += [(await node.expect("next"))["data"]["counter"] for _ in range(3)]
+        await publish(manager, 6)
+        got.append((await node.expect("next"))["data"]["counter"])
+        assert got == [1, 2, 3, 4, 5, 6]
+        assert manager.get_metrics()["events_replayed"] == 3
+        await node.tell("exit")

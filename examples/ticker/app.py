@@ -144,12 +144,14 @@ def create_app(
     options: ProtocolOptions | None = None,
     subscriptions: SubscriptionRegistry | None = None,
     graphiql_assets_url: str | None = None,
+    positions: bool = False,
 ) -> FastAPI:
     """The ticker application with a fresh manager (`app.state.manager`); `bus` defaults to
     the one `FRAISEQL_EVENT_BUS` names, `subscriptions` to this module's `ticks` and `countdown`,
-    `graphiql_assets_url` to `FRAISEQL_GRAPHIQL_ASSETS` (unset: the CDN)."""
+    `graphiql_assets_url` to `FRAISEQL_GRAPHIQL_ASSETS` (unset: the CDN); `positions`: every
+    `next` carries its event's cursor (clients may also ask, subscription by subscription)."""
     fields = (subscriptions or registry).fields
-    manager = SubscriptionManager(bus or bus_from_env(), subscriptions=fields)
+    manager = SubscriptionManager(bus or bus_from_env(), subscriptions=fields, positions=positions)
     app = FastAPI(title="fraiseql-fastapi ticker", lifespan=manager.lifespan)
     app.state.manager = manager
     assets = graphiql_assets_url or os.environ.get("FRAISEQL_GRAPHIQL_ASSETS") or None
