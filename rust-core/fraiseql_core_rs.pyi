@@ -209,6 +209,7 @@ class PySubscriptionExecutor:
         conflate: bool = False,
         positions: bool = False,
         resume_from: str | None = None,
+        max_rate: float | None = None,
     ) -> None:
         """Registers a subscription (ids are unique per executor; `operation_id`, default the
         subscription id, is the id written in its frames).
@@ -228,6 +229,11 @@ class PySubscriptionExecutor:
         `conflate=True` keeps only the latest value: an event for it while its previous `next`
         is still queued replaces that frame (in its place, counted in `frames_conflated`)
         instead of queuing another, so a slow client gets the latest values and never lags.
+
+        `max_rate=n`: at most n `next` frames a second (a burst of one second's worth); the
+        others are held, in order, and sent as their slots come (counted in `frames_held`;
+        with `conflate`, only the latest is held); holding more than the connection's queue
+        bound lags it. Held frames go out on a timer of the running loop.
 
         `positions=True`: each `next` payload carries the event's cursor in
         `extensions.cursor` (and an SSE distinct-mode event has it as its `id:`).

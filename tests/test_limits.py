@@ -349,3 +349,65 @@ async def test_a_conflated_subscription_gets_the_latest_value_and_never_lags() -
             "type": "next",
             "payload": {"data": {"tick": f"{count}:x"}},
         }
+
+
+# ----- events per subscription: a rate ----------------------------------------------------------
+
+paced = SubscriptionRegistry()
+
+
+@subscription(registry=paced, channel="prices", max_rate=10)
+def price(event: Any) -> int:
+    """Every price, at most 10 a second."""
+    return int(event.data["n"])
+
+
+@subscription(registry=paced, channel="prices", max_rate=10, conflate=True)
+def latest_price(event: Any) -> int:
+    """The latest price, at most 10 a second."""
+    return int(event.data["n"])
+
+
+async def test_max_rate_paces_a_subscription_without_losing_or_reordering_events() -> None:
+    """30 events at once: a burst of 10 goes out, the others follow at 10 a second, in order;
+    the conflated twin gets the burst, then only the latest."""
+    app, manager = protocol_app([*paced.fields], None, ping_interval=None)
+    async with running_server(app) as address, ws_client(address) as client:
+        await client.init()
+        await client.subscribe("every", "subscription { price }")
+        await client.subscribe("latest", "subscription { latestPrice }")
+        await until(lambda: manager.get_metrics()["subscribers"] == 2)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        for n in range(30):
+            await manager.publish("prices", {"n": n})
+        got: dict[str, list[tuple[int, float]]] = {"every": [], "latest": []}
+        while len(got["every"]) < 30 or not got["latest"] or got["latest"][-1][0] != 29:
+            message = await client.receive(10)
+            assert message["type"] == "next", message
+            value = next(iter(message["payload"]["data"].values()))
+            got[message["id"]].append((value, loop.time() - start))
+        every = got["every"]
+        assert [n for n, _ in every] == list(range(30))
+        assert every[9][1] < 0.5, "the burst at once"
+        assert every[-1][1] >= 1.7, "the other 20 at 10 a second (about 2 s)"
+        # The conflated twin: the burst (values still queued are replaced by newer ones, as
+        # for any conflated subscription), then the latest when its slot comes.
+        latest = [n for n, _ in got["latest"]]
+        assert latest == sorted(set(latest)) and latest[-1] == 29 and len(latest) <= 11
+        metrics = manager.get_metrics()
+        assert metrics["frames_held"] == 20 + 1
+        assert metrics["frames_conflated"] == 30 - len(latest)
+        with pytest.raises(TimeoutError):
+            await client.receive(0.3)
+
+
+def test_max_rate_must_be_a_positive_rate() -> None:
+    from fraiseql_fastapi.errors import SubscriptionDefinitionError
+
+    for bad in (0, -1, float("inf"), "5", True):
+        with pytest.raises(SubscriptionDefinitionError, match="max_rate"):
+
+            @subscription(registry=SubscriptionRegistry(), max_rate=bad)  # type: ignore[arg-type]
+            def bad_rate(event: Any) -> int:
+                return 0

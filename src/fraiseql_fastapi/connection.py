@@ -173,6 +173,7 @@ class Connection:
                 arguments=args_to_json(field, prepared.args),
                 resolver_arguments=prepared.resolver_args,
                 conflate=field.conflate,
+                max_rate=field.max_rate,
                 positions=resume.positions,
                 resume_from=resume.resume_from,
             )

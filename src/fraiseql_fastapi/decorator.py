@@ -22,6 +22,7 @@ from __future__ import annotations
 import collections.abc
 import functools
 import inspect
+import math
 import operator
 import re
 import string
@@ -82,6 +83,7 @@ def subscription(
     scope: Scope = "user",
     description: str | None = None,
     conflate: bool = False,
+    max_rate: float | None = None,
     registry: SubscriptionRegistry | None = None,
 ) -> Callable[[F], F]: ...
 
@@ -99,6 +101,7 @@ def subscription(
     scope: Scope = "user",
     description: str | None = None,
     conflate: bool = False,
+    max_rate: float | None = None,
     registry: SubscriptionRegistry | None = None,
 ) -> F | Callable[[F], F]:
     """Declares a GraphQL subscription field; use bare (`@subscription`) or with options.
@@ -116,6 +119,9 @@ def subscription(
     - `conflate`: keep only the latest value for a client that falls behind (ticker-like
       data): an event for a subscription whose previous `next` is still queued replaces it,
       so the client gets the latest value and never lags (`EVENTS_LAGGED`).
+    - `max_rate`: at most this many events a second per subscription (a burst of one second's
+      worth); the others wait for their slot, in order (with `conflate`, only the latest
+      waits). Holding more than the connection's queue bound lags it (`EVENTS_LAGGED`).
     - `registry`: where to record the field (default: `default_registry`).
 
     Returns the function unchanged and records a `SubscriptionField`; raises
@@ -134,6 +140,7 @@ def subscription(
             scope=scope,
             description=description,
             conflate=conflate,
+            max_rate=max_rate,
         )
         (default_registry if registry is None else registry).add(field)
         return function
@@ -153,6 +160,7 @@ def build_field(
     scope: Scope = "user",
     description: str | None = None,
     conflate: bool = False,
+    max_rate: float | None = None,
 ) -> SubscriptionField:
     """The `SubscriptionField` of a resolver (what `@subscription` records), checked: its
     types are mapped to GraphQL once here so that errors surface at import time."""
@@ -180,9 +188,25 @@ def build_field(
             is_stream=is_stream,
             wants_context=wants_context,
             conflate=bool(conflate),
+            max_rate=_max_rate(max_rate),
         )
     _check_types(field)
     return field
+
+
+def _max_rate(value: float | None) -> float | None:
+    if value is None:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise SubscriptionDefinitionError(
+            f"max_rate must be a positive number of events per second, got {value!r}"
+        )
+    return float(value)
 
 
 def _check_types(field: SubscriptionField) -> None:

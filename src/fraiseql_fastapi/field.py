@@ -117,6 +117,8 @@ class SubscriptionField:
     is_stream: bool = False
     #: Only the latest value is kept queued for a client that falls behind.
     conflate: bool = False
+    #: At most this many events a second per subscription; the others wait for their slot.
+    max_rate: float | None = None
 
     def channels(self, args: Mapping[str, Any]) -> list[str]:
         """The channels a subscription with these arguments listens on. `args` are the

@@ -79,6 +79,7 @@ COUNTERS: dict[str, str] = {
     "frames_conflated": "Frames replaced in a queue by a newer one of a conflated subscription",
     "events_replayed": "Events of a channel's history sent to a resuming subscription",
     "resume_gaps": "Resumes whose cursor the history no longer covered (RESUME_GAP)",
+    "frames_held": "Frames held back by their subscription's max_rate until a slot came",
     "bus_events_malformed": "Events from the bus that could not be read",
     "bus_reconnects": "Reconnections of the event bus",
     "bus_published": "Events sent to the bus",

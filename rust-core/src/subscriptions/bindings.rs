@@ -28,6 +28,7 @@ use super::py_value::{to_json, to_json_map, to_py};
 use super::queue::{FrameBody, OverflowPolicy, SubKey};
 use super::schema::SchemaInfo;
 use super::security::SecurityContext;
+use super::throttle;
 use parking_lot::Mutex;
 use pyo3::exceptions::{
     PyConnectionError, PyKeyError, PyOSError, PyPermissionError, PyRuntimeError, PyTypeError,
@@ -103,6 +104,8 @@ struct Shared {
     /// Subscriptions resuming on a bus, by the token of their replay.
     resumes: Mutex<FxHashMap<u64, SubKey>>,
     next_resume: AtomicU64,
+    /// When the loop's timer for held frames (`max_rate`) is due, if one is armed.
+    release_at: Mutex<Option<f64>>,
 }
 
 impl FrameSource for Shared {
@@ -124,7 +127,11 @@ impl FrameSource for Shared {
 impl Shared {
     /// Runs `f` on the registry, then (attached) wakes the connections that got frames and drops
     /// what the registry released, both outside the lock.
-    fn with_registry<T>(&self, py: Python<'_>, f: impl FnOnce(&mut PyRegistry) -> T + Send) -> T
+    fn with_registry<T>(
+        self: &Arc<Self>,
+        py: Python<'_>,
+        f: impl FnOnce(&mut PyRegistry) -> T + Send,
+    ) -> T
     where
         T: Send,
     {
@@ -133,9 +140,11 @@ impl Shared {
         out
     }
 
-    fn wake(&self, py: Python<'_>) {
-        let (wakers, pressed, released, channels) = {
+    fn wake(self: &Arc<Self>, py: Python<'_>) {
+        let (wakers, pressed, released, channels, held) = {
             let mut reg = self.registry.lock();
+            // Frames held back by a `max_rate` whose slot has come go out with this wake-up.
+            let held = reg.release_held();
             let wakers: Vec<ConnWaker> = reg
                 .take_wakeups()
                 .into_iter()
@@ -158,8 +167,12 @@ impl Shared {
                 pressed,
                 reg.take_released(),
                 reg.take_channel_changes(),
+                held,
             )
         };
+        if let Some(due) = held {
+            self.arm_release(py, due);
+        }
         if !pressed.is_empty() {
             py.detach(|| {
                 for socket in &pressed {
@@ -193,6 +206,32 @@ impl Shared {
                     }
                 }
             }
+        }
+    }
+
+    /// Makes sure the loop wakes us when the next held frame's slot comes (`due`, on
+    /// `throttle::monotonic`'s clock). Without a running loop, held frames go out with the
+    /// next wake-up instead.
+    fn arm_release(self: &Arc<Self>, py: Python<'_>, due: f64) {
+        {
+            let mut armed = self.release_at.lock();
+            if armed.is_some_and(|at| at <= due) {
+                return;
+            }
+            *armed = Some(due);
+        }
+        let armed = running_loop(py).and_then(|event_loop| {
+            let callback = Py::new(
+                py,
+                ReleaseHeld {
+                    shared: self.clone(),
+                },
+            )?;
+            let delay = (due - throttle::monotonic()).max(0.0);
+            event_loop.call_method1(intern!(py, "call_later"), (delay, callback))
+        });
+        if armed.is_err() {
+            *self.release_at.lock() = None;
         }
     }
 
@@ -490,6 +529,21 @@ fn set_future_result(py: Python<'_>, future: &Bound<'_, PyAny>, value: usize) {
         if let Err(e) = future.call_method1("set_result", (value,)) {
             e.write_unraisable(py, Some(future));
         }
+    }
+}
+
+/// The loop's timer for frames held back by a `max_rate`: sends those whose slot has come (and
+/// arms itself again for the rest).
+#[pyclass(module = "fraiseql_core_rs", frozen)]
+struct ReleaseHeld {
+    shared: Arc<Shared>,
+}
+
+#[pymethods]
+impl ReleaseHeld {
+    fn __call__(&self, py: Python<'_>) {
+        *self.shared.release_at.lock() = None;
+        self.shared.wake(py);
     }
 }
 
@@ -940,6 +994,7 @@ impl PySubscriptionExecutor {
             native: Arc::new(Hub::new()),
             resumes: Mutex::new(FxHashMap::default()),
             next_resume: AtomicU64::new(0),
+            release_at: Mutex::new(None),
         });
         if let EventBusConfig::Memory {
             history,
@@ -1033,7 +1088,8 @@ impl PySubscriptionExecutor {
         connection_id, subscription_id, query, operation_name=None, variables=None,
         user_id=None, tenant_id=None, *, operation_id=None, channels=None, event_types=None,
         resolver=None, resolver_scope="user", context=None, filters=None, arguments=None,
-        resolver_arguments=None, conflate=false, positions=false, resume_from=None
+        resolver_arguments=None, conflate=false, positions=false, resume_from=None,
+        max_rate=None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn register_subscription(
@@ -1058,7 +1114,13 @@ impl PySubscriptionExecutor {
         conflate: bool,
         positions: bool,
         resume_from: Option<&str>,
+        max_rate: Option<f64>,
     ) -> PyResult<()> {
+        if max_rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
+            return Err(PyValueError::new_err(
+                "max_rate must be a positive number of events per second",
+            ));
+        }
         if let Some(cursor) = resume_from {
             position::Cursor::parse(cursor).map_err(PyValueError::new_err)?;
         }
@@ -1128,6 +1190,7 @@ impl PySubscriptionExecutor {
             conflate,
             positions: positions || resume_from.is_some(),
             resuming: resume_from.is_some(),
+            max_rate,
         };
         if resume_from.is_some() && spec.channels.len() > 1 {
             return Err(PyValueError::new_err(

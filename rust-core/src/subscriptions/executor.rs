@@ -20,6 +20,7 @@ use super::position::{self, History};
 use super::projection;
 use super::queue::{FrameBody, FrameQueue, OverflowPolicy, QueuedFrame, SubKey};
 use super::security::{Refusal, SecurityContext};
+use super::throttle::{self, Throttle};
 use indexmap::IndexSet;
 use rustc_hash::{FxBuildHasher, FxHashMap};
 use serde_json::{Map, Value};
@@ -82,6 +83,8 @@ pub struct SubscriptionSpec<R> {
     pub positions: bool,
     /// Registered resuming: live events pass it by until `resumed` (see `position`).
     pub resuming: bool,
+    /// At most this many `next` frames a second (see `throttle`).
+    pub max_rate: Option<f64>,
 }
 
 impl<R> SubscriptionSpec<R> {
@@ -178,6 +181,8 @@ struct Subscription {
     /// See `SubscriptionSpec::positions` and `resuming`.
     positions: bool,
     resuming: bool,
+    /// Its `max_rate` and the frames it holds back.
+    throttle: Option<Box<Throttle>>,
 }
 
 struct Connection<W> {
@@ -317,6 +322,8 @@ pub struct Registry<R, W> {
     /// The in-memory bus's history (recorded with each publish, under the same lock as its
     /// dispatch, so a resume sees every event exactly once: in the history or live).
     pub history: Option<History>,
+    /// Subscriptions holding frames back (`max_rate`).
+    throttled: IndexSet<SubKey, FxBuildHasher>,
 }
 
 /// A resolver or waker no longer referenced by the registry.
@@ -349,6 +356,7 @@ impl<R: Clone, W> Registry<R, W> {
             graveyard: Vec::new(),
             metrics: Metrics::default(),
             history: None,
+            throttled: IndexSet::default(),
         }
     }
 
@@ -563,6 +571,7 @@ impl<R: Clone, W> Registry<R, W> {
             conflate: spec.conflate,
             positions: spec.positions,
             resuming: spec.resuming,
+            throttle: spec.max_rate.map(|rate| Box::new(Throttle::new(rate))),
         };
         let (idx, gen) = self.subs.insert(sub);
         let key = SubKey { idx, gen };
@@ -968,8 +977,8 @@ impl<R: Clone, W> Registry<R, W> {
                 }
             };
             let conn_idx = sub.conn;
-            let conflated = sub.conflate && sub.queued > 0;
-            let mut body = match cursor {
+            let throttled = sub.throttle.is_some();
+            let body = match cursor {
                 // An SSE event's id is its cursor: what the browser sends back as Last-Event-ID.
                 Some(c) if sub.envelope.has_event_ids() => {
                     FrameBody::Whole(sub.envelope.next_with_id(&sub.next_prefix, &payload, c))
@@ -980,21 +989,115 @@ impl<R: Clone, W> Registry<R, W> {
                     suffix: sub.envelope.next_suffix(),
                 },
             };
-            if conflated {
-                match self.conflate(key, conn_idx, body, published) {
-                    Ok(()) => {
-                        delivered += 1;
-                        continue;
-                    }
-                    Err(unqueued) => body = unqueued,
-                }
-            }
-            if self.push_frame(key, conn_idx, body, published) {
+            let sent = if throttled {
+                self.throttled_next(key, conn_idx, body, published)
+            } else {
+                self.send_next(key, conn_idx, body, published)
+            };
+            if sent {
                 delivered += 1;
             }
         }
         self.metrics.events_delivered += delivered as u64;
         delivered
+    }
+
+    /// Queues a `next` for `key` (in the place of the one still queued when it conflates).
+    /// False when it was not queued (the subscription lagged and ended).
+    fn send_next(&mut self, key: SubKey, conn_idx: u32, body: FrameBody, published: f64) -> bool {
+        let conflated = self
+            .subs
+            .get(key.idx, key.gen)
+            .is_some_and(|s| s.conflate && s.queued > 0);
+        let body = if conflated {
+            match self.conflate(key, conn_idx, body, published) {
+                Ok(()) => return true,
+                Err(unqueued) => unqueued,
+            }
+        } else {
+            body
+        };
+        self.push_frame(key, conn_idx, body, published)
+    }
+
+    /// A `next` for a subscription with a `max_rate`: sent when its slot is free, else held
+    /// (only the latest, when it conflates). Holding more than its connection's queue bound
+    /// lags it.
+    fn throttled_next(
+        &mut self,
+        key: SubKey,
+        conn_idx: u32,
+        body: FrameBody,
+        published: f64,
+    ) -> bool {
+        let now = throttle::monotonic();
+        let capacity = self.conns.at(conn_idx).map_or(0, |c| c.queue.capacity);
+        let Some(sub) = self.subs.get_mut(key.idx, key.gen) else {
+            return false;
+        };
+        let (conflate, queued) = (sub.conflate, sub.queued as usize);
+        let Some(t) = sub.throttle.as_mut() else {
+            return false;
+        };
+        if t.admit(now) {
+            return self.send_next(key, conn_idx, body, published);
+        }
+        if conflate {
+            if let Some(latest) = t.held.back_mut() {
+                *latest = (body, published);
+                self.metrics.frames_conflated += 1;
+                return true;
+            }
+        }
+        t.held.push_back((body, published));
+        let over = t.held.len() + queued > capacity;
+        self.metrics.frames_held += 1;
+        self.throttled.insert(key);
+        if over {
+            self.metrics.queue_overflows += 1;
+            self.end_lagged(key, published);
+            return false;
+        }
+        true
+    }
+
+    /// Sends the held frames whose slots have come; returns when the next one's comes (on
+    /// `throttle::monotonic`'s clock), None when nothing is held.
+    pub fn release_held(&mut self) -> Option<f64> {
+        if self.throttled.is_empty() {
+            return None;
+        }
+        let now = throttle::monotonic();
+        let mut next: Option<f64> = None;
+        let keys: Vec<SubKey> = self.throttled.iter().copied().collect();
+        for key in keys {
+            loop {
+                let released = match self.subs.get_mut(key.idx, key.gen) {
+                    Some(sub) if !sub.ended => {
+                        let conn = sub.conn;
+                        sub.throttle
+                            .as_mut()
+                            .map(|t| (conn, t.release(now), t.due()))
+                    }
+                    _ => None,
+                };
+                match released {
+                    Some((conn, Some((body, published)), _)) => {
+                        self.send_next(key, conn, body, published);
+                    }
+                    Some((_, None, Some(due))) => {
+                        next = Some(next.map_or(due, |n| n.min(due)));
+                        break;
+                    }
+                    _ => {
+                        // Nothing held any more, or gone (its frames go with it).
+                        self.throttled.swap_remove(&key);
+                        break;
+                    }
+                }
+            }
+        }
+        next
     }
 
     /// Puts `body` in the place of `key`'s `next` still queued (counted in `frames_conflated`);

@@ -26,13 +26,15 @@ pub struct Metrics {
     pub events_replayed: u64,
     /// Resumes whose cursor the history no longer covered (`RESUME_GAP`).
     pub resume_gaps: u64,
+    /// `next` frames held back by their subscription's `max_rate` until a slot came.
+    pub frames_held: u64,
     /// Time from publish to the frame being handed to the connection's sender.
     pub delivery: DeliveryHistogram,
 }
 
 impl Metrics {
     /// (name, value) pairs in a stable order.
-    pub fn counters(&self) -> [(&'static str, u64); 19] {
+    pub fn counters(&self) -> [(&'static str, u64); 20] {
         [
             ("events_published", self.events_published),
             ("events_delivered", self.events_delivered),
@@ -56,6 +58,7 @@ impl Metrics {
             ("frames_conflated", self.frames_conflated),
             ("events_replayed", self.events_replayed),
             ("resume_gaps", self.resume_gaps),
+            ("frames_held", self.frames_held),
         ]
     }
 }

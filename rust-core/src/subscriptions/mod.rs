@@ -17,3 +17,4 @@ pub mod py_value;
 pub mod queue;
 pub mod schema;
 pub mod security;
+pub mod throttle;
