@@ -189,12 +189,9 @@ def positions_targets(results: dict[str, Any]) -> list[Target]:
         label = POSITIONS[plain.label]
         with_cursors = median_of(results, name, label, "server_cpu_us_per_message")
         without = median_of(results, name, plain.label, "server_cpu_us_per_message")
-        if with_cursors is not None and without:
-            found.append(
-                Target(
-                    f"{name}: {label} CPU/message vs without", with_cursors / without, 1.1, unit="x"
-                )
-            )
+        if with_cursors is not None:
+            ratio = with_cursors / without if without else None
+            found.append(Target(f"{name}: {label} CPU/message vs without", ratio, 1.1, unit="x"))
     return found
 
 

@@ -226,6 +226,14 @@ impl History {
         if epoch != self.epoch || seq > self.last {
             return Replay::Gap;
         }
+        if self.limits.size == 0 {
+            // Nothing is kept: only a cursor at the newest event loses nothing.
+            return if seq == self.last {
+                Replay::Events(Vec::new())
+            } else {
+                Replay::Gap
+            };
+        }
         let Some(ring) = self.rings.get(channel) else {
             return if seq < self.forgotten {
                 Replay::Gap
@@ -340,6 +348,16 @@ mod tests {
         }
         assert_eq!(replayed(&h, "a", &positions[0]), None);
         assert_eq!(replayed(&h, "a", &positions[2]), Some(vec![5, 7, 9]));
+    }
+
+    #[test]
+    fn without_a_history_only_the_newest_cursor_resumes() {
+        let mut h = History::new(HistoryLimits { size: 0, age: 60.0 });
+        let first = h.record(event("a", 1));
+        let first = first.position.as_deref().unwrap_or_default().to_owned();
+        assert_eq!(replayed(&h, "a", &first), Some(vec![]));
+        h.record(event("a", 2));
+        assert_eq!(replayed(&h, "a", &first), None);
     }
 
     #[test]

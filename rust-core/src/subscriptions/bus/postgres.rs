@@ -307,6 +307,10 @@ impl Snapshot {
     }
 }
 
+/// The most partial terms a cursor a client sends back may have (one per page cut since its
+/// base; a few at most in practice).
+const MAX_PARTIAL_TERMS: usize = 64;
+
 /// Where a row stands in delivery order: by transaction, then by id. (Rows of one transaction
 /// stay together, and a single publisher's transactions follow each other, so its events keep
 /// their order.) The events table's index on (xid, id) serves this order and the "new
@@ -408,6 +412,9 @@ impl Cursor {
         let base = Snapshot::parse(parts.next().unwrap_or_default())?;
         let mut partial = Vec::new();
         for part in parts {
+            if partial.len() == MAX_PARTIAL_TERMS {
+                return Err("a cursor with too many terms".to_owned());
+            }
             let bad = || format!("unexpected cursor term {part:?}");
             let (snapshot, position) = part.split_once('@').ok_or_else(bad)?;
             let (xid, id) = position.split_once('/').ok_or_else(bad)?;

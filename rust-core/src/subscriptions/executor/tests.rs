@@ -685,15 +685,29 @@ fn a_max_rate_holds_frames_in_order_and_releases_them_as_slots_come() {
             .map(|m| m["payload"]["data"]["users"]["id"].clone())
             .collect::<Vec<_>>()
     };
-    assert_eq!(ids(&mut reg, "fast"), (0..5).map(|n| json!(n)).collect::<Vec<_>>());
-    assert_eq!(ids(&mut reg, "slow"), vec![json!(0), json!(1)], "a burst of two");
+    assert_eq!(
+        ids(&mut reg, "fast"),
+        (0..5).map(|n| json!(n)).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        ids(&mut reg, "slow"),
+        vec![json!(0), json!(1)],
+        "a burst of two"
+    );
     assert_eq!(reg.metrics.frames_held, 3);
     let due = reg.release_held();
-    assert!(due.is_some_and(|d| d > throttle::monotonic()), "the next slot is ahead");
+    assert!(
+        due.is_some_and(|d| d > throttle::monotonic()),
+        "the next slot is ahead"
+    );
     assert_eq!(ids(&mut reg, "slow"), Vec::<Value>::new());
     std::thread::sleep(std::time::Duration::from_millis(520));
     reg.release_held();
-    assert_eq!(ids(&mut reg, "slow"), vec![json!(2)], "one slot later, the next in order");
+    assert_eq!(
+        ids(&mut reg, "slow"),
+        vec![json!(2)],
+        "one slot later, the next in order"
+    );
 }
 
 #[test]
@@ -719,13 +733,23 @@ fn a_conflated_max_rate_holds_only_the_latest_and_too_many_held_lag() {
         reg.dispatch(&event("users", json!({"id": n}), None, None));
     }
     let first = next_json(&mut reg, "latest");
-    assert_eq!(first.map(|m| m["payload"]["data"]["users"]["id"].clone()), Some(json!(0)));
-    assert_eq!(next_json(&mut reg, "latest"), None, "the rest waits: only the latest");
+    assert_eq!(
+        first.map(|m| m["payload"]["data"]["users"]["id"].clone()),
+        Some(json!(0))
+    );
+    assert_eq!(
+        next_json(&mut reg, "latest"),
+        None,
+        "the rest waits: only the latest"
+    );
     // `every` held more than its connection's bound: it lagged.
     let mut every = std::iter::from_fn(|| next_json(&mut reg, "every"));
     assert_eq!(every.next().map(|m| m["type"].clone()), Some(json!("next")));
     let lagged = every.next().unwrap_or_default();
     assert_eq!(lagged["type"], json!("error"));
-    assert_eq!(lagged["payload"][0]["extensions"]["code"], json!("EVENTS_LAGGED"));
+    assert_eq!(
+        lagged["payload"][0]["extensions"]["code"],
+        json!("EVENTS_LAGGED")
+    );
     assert!(reg.is_active("latest") && !reg.is_active("every"));
 }
