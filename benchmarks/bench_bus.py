@@ -196,6 +196,15 @@ def ingest(url: str, events: int) -> dict[str, Any]:
     }
 
 
+def write_report(out: Path, stem: str, results: dict[str, Any], lines: list[str]) -> None:
+    """Writes `results` as `out/STEM.json` and the table `lines` as `out/STEM.md`, and prints
+    the table."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bus", choices=[*BUSES, "all"], default="all")
@@ -216,8 +225,6 @@ def main() -> None:
         results["postgresql-sql"] = {
             "latency": asyncio.run(latency(url, args.rate, args.seconds, via_sql=True)),
         }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "bus.json").write_text(json.dumps(results, indent=2) + "\n")
     lines = [
         f"# Bus benchmarks ({results['date']})",
         "",
@@ -236,8 +243,7 @@ def main() -> None:
             f"{lat['max_ms']:.2f} ms | {lat['received']}/{lat['events']} | "
             f"{ingest_text} |"
         )
-    (args.out / "bus.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_report(args.out, "bus", results, lines)
 
 
 if __name__ == "__main__":

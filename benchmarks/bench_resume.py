@@ -24,7 +24,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from bench_bus import BUSES, QUERY, RESULTS, config, percentile, start_ticker, wait_up
+from bench_bus import (
+    BUSES,
+    QUERY,
+    RESULTS,
+    config,
+    percentile,
+    start_ticker,
+    wait_up,
+    write_report,
+)
 from websockets.asyncio.client import ClientConnection, connect
 
 from fraiseql_core_rs import PySubscriptionExecutor
@@ -110,8 +119,6 @@ def main() -> None:
     results: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M:%S")}
     for name in names:
         results[name] = asyncio.run(trials(BUSES.get(name, "memory"), args.trials))
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "resume.json").write_text(json.dumps(results, indent=2) + "\n")
     lines = [
         f"# Resume latency ({results['date']})",
         "",
@@ -127,8 +134,7 @@ def main() -> None:
             f"| {name} | {r['first_p50_ms']:.2f} ms | {r['first_p90_ms']:.2f} ms | "
             f"{r['last_p50_ms']:.2f} ms | {r['last_p90_ms']:.2f} ms |"
         )
-    (args.out / "resume.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_report(args.out, "resume", results, lines)
 
 
 if __name__ == "__main__":
