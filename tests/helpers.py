@@ -29,9 +29,10 @@ ROOT = Path(__file__).parent.parent
 README = ROOT / "README.md"
 
 
-def python_block(heading: str) -> str:
-    """The first ```python block of the README after `heading`."""
-    text = README.read_text()
+def python_block(heading: str, source: Path = README) -> str:
+    """The first ```python block of `source` (the README, or a page of docs/) after
+    `heading`."""
+    text = source.read_text()
     section = text[text.index(heading) :]
     match = re.search(r"```python\n(.*?)```", section, re.DOTALL)
     assert match is not None

@@ -1,5 +1,5 @@
-"""The README's code runs as written: the quick start serves a subscription end to end, and the
-core example produces its frame."""
+"""The README's code, and the token refresh guide's, runs as written: the quick start serves a
+subscription end to end, and the core example produces its frame."""
 
 from __future__ import annotations
 
@@ -7,7 +7,14 @@ import asyncio
 from typing import Any
 
 import pytest
-from helpers import assert_quick_start_delivers, python_block, running_server, until, ws_client
+from helpers import (
+    ROOT,
+    assert_quick_start_delivers,
+    python_block,
+    running_server,
+    until,
+    ws_client,
+)
 
 
 @pytest.mark.anyio
@@ -93,8 +100,8 @@ async def test_token_refresh_example_renews_a_live_connection() -> None:
         "decode_token": decode_token,
         "SubscriptionRouterFactory": SubscriptionRouterFactory,
     }
-    section = "## Tokens that expire, and refreshing them on a live socket"
-    exec(compile(python_block(section), "README.md", "exec"), namespace)
+    page = ROOT / "docs" / "guides" / "token-refresh.md"
+    exec(compile(python_block("# Token refresh", page), str(page), "exec"), namespace)
     async with running_server(app) as address, ws_client(address) as client:
         assert (await client.init({"token": "first"}))["type"] == "connection_ack"
         await client.subscribe("1", COUNTER)
