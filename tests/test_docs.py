@@ -21,7 +21,10 @@ from helpers import ROOT, running_server, until, ws_client
 DOCS = ROOT / "docs"
 TUTORIAL = DOCS / "examples" / "tutorial"
 #: Pages whose Python blocks a test runs as they stand (the test that does).
-RUN_IN_PLACE = {"guides/token-refresh.md": "tests/test_readme.py"}
+RUN_IN_PLACE = {
+    "guides/token-refresh.md": "tests/test_readme.py",
+    "guides/testing.md": "tests/test_readme.py",
+}
 
 
 def load(name: str) -> ModuleType:

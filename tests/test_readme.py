@@ -40,7 +40,8 @@ async def test_testing_example_passes(monkeypatch: pytest.MonkeyPatch) -> None:
     module.__dict__.update(quick_start)
     monkeypatch.setitem(sys.modules, "app", module)
     namespace: dict[str, Any] = {"__name__": "readme_testing"}
-    exec(compile(python_block("## Testing your subscriptions"), "README.md", "exec"), namespace)
+    page = ROOT / "docs" / "guides" / "testing.md"
+    exec(compile(python_block("# Testing your subscriptions", page), str(page), "exec"), namespace)
     await namespace["test_message_posted"]()
 
 
