@@ -837,8 +837,13 @@ impl PySubscriptionExecutor {
 impl PySubscriptionExecutor {
     /// Starts the resume of subscription `key` after `cursor`: from the in-memory history at
     /// once, or by asking the bus for a replay (its events arrive with the bus's others).
-    fn resume(&self, py: Python<'_>, key: SubKey, channel: &str, cursor: &str) -> PyResult<()> {
-        let cursor = position::Cursor::parse(cursor).map_err(PyValueError::new_err)?;
+    fn resume(
+        &self,
+        py: Python<'_>,
+        key: SubKey,
+        channel: &str,
+        cursor: position::Cursor,
+    ) -> PyResult<()> {
         let kind = match &self.config {
             EventBusConfig::Memory { .. } => BusKind::Memory,
             EventBusConfig::Redis { .. } => BusKind::Redis,
@@ -1121,9 +1126,10 @@ impl PySubscriptionExecutor {
                 "max_rate must be a positive number of events per second",
             ));
         }
-        if let Some(cursor) = resume_from {
-            position::Cursor::parse(cursor).map_err(PyValueError::new_err)?;
-        }
+        let resume_from = resume_from
+            .map(position::Cursor::parse)
+            .transpose()
+            .map_err(PyValueError::new_err)?;
         let vars = to_json_map(variables, "variables")?;
         let args = match arguments.filter(|a| !a.is_none()) {
             Some(a) => Some(to_json_map(Some(a), "arguments")?),

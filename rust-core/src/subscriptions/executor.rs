@@ -978,6 +978,7 @@ impl<R: Clone, W> Registry<R, W> {
             };
             let conn_idx = sub.conn;
             let throttled = sub.throttle.is_some();
+            let conflated = sub.conflate && sub.queued > 0;
             let body = match cursor {
                 // An SSE event's id is its cursor: what the browser sends back as Last-Event-ID.
                 Some(c) if sub.envelope.has_event_ids() => {
@@ -992,7 +993,7 @@ impl<R: Clone, W> Registry<R, W> {
             let sent = if throttled {
                 self.throttled_next(key, conn_idx, body, published)
             } else {
-                self.send_next(key, conn_idx, body, published)
+                self.send_next(key, conn_idx, body, published, conflated)
             };
             if sent {
                 delivered += 1;
@@ -1002,13 +1003,16 @@ impl<R: Clone, W> Registry<R, W> {
         delivered
     }
 
-    /// Queues a `next` for `key` (in the place of the one still queued when it conflates).
+    /// Queues a `next` for `key` (`conflated`: in the place of its `next` still queued).
     /// False when it was not queued (the subscription lagged and ended).
-    fn send_next(&mut self, key: SubKey, conn_idx: u32, body: FrameBody, published: f64) -> bool {
-        let conflated = self
-            .subs
-            .get(key.idx, key.gen)
-            .is_some_and(|s| s.conflate && s.queued > 0);
+    fn send_next(
+        &mut self,
+        key: SubKey,
+        conn_idx: u32,
+        body: FrameBody,
+        published: f64,
+        conflated: bool,
+    ) -> bool {
         let body = if conflated {
             match self.conflate(key, conn_idx, body, published) {
                 Ok(()) => return true,
@@ -1040,7 +1044,8 @@ impl<R: Clone, W> Registry<R, W> {
             return false;
         };
         if t.admit(now) {
-            return self.send_next(key, conn_idx, body, published);
+            let conflated = conflate && queued > 0;
+            return self.send_next(key, conn_idx, body, published, conflated);
         }
         if conflate {
             if let Some(latest) = t.held.back_mut() {
@@ -1074,18 +1079,18 @@ impl<R: Clone, W> Registry<R, W> {
             loop {
                 let released = match self.subs.get_mut(key.idx, key.gen) {
                     Some(sub) if !sub.ended => {
-                        let conn = sub.conn;
+                        let (conn, conflated) = (sub.conn, sub.conflate && sub.queued > 0);
                         sub.throttle
                             .as_mut()
-                            .map(|t| (conn, t.release(now), t.due()))
+                            .map(|t| (conn, conflated, t.release(now), t.due()))
                     }
                     _ => None,
                 };
                 match released {
-                    Some((conn, Some((body, published)), _)) => {
-                        self.send_next(key, conn, body, published);
+                    Some((conn, conflated, Some((body, published)), _)) => {
+                        self.send_next(key, conn, body, published, conflated);
                     }
-                    Some((_, None, Some(due))) => {
+                    Some((_, _, None, Some(due))) => {
                         next = Some(next.map_or(due, |n| n.min(due)));
                         break;
                     }
