@@ -23,7 +23,7 @@ from .error_formatting import ErrorFormatter
 from .field import Scope, SubscriptionField
 from .limits import Limit, Limits, Quotas
 from .resolvers import StreamResolver, run_stream
-from .resume import Resume, resume_request
+from .resume import NO_RESUME, resume_request
 from .schema import PreparedOperation, SubscriptionSchema
 
 __all__ = ["Connection", "ConnectionServices", "Envelope"]
@@ -138,7 +138,7 @@ class Connection:
         if isinstance(resume, GraphQLError):
             return [resume]
         if field.is_stream and resume.positions:
-            resume = Resume()  # its events come from its own generator: no history to resume
+            resume = NO_RESUME  # its events come from its own generator: no history
         context = self.context
         denied = _authorization_error(field, context)
         if denied:

@@ -1260,6 +1260,8 @@ impl Listener {
                              attempts; reading the events missed meanwhile",
                             self.server
                         ));
+                        // A table made anew meanwhile starts another history.
+                        self.epoch.clone_from(&c.epoch);
                         conn = Some(c);
                         attempt = 0;
                         must_read = true;
@@ -1360,7 +1362,6 @@ impl Listener {
         if !self.joining.is_empty() {
             self.catch_up(c).await?;
         }
-        self.epoch.clone_from(&c.epoch);
         if replays.is_empty() {
             return if read { self.read(c).await } else { Ok(false) };
         }

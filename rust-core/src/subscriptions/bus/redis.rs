@@ -676,7 +676,7 @@ impl Listener {
     /// This Redis's history epoch, made if it has none.
     async fn read_epoch(&self, conn: &mut MultiplexedConnection) -> redis::RedisResult<String> {
         let key = format!("{}epoch", self.prefix);
-        let (_, epoch): ((), String) = redis::pipe()
+        let (epoch,): (String,) = redis::pipe()
             .cmd("SET")
             .arg(&key)
             .arg(position::random_epoch())
@@ -685,8 +685,7 @@ impl Listener {
             .cmd("GET")
             .arg(&key)
             .query_async(conn)
-            .await
-            .map(|(epoch,): (String,)| ((), epoch))?;
+            .await?;
         Ok(epoch)
     }
 
