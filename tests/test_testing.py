@@ -188,10 +188,10 @@ async def test_server_close_surfaces_in_next(mode: str) -> None:
 @MODES
 async def test_timeouts_raise_instead_of_hanging(mode: str) -> None:
     async with client_for(mode) as (client, _):
-        # Short waits only once connected: on a loaded machine the app's startup and accept
-        # may take longer than the wait under test.
-        client.timeout = 0.2
+        # Short waits only once subscribed: on a loaded machine the app's startup, accept
+        # and the subscribe's round trip may take longer than the wait under test.
         sub = await client.subscribe(ROOM, {"r": "1"})
+        client.timeout = 0.2
         started = time.monotonic()
         with pytest.raises(TimeoutError, match="no message for operation 1"):
             await sub.next()
