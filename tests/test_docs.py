@@ -16,7 +16,7 @@ from types import ModuleType
 
 import httpx
 import pytest
-from helpers import ROOT, running_server, until, ws_client
+from helpers import ROOT, node_client, running_server, until, ws_client
 
 DOCS = ROOT / "docs"
 TUTORIAL = DOCS / "examples" / "tutorial"
@@ -105,3 +105,26 @@ async def test_tutorial_step_2_keeps_tenants_apart_with_its_client(
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await listener
+
+
+@pytest.mark.anyio
+async def test_tutorial_step_3_is_a_chat_in_the_browser(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three windows of the tutorial's page: alice and bob of acme, carol of globex, all in
+    the lobby. Bob sends "hi": both acme windows show it, carol's shows nothing."""
+    monkeypatch.syspath_prepend(str(TUTORIAL))
+    monkeypatch.delitem(sys.modules, "step2_app", raising=False)
+    step = load("step3_app")
+    async with (
+        running_server(step.app) as address,
+        node_client(
+            "tutorial_chat.mjs", f"http://{address}/", "bob", "alice", "bob", "carol"
+        ) as browser,
+    ):
+        await browser.expect("joined", timeout=40)
+        await until(lambda: step.manager.get_metrics()["subscribers"] == 3)
+        await browser.tell("send")
+        await until(lambda: step.manager.get_metrics()["events_published"] == 1)
+        await asyncio.sleep(0.3)  # what carol's window would show, were it sent to her
+        await browser.tell("read")
+        seen = await browser.expect("seen")
+    assert seen["messages"] == {"alice": ["bob: hi"], "bob": ["bob: hi"], "carol": []}
