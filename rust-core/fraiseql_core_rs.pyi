@@ -113,6 +113,10 @@ class Metrics(TypedDict):
     resolver_skips: int
     queue_overflows: int
     frames_dropped: int
+    frames_conflated: int
+    frames_held: int
+    events_replayed: int
+    resume_gaps: int
     pending_resolutions: int
     native_sockets: int
     bus_type: str
@@ -125,10 +129,10 @@ class Metrics(TypedDict):
     bus_published: NotRequired[int]
     bus_received: NotRequired[int]
     bus_replayed: NotRequired[int]
-    bus_duplicates_dropped: NotRequired[int]
+    bus_duplicates_dropped: NotRequired[int]  # Redis only
     bus_lag_ms: NotRequired[int]
     bus_publish_queue: NotRequired[int]
-    bus_channels: NotRequired[int]
+    bus_channels: NotRequired[int]  # PostgreSQL only
 
 @final
 class PySubscriptionExecutor:

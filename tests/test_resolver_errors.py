@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import traceback
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -130,6 +131,25 @@ async def test_an_exception_is_masked_logged_once_and_the_stream_goes_on(
     assert record.levelno == logging.ERROR and "messagePosted" in record.getMessage()
     assert record.exc_info is not None and str(record.exc_info[1]) == SECRET
     assert "test_resolver_errors.py" in caplog.text, "with its traceback"
+
+
+@pytest.mark.parametrize("field", ["messagePosted", "requiredMessage"])
+async def test_the_log_has_the_traceback_of_a_sync_or_async_resolver(
+    field: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`messagePosted` is an `async def`, `requiredMessage` a `def`: the core calls the second
+    itself, and its exception reaches the log with the frames it was raised through."""
+    caplog.set_level(logging.ERROR, logger="fraiseql_fastapi")
+    async with server() as (address, manager), ws_client(address) as c:
+        await c.init()
+        await c.subscribe("1", f"subscription {{ {field} {{ id }} }}")
+        await until(lambda: manager.get_metrics()["subscribers"] == 1)
+        await manager.publish("room", {"fail": "secret"})
+        await c.receive()
+    (record,) = [r for r in caplog.records if r.name == "fraiseql_fastapi"]
+    assert record.exc_info is not None
+    frames = [frame.f_code.co_name for frame, _ in traceback.walk_tb(record.exc_info[2])]
+    assert "outcome" in frames, frames
 
 
 async def test_a_graphql_error_goes_out_as_raised_and_unmasking_is_for_development() -> None:

@@ -307,9 +307,10 @@ impl Shared {
         let Some(hook) = &self.format_error else {
             return masked_error();
         };
+        // `into_value` attaches the traceback, so that the hook logs where the resolver failed.
         let formatted = hook
             .bind(py)
-            .call1((err.value(py), field))
+            .call1((err.clone_ref(py).into_value(py), field))
             .and_then(|answer| field_error_of(&answer));
         formatted.unwrap_or_else(|hook_err| {
             hook_err.write_unraisable(py, Some(hook.bind(py)));
