@@ -64,6 +64,7 @@ def ticks(event: Any, channel: str) -> Tick:
     return Tick(id=data["id"], channel=event.channel, value=data["value"], ts=data.get("ts"))
 
 
+# --8<-- [start:adapter]
 class WebsocketsAdapter:
     """`WebSocketAdapter` over a `websockets.asyncio.server.ServerConnection`.
 
@@ -112,6 +113,10 @@ class WebsocketsAdapter:
         await self._connection.close(code, reason)
 
 
+# --8<-- [end:adapter]
+
+
+# --8<-- [start:serve]
 def select_subprotocol(
     options: ProtocolOptions | None, connection: ServerConnection, offered: Sequence[Subprotocol]
 ) -> Subprotocol | None:
@@ -170,6 +175,9 @@ async def running_server(
         finally:
             # Before the library closes the sockets: every operation gets `complete`, then 1001.
             await manager.stop()
+
+
+# --8<-- [end:serve]
 
 
 async def publish_ticks(

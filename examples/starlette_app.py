@@ -64,6 +64,7 @@ def parse_publish(body: Any) -> tuple[str, dict[str, Any]]:
     }
 
 
+# --8<-- [start:create_app]
 def create_app(
     bus: EventBusConfig | None = None, graphiql_assets_url: str | None = None
 ) -> Starlette:
@@ -89,6 +90,9 @@ def create_app(
     app.state.manager = manager
     assets = graphiql_assets_url or os.environ.get("FRAISEQL_GRAPHIQL_ASSETS") or None
     return create_subscription_app(app, manager, path="/graphql", graphiql_assets_url=assets)
+
+
+# --8<-- [end:create_app]
 
 
 app = create_app()

@@ -15,6 +15,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,32 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+def end(process: subprocess.Popen[Any], timeout: float = 10.0) -> None:
+    """Terminates `process` unless it has exited, and waits for it; killed after `timeout`."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def wait_for_redis(client: Any, process: subprocess.Popen[Any], timeout: float = 10.0) -> None:
+    """Until the redis-server `process` just started answers `client`'s PING;
+    AssertionError if it exits first or does not answer within `timeout`."""
+    import redis
+
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(redis.ConnectionError):
+            if client.ping():
+                return
+        assert process.poll() is None, "redis-server exited"
+        assert time.monotonic() < deadline, "redis-server did not answer"
+        time.sleep(0.05)
 
 
 async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
@@ -383,13 +410,7 @@ def ticker_server(
     try:
         yield f"127.0.0.1:{port}", process
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        end(process)
 
 
 @contextlib.contextmanager

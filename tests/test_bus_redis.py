@@ -4,7 +4,6 @@ connection is killed, the listener set following the subscriptions, and clear er
 
 from __future__ import annotations
 
-import contextlib
 import json
 import select
 import subprocess
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from helpers import free_port
+from helpers import free_port, wait_for_redis
 
 from fraiseql_core_rs import PyEventBusConfig, PySubscriptionExecutor
 
@@ -235,13 +234,8 @@ def own_redis(tmp_path: Path) -> Iterator[tuple[str, Callable[[], None]]]:
     def start() -> None:
         process.append(subprocess.Popen(command, stdout=subprocess.DEVNULL))
         client = redis.Redis(port=port, password="pw")
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with contextlib.suppress(redis.ConnectionError):
-                if client.ping():
-                    return
-            time.sleep(0.05)
-        raise AssertionError("redis-server did not start")
+        wait_for_redis(client, process[-1])
+        client.close()
 
     def restart() -> None:
         process[-1].terminate()

@@ -372,8 +372,8 @@ async def test_an_sse_request_with_new_credentials_extends_its_stream() -> None:
 
 @js_clients
 async def test_graphql_ws_client_refreshes_its_token_on_the_live_socket() -> None:
-    """The README's recipe: graphql-ws's `createClient`, the socket from its `connected`
-    event, a ping with the new token before the old one expires."""
+    """The token refresh guide's recipe: graphql-ws's `createClient`, the socket from its
+    `connected` event, a ping with the new token before the old one expires."""
     async with (
         server() as (address, manager),
         node_client("graphql_ws_client.mjs", f"ws://{address}/graphql", "refresh") as node,

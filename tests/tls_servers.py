@@ -19,7 +19,7 @@ from pathlib import Path
 
 import psycopg
 import redis
-from helpers import free_port
+from helpers import end, free_port, wait_for_redis
 
 #: What the server certificates are for.
 SERVER_NAME = "localhost"
@@ -109,20 +109,11 @@ def tls_redis(certs: Certificates, directory: Path) -> Iterator[TlsRedis]:
     )  # fmt: skip
     try:
         client = server.client()
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise
-                time.sleep(0.05)
+        wait_for_redis(client, process)
         client.close()
         yield server
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        end(process)
 
 
 @dataclass(frozen=True)

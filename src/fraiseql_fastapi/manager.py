@@ -178,9 +178,11 @@ class SubscriptionManager:
                 loop.add_reader(fd, self._on_bus_events)
 
     async def install_sql(self) -> None:
-        """PostgreSQL bus: creates the events table and the `fraiseql_publish(channel,
-        event_type, data, tenant_id, user_id)` SQL function that lets any transaction or
-        trigger publish (delivered only if it commits). Idempotent; `start()` does it too."""
+        """PostgreSQL bus: creates the `{channel_prefix}_events` table and the
+        `{channel_prefix}_publish(channel, event_type, data, tenant_id, user_id)` SQL function
+        (`fraiseql_publish` with the default prefix) that lets any transaction or trigger
+        publish (delivered only if it commits). Idempotent; `start()` does it too. It connects
+        the bus as `start()` does: a script that only installs calls `stop()` after."""
         if self.executor.config.bus_type != "postgresql":
             raise RuntimeError("install_sql() is for the PostgreSQL bus")
         await asyncio.get_running_loop().run_in_executor(None, self.executor.start_bus)

@@ -7,9 +7,9 @@
 // one per line, on stdin. Scenarios:
 //   refresh  connectionParams {token: "short"}, subscribe to `counter` and print each `next`;
 //            on "refresh TOKEN", send a `ping` carrying {token: TOKEN} on the live socket
-//            (the README's recipe) and print the `pong` with its payload; print `closed`
+//            (the token refresh guide's recipe) and print the `pong` with its payload; print `closed`
 //            with the close code and reason; on "exit", exit.
-//   resume   the README's resume recipe: subscribe to `counter` asking for cursors, keep the
+//   resume   the resume guide's recipe: subscribe to `counter` asking for cursors, keep the
 //            last one in the payload, and let the client reconnect and resubscribe with it;
 //            print each `next` (data) and `connected`; on "kill", end the socket abruptly
 //            (no close frame, as a network drop does); on "exit", exit.
