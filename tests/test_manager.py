@@ -148,3 +148,15 @@ async def test_on_connect_failure_is_an_internal_error() -> None:
     async with serve() as (address, _), ws_client(address) as c:
         await c.send({"type": "connection_init", "payload": {"token": "boom"}})
         assert await c.closed_with() == (4500, "Internal server error")
+
+
+async def test_a_manager_without_subscriptions_publishes_and_answers_queries() -> None:
+    """An application that only publishes (or a script that installs the SQL) needs no
+    subscription of its own."""
+    manager = SubscriptionManager(subscriptions=[])
+    await manager.start()
+    try:
+        assert await manager.publish("room:1", {"text": "hi"}) == 0
+        assert "type Subscription" not in manager.print_schema()
+    finally:
+        await manager.stop()

@@ -34,6 +34,7 @@ from typing_extensions import NotRequired
 from fraiseql_fastapi.conversion import args_to_json, from_graphql_args, to_jsonable
 from fraiseql_fastapi.decorator import SubscriptionField, SubscriptionRegistry, subscription
 from fraiseql_fastapi.errors import SubscriptionDefinitionError
+from fraiseql_fastapi.hints import JSON
 from fraiseql_fastapi.names import ID, camel_case
 from fraiseql_fastapi.scalars import GraphQLDate, GraphQLDateTime, GraphQLUUID, PythonEnumType
 from fraiseql_fastapi.schema import PreparedOperation, SubscriptionSchema, _describe_reachable
@@ -283,6 +284,29 @@ def test_type_info_of_interfaces_lists_fields_and_possible_types() -> None:
         "possible_types": ["User"],
     }
     assert described["User"]["fields"]["name"] == {"type": "String", "source": "name"}
+
+
+def test_output_fields_that_default_to_none_are_nullable() -> None:
+    """As the inputs are: a field whose default is None may hold None."""
+    own = SubscriptionRegistry()
+
+    @dataclasses.dataclass
+    class Venue:
+        name: str
+        city: str = None  # type: ignore[assignment]
+
+    class Trade(BaseModel):
+        price: int
+        venue: Venue = None  # type: ignore[assignment]
+        note: JSON = None
+
+    @subscription(channel="trades", registry=own)
+    def trades(event: Any) -> Trade:
+        return Trade(price=1)
+
+    sdl = SubscriptionSchema(own.fields).print_schema()
+    assert "type Venue {\n  name: String!\n  city: String\n}" in sdl
+    assert "type Trade {\n  price: Int!\n  venue: Venue\n  note: JSON\n}" in sdl
 
 
 def test_a_schema_without_subscriptions_still_answers_queries() -> None:

@@ -84,11 +84,14 @@ class SubscriptionManager:
             limited=limited,
         )
         self.errors = ErrorFormatter(mask_errors=mask_errors, format_error=format_error)
+        type_info = self.schema.core_type_info()
         self.executor = PySubscriptionExecutor(
             bus,
             max_queue=max_queue,
             overflow_policy=overflow_policy,  # type: ignore[arg-type]
-            schema=self.schema.core_type_info(),
+            # No subscriptions (an application that only publishes, or installs the SQL): there
+            # is nothing to describe to the core.
+            schema=type_info if type_info["subscription_type"] is not None else None,
             format_error=self.errors.resolver_error,
         )
         self._services = ConnectionServices(

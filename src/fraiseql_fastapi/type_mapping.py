@@ -226,7 +226,10 @@ class TypeMapper:
 
     def _output_field(self, spec: FieldSpec) -> GraphQLField:
         return GraphQLField(
-            self.output_type(spec.output_annotation, nullable=spec.omittable),
+            # A field that defaults to None may hold None, as an input field may (see above).
+            self.output_type(
+                spec.output_annotation, nullable=spec.omittable or spec.default is None
+            ),
             resolve=_attribute_resolver(spec.python_name, spec.source_key),
             description=spec.description,
             extensions={"python_name": spec.python_name, "source_key": spec.source_key},

@@ -7,14 +7,12 @@ python install.py postgresql://migrator@127.0.0.1/app
 import asyncio
 import sys
 
-from app import registry  # the application's subscriptions (a manager needs at least one)
-
 from fraiseql_fastapi import EventBusConfig, SubscriptionManager
 
 
 async def install(database_url: str) -> None:
     bus = EventBusConfig.postgresql(database_url)  # the application's channel_prefix, if any
-    manager = SubscriptionManager(bus, subscriptions=registry.fields)
+    manager = SubscriptionManager(bus, subscriptions=[])  # it only installs
     await manager.install_sql()  # idempotent: a schema already up to date is left alone
     await manager.stop()  # install_sql() leaves the bus connected: disconnect
 
