@@ -519,3 +519,28 @@ def test_benchmark_commands_run(tmp_path: Path) -> None:
     assert (report / "suite.md").read_text() == (RESULTS / "suite.md").read_text()
     for plot in RESULTS.glob("*.png"):
         assert (report / plot.name).is_file(), plot.name
+
+
+# ----- close codes and error codes -----------------------------------------------------------
+
+CODES = ROOT / "docs" / "reference" / "codes.md"
+
+
+def test_codes_page_lists_every_close_code_and_error_code_sent() -> None:
+    """Every close code of `CloseCode` (but 1006, which only a client reports) and every
+    `extensions.code` the package or the core writes is in the page's tables."""
+    from fraiseql_fastapi.http_abstraction import CloseCode
+
+    page = CODES.read_text()
+    closes = {int(code) for code in re.findall(r"^\| (\d{4}) \|", page, re.M)}
+    assert closes == {int(code) for code in CloseCode} - {1006}
+    errors = set(re.findall(r"`([A-Z_]{4,})`", page.split("## GraphQL error codes")[1]))
+    written: set[str] = set()
+    sources = [*(ROOT / "src").rglob("*.py"), *(ROOT / "rust-core" / "src").rglob("*.rs")]
+    for source in sources:
+        if source.name != "tests.rs":
+            text = source.read_text()
+            written |= set(re.findall(r'"code"[^"\n]{0,40}"([A-Z_]+)"', text))
+            written |= set(re.findall(r'pub const \w+: &str = "([A-Z_]+)"', text))
+    assert "RESUME_GAP" in written and "EVENTS_LAGGED" in written  # the patterns find the core's
+    assert errors == written
