@@ -318,3 +318,17 @@ def test_publishers_leave_expiring_keys_and_scripts_go_by_sha(
         a.stop_bus()
         b.stop_bus()
         server.close()
+
+
+@pytest.mark.parametrize("trial", range(5))
+def test_events_queued_at_stop_are_sent_before_it_returns(
+    group: str, server: redis.Redis, trial: int
+) -> None:
+    """`stop_bus()` right after a burst of publishes (the manager's shutdown): every event
+    queued for Redis is in its stream once it returns."""
+    ex = executor(group)
+    count = 5_000
+    for n in range(count):
+        ex.publish_event(event_type="tick", channel="burst", data={"id": str(n)})
+    ex.stop_bus()
+    assert server.xlen(f"fraiseql:{group}:s:burst") == count

@@ -372,6 +372,9 @@ async fn backoff(attempt: &mut u32, shutdown: &mut watch::Receiver<bool>) -> boo
     }
 }
 
+/// Events sent to Redis in one pipeline.
+const PUBLISH_BATCH: usize = 512;
+
 struct Publisher {
     client: redis::Client,
     /// The server, for log records (password masked).
@@ -394,9 +397,20 @@ impl Publisher {
         let mut next_seq: u64 = 1;
         loop {
             if batch.is_empty() {
-                tokio::select! {
-                    got = queue.recv_many(&mut batch, 512) => if got == 0 { return },
-                    _ = shutdown.changed() => return,
+                if *shutdown.borrow() {
+                    // Flush what was queued before stop() (which waits up to 2 s), then end.
+                    while batch.len() < PUBLISH_BATCH {
+                        let Ok(message) = queue.try_recv() else { break };
+                        batch.push(message);
+                    }
+                    if batch.is_empty() {
+                        return;
+                    }
+                } else {
+                    tokio::select! {
+                        got = queue.recv_many(&mut batch, PUBLISH_BATCH) => if got == 0 { return },
+                        changed = shutdown.changed() => if changed.is_err() { return } else { continue },
+                    }
                 }
             }
             // Numbered once, so a retry of the batch carries the same numbers.
