@@ -527,3 +527,30 @@ def test_retention_is_configurable(tag: str, db: psycopg.Connection) -> None:
     finally:
         short.stop_bus()
         long.stop_bus()
+
+
+@pytest.mark.anyio
+async def test_install_sql_leaves_a_manager_that_is_not_started_disconnected(
+    db: psycopg.Connection, tag: str
+) -> None:
+    """A migration script's `install_sql()`: the table and function exist afterwards, and the
+    bus is disconnected again (no threads or connections left behind)."""
+    from fraiseql_fastapi import EventBusConfig, SubscriptionManager
+
+    prefix = f"inst_{tag}"
+    bus = EventBusConfig.postgresql(dsn(prefix), channel_prefix=prefix)
+    manager = SubscriptionManager(bus, subscriptions=[])
+    try:
+        await manager.install_sql()
+        assert one(db, "SELECT to_regclass(%s) IS NOT NULL", (f"{prefix}_events",))
+        assert manager.get_metrics()["bus_connected"] is False
+        sessions = "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s"
+        deadline = time.monotonic() + 5
+        while one(db, sessions, (prefix,)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert one(db, sessions, (prefix,)) == 0
+    finally:
+        for table in ("events", "event_marks"):
+            db.execute(f"DROP TABLE IF EXISTS {prefix}_{table} CASCADE")
+        for function in ("publish", "prune"):
+            db.execute(f"DROP FUNCTION IF EXISTS {prefix}_{function} CASCADE")

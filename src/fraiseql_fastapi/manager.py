@@ -104,6 +104,8 @@ class SubscriptionManager:
             positions=positions,
         )
         self._previous_signal_handlers: dict[int, Any] = {}
+        #: Between `start()` and `stop()`: the bus is connected and read.
+        self._serving_bus = False
 
     @property
     def connections_closed(self) -> collections.Counter[int]:
@@ -176,6 +178,7 @@ class SubscriptionManager:
         if self.executor.config.bus_type != "memory":
             # Connecting blocks (and fails here, naming the server): not on the event loop.
             await loop.run_in_executor(None, self.executor.start_bus)
+            self._serving_bus = True
             fd = self.executor.bus_fd
             if fd is not None:
                 loop.add_reader(fd, self._on_bus_events)
@@ -184,11 +187,14 @@ class SubscriptionManager:
         """PostgreSQL bus: creates the `{channel_prefix}_events` table and the
         `{channel_prefix}_publish(channel, event_type, data, tenant_id, user_id)` SQL function
         (`fraiseql_publish` with the default prefix) that lets any transaction or trigger
-        publish (delivered only if it commits). Idempotent; `start()` does it too. It connects
-        the bus as `start()` does: a script that only installs calls `stop()` after."""
+        publish (delivered only if it commits). Idempotent; `start()` does it too. A manager
+        not started (a migration script) is left as it was: disconnected."""
         if self.executor.config.bus_type != "postgresql":
             raise RuntimeError("install_sql() is for the PostgreSQL bus")
-        await asyncio.get_running_loop().run_in_executor(None, self.executor.start_bus)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self.executor.start_bus)
+        if not self._serving_bus:
+            await loop.run_in_executor(None, self.executor.stop_bus)
 
     async def stop(self, timeout: float = 5.0) -> None:
         """Completes every operation and closes every connection with 1001."""
@@ -206,6 +212,7 @@ class SubscriptionManager:
             stream.cancel()
         if streams:  # so that every generator's `finally` runs before the loop stops
             await asyncio.wait(streams, timeout=timeout)
+        self._serving_bus = False
         fd = self.executor.bus_fd
         if fd is not None:
             loop = asyncio.get_running_loop()

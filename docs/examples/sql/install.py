@@ -14,7 +14,6 @@ async def install(database_url: str) -> None:
     bus = EventBusConfig.postgresql(database_url)  # the application's channel_prefix, if any
     manager = SubscriptionManager(bus, subscriptions=[])  # it only installs
     await manager.install_sql()  # idempotent: a schema already up to date is left alone
-    await manager.stop()  # install_sql() leaves the bus connected: disconnect
 
 
 if __name__ == "__main__":
