@@ -166,3 +166,14 @@ async def test_tutorial_step_3_is_a_chat_in_the_browser(monkeypatch: pytest.Monk
         await browser.tell("read")
         seen = await browser.expect("seen")
     assert seen["messages"] == {"alice": ["bob: hi"], "bob": ["bob: hi"], "carol": []}
+
+
+def test_the_readme_links_to_pages_that_exist() -> None:
+    readme = (ROOT / "README.md").read_text()
+    links = re.findall(r"\]\(((?:docs|benchmarks|examples)/[^)#]+)", readme)
+    assert len(links) > 20
+    missing = [link for link in links if not (ROOT / link).exists()]
+    assert not missing
+    pages = {page.relative_to(ROOT).as_posix() for page in DOCS.rglob("*.md")}
+    linked = {link for link in links if link.startswith("docs/")}
+    assert pages - linked == set(), "a page of the site the README does not list"
