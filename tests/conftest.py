@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -48,6 +50,23 @@ def postgres_tls(certificates: Certificates) -> Iterator[TlsPostgres]:
     """A PostgreSQL cluster of the tests' own with ssl=on."""
     with tls_postgres(certificates) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def built_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The documentation site, built once in strict mode (no broken link or reference); its
+    directory."""
+    site = tmp_path_factory.mktemp("site")
+    completed = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+    )
+    assert completed.returncode == 0, completed.stderr
+    return site
 
 
 RUST_CLIENT_CRATE = ROOT / "benchmarks" / "load-client"
