@@ -1,4 +1,5 @@
-"""Loads the example apps and benchmark scripts (which are not packages) as modules, once.
+"""Loads the example apps and benchmark scripts (which are not packages) as modules, once,
+and the documentation's examples afresh for each test.
 
 Imported by tests as `from example_modules import ...` (pytest puts tests/ on sys.path)."""
 
@@ -13,10 +14,10 @@ from types import ModuleType
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@functools.cache
-def load_module(relative_path: str) -> ModuleType:
-    """The module of `ROOT/relative_path` (e.g. "examples/ticker/app.py"), registered in
-    `sys.modules` under a name of its own so that dataclasses and pydantic resolve its hints."""
+def fresh_module(relative_path: str) -> ModuleType:
+    """The module of `ROOT/relative_path` (e.g. "docs/examples/sse/app.py"), executed anew on
+    each call (its own manager and state), registered in `sys.modules` under a name of its
+    own so that dataclasses, pydantic and Strawberry resolve its hints."""
     path = ROOT / relative_path
     name = "loaded_" + relative_path.removesuffix(".py").replace("/", "_")
     spec = importlib.util.spec_from_file_location(name, path)
@@ -25,3 +26,7 @@ def load_module(relative_path: str) -> ModuleType:
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+#: `fresh_module`, executed once per path: the example apps and benchmark scripts.
+load_module = functools.cache(fresh_module)

@@ -30,14 +30,24 @@ ROOT = Path(__file__).parent.parent
 README = ROOT / "README.md"
 
 
+def blocks(page: Path, language: str) -> list[str]:
+    """The ```LANGUAGE blocks of `page` (the README, or a page of docs/), in order."""
+    return re.findall(rf"```{language}\n(.*?)```", page.read_text(), re.DOTALL)
+
+
+def fenced(page: Path, heading: str, language: str) -> str:
+    """The first ```LANGUAGE block of `page` after `heading`."""
+    text = page.read_text()
+    section = text[text.index(heading) :]
+    match = re.search(rf"```{language}\n(.*?)```", section, re.DOTALL)
+    assert match is not None, (page, heading, language)
+    return match.group(1)
+
+
 def python_block(heading: str, source: Path = README) -> str:
     """The first ```python block of `source` (the README, or a page of docs/) after
     `heading`."""
-    text = source.read_text()
-    section = text[text.index(heading) :]
-    match = re.search(r"```python\n(.*?)```", section, re.DOTALL)
-    assert match is not None
-    return match.group(1)
+    return fenced(source, heading, "python")
 
 
 def _counters() -> Any:

@@ -6,15 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import re
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import httpx
 import pytest
-from helpers import ROOT, node_client, running_server, until, ws_client
+from example_modules import fresh_module
+from helpers import ROOT, blocks, node_client, running_server, until, ws_client
 
 DOCS = ROOT / "docs"
 TUTORIAL = DOCS / "examples" / "tutorial"
@@ -23,14 +22,6 @@ RUN_IN_PLACE = {
     "guides/token-refresh.md": "tests/test_readme.py",
     "guides/testing.md": "tests/test_readme.py",
 }
-
-
-def load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"docs_{name}", TUTORIAL / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 #: What applications import besides the `__all__` of the modules in `public_api`.
@@ -77,7 +68,7 @@ def test_the_site_builds_in_strict_mode(built_site: Path) -> None:
 def test_every_python_block_is_included_from_a_file_or_run_by_a_test() -> None:
     for page in DOCS.rglob("*.md"):
         name = page.relative_to(DOCS).as_posix()
-        for block in re.findall(r"```python\n(.*?)```", page.read_text(), re.DOTALL):
+        for block in blocks(page, "python"):
             included = block.strip().startswith("--8<--")
             assert included or name in RUN_IN_PLACE, f"{name}: a Python block nothing runs"
             if included:
@@ -91,7 +82,7 @@ def test_every_python_block_is_included_from_a_file_or_run_by_a_test() -> None:
 
 @pytest.mark.anyio
 async def test_tutorial_step_1_serves_its_subscription() -> None:
-    step = load("step1_app")
+    step = fresh_module("docs/examples/tutorial/step1_app.py")
     async with running_server(step.app) as address, ws_client(address) as client:
         assert (await client.init())["type"] == "connection_ack"
         query = 'subscription { messagePosted(roomId: "lobby") { author text } }'
@@ -107,8 +98,8 @@ async def test_tutorial_step_1_serves_its_subscription() -> None:
 async def test_tutorial_step_2_keeps_tenants_apart_with_its_client(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    step = load("step2_app")
-    client = load("client")
+    step = fresh_module("docs/examples/tutorial/step2_app.py")
+    client = fresh_module("docs/examples/tutorial/client.py")
     async with running_server(step.app) as address:
         url = f"ws://{address}/graphql"
         listeners = [
@@ -140,7 +131,7 @@ async def test_tutorial_step_3_is_a_chat_in_the_browser(monkeypatch: pytest.Monk
     the lobby. Bob sends "hi": both acme windows show it, carol's shows nothing."""
     monkeypatch.syspath_prepend(str(TUTORIAL))
     monkeypatch.delitem(sys.modules, "step2_app", raising=False)
-    step = load("step3_app")
+    step = fresh_module("docs/examples/tutorial/step3_app.py")
     async with (
         running_server(step.app) as address,
         node_client(

@@ -9,11 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import importlib.util
 import json
 import re
 import shutil
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from types import ModuleType
@@ -21,12 +19,12 @@ from typing import Any
 
 import httpx
 import pytest
-from helpers import JS, ROOT, js_clients, running_server, until, ws_client
+from example_modules import fresh_module
+from helpers import JS, ROOT, js_clients, protocol_app, running_server, until, ws_client
 from pydantic import BaseModel
 
 from fraiseql_fastapi import SubscriptionDefinitionError, SubscriptionManager
 from fraiseql_fastapi.http_abstraction import ProtocolOptions
-from fraiseql_fastapi.http_abstraction.fastapi import SubscriptionRouterFactory
 
 pytestmark = pytest.mark.anyio
 
@@ -36,18 +34,6 @@ ROOM = "subscription ($room: String!) { messagePosted(roomId: $room) { id text }
 EVENT_STREAM = {"accept": "text/event-stream"}
 ANN = {"authorization": "Bearer ann-token"}
 BOB = {"authorization": "Bearer bob-token"}
-
-
-def load(directory: str, name: str) -> ModuleType:
-    """docs/examples/DIRECTORY/NAME.py as a fresh module (in sys.modules, where Strawberry
-    looks its types' hints up)."""
-    module_name = f"docs_{directory}_{name}"
-    spec = importlib.util.spec_from_file_location(module_name, EXAMPLES / directory / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def subscribers(module: ModuleType) -> int:
@@ -133,7 +119,7 @@ def shell(name: str, address: str) -> str:
 
 
 async def test_curl_subscribes_on_a_stream_of_its_own_and_gets_what_the_page_shows() -> None:
-    sse = load("sse", "app")
+    sse = fresh_module("docs/examples/sse/app.py")
     async with running_server(sse.app) as address:
         curl = await asyncio.create_subprocess_exec(
             "bash", "-c", shell("subscribe.sh", address), stdout=asyncio.subprocess.PIPE
@@ -156,7 +142,7 @@ async def test_curl_subscribes_on_a_stream_of_its_own_and_gets_what_the_page_sho
 
 
 async def test_distinct_mode_queries_errors_and_get() -> None:
-    sse = load("sse", "app")
+    sse = fresh_module("docs/examples/sse/app.py")
     async with (
         running_server(sse.app) as address,
         httpx.AsyncClient(base_url=f"http://{address}", timeout=5) as http,
@@ -217,7 +203,7 @@ async def records(response: httpx.Response) -> AsyncIterator[str]:
 
 
 async def test_single_connection_mode_with_a_token() -> None:
-    sse = load("sse", "app")
+    sse = fresh_module("docs/examples/sse/app.py")
     async with (
         running_server(sse.app) as address,
         httpx.AsyncClient(base_url=f"http://{address}", timeout=5) as http,
@@ -272,8 +258,8 @@ async def test_single_connection_mode_with_a_token() -> None:
 
 
 async def test_sse_off() -> None:
-    sse = load("sse", "app")
-    app = _app(sse.manager, ProtocolOptions(sse=False))
+    sse = fresh_module("docs/examples/sse/app.py")
+    app, _ = protocol_app(sse.registry.fields, None, sse=False)
     async with (
         running_server(app) as address,
         httpx.AsyncClient(base_url=f"http://{address}", timeout=5) as http,
@@ -286,23 +272,13 @@ async def test_sse_off() -> None:
         assert query.json() == {"data": {"__typename": "Query"}}
 
 
-def _app(manager: SubscriptionManager, options: ProtocolOptions, on_connect: Any = None) -> Any:
-    from fastapi import FastAPI
-
-    app = FastAPI(lifespan=manager.lifespan)
-    app.include_router(
-        SubscriptionRouterFactory.create(manager, on_connect=on_connect, options=options)
-    )
-    return app
-
-
 # ----- SSE: the JavaScript clients --------------------------------------------------------------
 
 
 @js_clients
 @pytest.mark.parametrize("mode", ["distinct", "single"])
 async def test_graphql_sse_client(tmp_path: Path, mode: str) -> None:
-    sse = load("sse", "app")
+    sse = fresh_module("docs/examples/sse/app.py")
     async with running_server(sse.app) as address:
         async with node(tmp_path, "graphql_sse_client.mjs", f"http://{address}/graphql", mode):
             await until(lambda: subscribers(sse) == 1, timeout=10)
@@ -354,7 +330,7 @@ class Proxy:
 async def test_eventsource_resumes_with_last_event_id_after_a_dropped_connection(
     tmp_path: Path,
 ) -> None:
-    sse = load("sse", "app")
+    sse = fresh_module("docs/examples/sse/app.py")
     async with running_server(sse.app) as address:
         proxy = Proxy(address)
         server = await asyncio.start_server(proxy.handle, "127.0.0.1", 0)
@@ -395,7 +371,7 @@ async def test_eventsource_resumes_with_last_event_id_after_a_dropped_connection
 
 @js_clients
 async def test_subscriptions_transport_ws_client(tmp_path: Path) -> None:
-    sse = load("sse", "app")
+    sse = fresh_module("docs/examples/sse/app.py")
     async with (
         running_server(sse.app) as address,
         node(tmp_path, "legacy_client.mjs", f"ws://{address}/graphql") as client,
@@ -411,7 +387,7 @@ async def test_subscriptions_transport_ws_client(tmp_path: Path) -> None:
 
 
 async def test_legacy_protocol_messages() -> None:
-    sse = load("sse", "app")
+    sse = fresh_module("docs/examples/sse/app.py")
     async with running_server(sse.app) as address:
         # The client's first choice among the subprotocols it offers.
         async with ws_client(address, subprotocols=["graphql-ws", "graphql-transport-ws"]) as c:
@@ -457,9 +433,11 @@ async def test_legacy_protocol_messages() -> None:
 async def test_legacy_timers_and_turning_protocols_off() -> None:
     assert ProtocolOptions().keepalive_interval == 12.0
     assert ProtocolOptions().connection_init_timeout == 3.0
-    sse = load("sse", "app")
-    options = ProtocolOptions(keepalive_interval=0.1, connection_init_timeout=0.3)
-    async with running_server(_app(sse.manager, options)) as address:
+    sse = fresh_module("docs/examples/sse/app.py")
+    app, _ = protocol_app(
+        sse.registry.fields, None, keepalive_interval=0.1, connection_init_timeout=0.3
+    )
+    async with running_server(app) as address:
         async with ws_client(address, subprotocols=["graphql-ws"]) as c:
             await c.send({"type": "connection_init"})
             assert [await c.receive() for _ in range(3)] == [
@@ -471,8 +449,9 @@ async def test_legacy_timers_and_turning_protocols_off() -> None:
             assert (await c.closed_with())[0] == 4408
     turned_off = {"graphql_ws": "graphql-ws", "graphql_transport_ws": "graphql-transport-ws"}
     for off, offered in turned_off.items():
-        sse = load("sse", "app")
-        async with running_server(_app(sse.manager, ProtocolOptions(**{off: False}))) as address:
+        sse = fresh_module("docs/examples/sse/app.py")
+        app, _ = protocol_app(sse.registry.fields, None, **{off: False})
+        async with running_server(app) as address:
             async with ws_client(address, subprotocols=[offered]) as c:
                 assert (await c.closed_with())[0] == 4406
             other = "graphql-transport-ws" if offered == "graphql-ws" else "graphql-ws"
@@ -487,7 +466,7 @@ async def test_legacy_timers_and_turning_protocols_off() -> None:
 async def test_strawberry_schema_serves_queries_and_subscriptions() -> None:
     from fraiseql_fastapi.testing import SubscriptionTestClient
 
-    example = load("existing_schema", "strawberry_app")
+    example = fresh_module("docs/examples/existing_schema/strawberry_app.py")
     app, manager, message_type = example.app, example.manager, example.Message
     async with SubscriptionTestClient(app, cookies={"user": "ann"}) as client:
         assert await client.execute("{ hello }") == {"data": {"hello": "hello ann"}}
@@ -505,7 +484,7 @@ async def test_strawberry_schema_serves_queries_and_subscriptions() -> None:
 
 
 async def test_ariadne_schema_first_serves_queries_and_subscriptions_on_one_path() -> None:
-    example = load("existing_schema", "ariadne_app")
+    example = fresh_module("docs/examples/existing_schema/ariadne_app.py")
     async with (
         running_server(example.app) as address,
         httpx.AsyncClient(base_url=f"http://{address}") as http,
@@ -552,7 +531,7 @@ def test_a_type_that_differs_fails_at_startup_naming_both() -> None:
     from fraiseql_fastapi import subscription
     from fraiseql_fastapi.decorator import SubscriptionRegistry
 
-    example = load("existing_schema", "ariadne_app")
+    example = fresh_module("docs/examples/existing_schema/ariadne_app.py")
     registry = SubscriptionRegistry()
 
     @subscription(channel="room:{room_id}", registry=registry)
@@ -588,7 +567,7 @@ def test_a_type_that_differs_fails_at_startup_naming_both() -> None:
 
 
 async def test_introspection_off() -> None:
-    example = load("existing_schema", "ariadne_app")
+    example = fresh_module("docs/examples/existing_schema/ariadne_app.py")
     manager = SubscriptionManager(
         schema=example.schema, subscriptions=example.registry.fields, introspection=False
     )
@@ -603,10 +582,10 @@ async def test_introspection_off() -> None:
 
 @pytest.mark.parametrize("protocol", ["modern", "legacy"])
 async def test_both_apps_send_the_same_messages_to_the_same_client(protocol: str) -> None:
-    client = load("migrating", "client")
+    client = fresh_module("docs/examples/migrating/client.py")
     received = {}
     for name in ("strawberry_app", "fraiseql_app"):
-        example = load("migrating", name)
+        example = fresh_module(f"docs/examples/migrating/{name}.py")
         listening = (
             functools.partial(lambda e: len(e.broadcast.rooms["lobby"]) == 1, example)
             if name == "strawberry_app"
@@ -634,7 +613,7 @@ async def test_both_apps_send_the_same_messages_to_the_same_client(protocol: str
 async def test_both_apps_refuse_an_anonymous_subscriber() -> None:
     """IsMember (Strawberry) and roles="member" (ours): an `error` for the operation."""
     for name in ("strawberry_app", "fraiseql_app"):
-        example = load("migrating", name)
+        example = fresh_module(f"docs/examples/migrating/{name}.py")
         async with running_server(example.app) as address, ws_client(address) as ws:
             assert (await ws.init())["type"] == "connection_ack"
             await ws.subscribe("1", ROOM, {"room": "lobby"})

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import json
 import os
 import re
@@ -29,11 +28,13 @@ from typing import Any
 
 import httpx
 import pytest
+from example_modules import fresh_module
 from helpers import (
     COUNTER,
     ROOT,
     counters,
     end,
+    fenced,
     free_port,
     protocol_app,
     running_server,
@@ -53,26 +54,6 @@ REDIS = "redis://127.0.0.1:6379/0"
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 ROOM = "subscription ($room: String!) { messagePosted(roomId: $room) { id text } }"
 BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
-
-
-def load(relative: str) -> ModuleType:
-    """A fresh module of docs/examples/RELATIVE (registered in sys.modules, for pydantic)."""
-    name = "docs_ops_" + relative.removesuffix(".py").replace("/", "_") + uuid.uuid4().hex[:6]
-    spec = importlib.util.spec_from_file_location(name, EXAMPLES / relative)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def fenced(page: Path, heading: str, language: str) -> str:
-    """The first ```LANGUAGE block of `page` after `heading`."""
-    text = page.read_text()
-    section = text[text.index(heading) :]
-    match = re.search(rf"```{language}\n(.*?)```", section, re.DOTALL)
-    assert match is not None, (page, heading, language)
-    return match.group(1)
 
 
 async def wait_for_http(url: str, timeout: float = 20.0) -> None:
@@ -98,7 +79,7 @@ async def test_metrics_endpoint_serves_the_lines_the_page_shows(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("DATABASE_URL", raising=False)
-    example = load("observability/app.py")
+    example = fresh_module("docs/examples/observability/app.py")
     page = PROMETHEUS.read_text()
     assert '--8<-- "observability/scrape.txt"' in page
     expected = (EXAMPLES / "observability" / "scrape.txt").read_text().splitlines()
@@ -139,7 +120,7 @@ async def test_metrics_endpoint_serves_the_lines_the_page_shows(
 
 
 async def test_collector_in_an_own_registry_serves_both_kinds_of_metrics() -> None:
-    example = load("observability/own_registry.py")
+    example = fresh_module("docs/examples/observability/own_registry.py")
     async with (
         running_server(example.app) as address,
         httpx.AsyncClient(base_url=f"http://{address}") as http,
@@ -245,7 +226,7 @@ def test_the_npm_line_installs_the_versions_the_page_pins() -> None:
 def graphiql_example(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     """The page's app, run where `node_modules` is (tests/js, as after the npm line)."""
     monkeypatch.chdir(NODE_MODULES.parent)
-    return load("graphiql/app.py")
+    return fresh_module("docs/examples/graphiql/app.py")
 
 
 async def test_the_self_hosted_page_loads_the_mounted_assets(graphiql_example: Any) -> None:
@@ -275,7 +256,7 @@ async def test_the_default_page_pins_unpkg_assets_with_integrity(
 ) -> None:
     # The same app without graphiql_assets_url: the default.
     monkeypatch.delenv("DATABASE_URL", raising=False)
-    example = load("observability/app.py")
+    example = fresh_module("docs/examples/observability/app.py")
     async with (
         running_server(example.app) as address,
         httpx.AsyncClient(base_url=f"http://{address}") as http,
@@ -288,7 +269,7 @@ async def test_the_default_page_pins_unpkg_assets_with_integrity(
 
 
 async def test_production_has_no_page_and_no_introspection() -> None:
-    example = load("graphiql/production.py")
+    example = fresh_module("docs/examples/graphiql/production.py")
     async with (
         running_server(example.app) as address,
         httpx.AsyncClient(base_url=f"http://{address}") as http,
@@ -437,7 +418,7 @@ async def test_websocket_and_sse_through_the_pages_nginx_config(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, native: bool
 ) -> None:
     monkeypatch.setenv("REDIS_URL", REDIS)
-    example = load("deployment/app.py")
+    example = fresh_module("docs/examples/deployment/app.py")
     room = uuid.uuid4().hex
     variables = {"room": room}
     async with (
@@ -483,7 +464,7 @@ async def test_the_forwarded_client_is_the_one_nginx_saw(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("REDIS_URL", REDIS)
-    example = load("deployment/app.py")
+    example = fresh_module("docs/examples/deployment/app.py")
     # The client connects from 127.0.0.5; nginx reaches uvicorn from 127.0.0.1 (trusted).
     transport = httpx.AsyncHTTPTransport(local_address="127.0.0.5")
     async with (

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import os
 import re
 import subprocess
@@ -31,17 +30,18 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import httpx
 import psycopg
 import pytest
 import redis
+from example_modules import fresh_module
 from helpers import (
     BUSES,
     ROOT,
     Client,
+    blocks,
     end,
     free_port,
     running_server,
@@ -64,23 +64,9 @@ MESSAGES = "subscription ($room: String!) { messagePosted(roomId: $room) { id te
 AUTHORED = "subscription ($room: String!) { messagePosted(roomId: $room) { author text } }"
 
 
-def load(path: Path) -> ModuleType:
-    """A file of docs/examples as a module (as tests/test_docs.py loads the tutorial's)."""
-    name = f"docs_{path.parent.name}_{path.stem}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def bash_blocks(page: Path) -> list[str]:
-    return re.findall(r"```bash\n(.*?)```", page.read_text(), re.DOTALL)
-
-
 def page_command(page: Path, word: str) -> str:
     """The one line of the page's bash blocks that contains `word`."""
-    lines = [line for block in bash_blocks(page) for line in block.splitlines() if word in line]
+    lines = [line for block in blocks(page, "bash") for line in block.splitlines() if word in line]
     assert len(lines) == 1, lines
     return lines[0]
 
@@ -261,7 +247,7 @@ def test_the_page_runs_its_files_and_commands() -> None:
 
 
 def test_bus_config_follows_the_url() -> None:
-    chat = load(SCALING / "chat.py")
+    chat = fresh_module("docs/examples/scaling/chat.py")
     redis_bus = chat.bus_config(REDIS)
     assert (redis_bus.bus_type, redis_bus.consumer_group) == ("redis", "chat")
     pg_bus = chat.bus_config(POSTGRES)
@@ -413,7 +399,7 @@ async def test_health_and_catching_up_after_an_outage() -> None:
 
 @pytest.mark.anyio
 async def test_the_publish_queue_holds_10000_events_then_publish_raises() -> None:
-    chat = load(SCALING / "chat.py")
+    chat = fresh_module("docs/examples/scaling/chat.py")
     port = free_port()
     outage = contextlib.ExitStack()
     outage.enter_context(private_redis(port))
@@ -501,7 +487,7 @@ def authored(author: str, text: str) -> dict[str, Any]:
 @contextlib.asynccontextmanager
 async def trigger_app(url: str) -> AsyncIterator[tuple[Client, Client, Any]]:
     """sql/app.py on the schema's bus; an acme and a globex subscriber of the lobby."""
-    example = load(SQL / "app.py")
+    example = fresh_module("docs/examples/sql/app.py")
     app = example.create_app(url)
     manager = app.state.manager
     async with (
@@ -583,7 +569,7 @@ async def test_the_trigger_fails_until_the_function_exists(pg_schema: tuple[str,
 @pytest.mark.anyio
 async def test_events_are_pruned_after_the_retention(pg_schema: tuple[str, str]) -> None:
     schema, url = pg_schema
-    example = load(SQL / "app.py")
+    example = fresh_module("docs/examples/sql/app.py")
     bus = EventBusConfig.postgresql(url, retention=timedelta(seconds=2))
     manager = SubscriptionManager(bus, subscriptions=example.registry.fields)
     await manager.start()

@@ -9,20 +9,19 @@ import asyncio
 import contextlib
 import datetime
 import decimal
-import importlib.util
 import json
 import logging
 import re
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import httpx
 import pytest
+from example_modules import fresh_module
 from fastapi import FastAPI
-from helpers import ROOT, Client, flood, running_server, until, until_ended, ws_client
+from helpers import ROOT, Client, blocks, flood, running_server, until, until_ended, ws_client
 
 from fraiseql_fastapi import SubscriptionDefinitionError, subscription
 from fraiseql_fastapi.decorator import SubscriptionRegistry
@@ -31,24 +30,7 @@ from fraiseql_fastapi.http_abstraction.fastapi import SubscriptionRouterFactory
 pytestmark = pytest.mark.anyio
 
 DOCS = ROOT / "docs"
-EXAMPLES = DOCS / "examples"
 GUIDES = DOCS / "guides"
-
-
-def load(path: str) -> ModuleType:
-    """A fresh copy of the example module docs/examples/PATH (its own manager and state)."""
-    file = EXAMPLES / path
-    name = "docs_" + path.removesuffix(".py").replace("/", "_")
-    spec = importlib.util.spec_from_file_location(name, file)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def blocks(page: Path, language: str) -> list[str]:
-    """The ```LANGUAGE blocks of a page, in order."""
-    return re.findall(rf"```{language}\n(.*?)```", page.read_text(), re.DOTALL)
 
 
 def json_blocks(page: Path) -> list[Any]:
@@ -96,9 +78,9 @@ def without_descriptions(sdl: str) -> str:
 
 def test_the_schemas_on_the_channels_page_are_the_examples() -> None:
     app_sdl, types_sdl = blocks(CHANNELS, "graphql")
-    app = load("channels/app.py")
+    app = fresh_module("docs/examples/channels/app.py")
     assert app_sdl.strip() in without_descriptions(app.manager.print_schema())
-    types = load("channels/types.py")
+    types = fresh_module("docs/examples/channels/types.py")
     printed = without_descriptions(types.manager.print_schema())
     subscription_type, trade_type = types_sdl.strip().split("\n}\n")
     assert subscription_type + "\n}" in printed and trade_type in printed
@@ -120,7 +102,7 @@ def message(n: int, author: str, room: str = "lobby", **extra: Any) -> dict[str,
 
 
 async def test_a_templated_channel_its_filter_event_types_and_none() -> None:
-    app = load("channels/app.py")
+    app = fresh_module("docs/examples/channels/app.py")
     query = 'subscription ($by: String) { messagePosted(roomId: "lobby", author: $by) { id } }'
     async with (
         running_server(app.app) as address,
@@ -175,7 +157,7 @@ async def test_a_templated_channel_its_filter_event_types_and_none() -> None:
 
 
 async def test_a_channel_function_several_channels_and_declared_filters() -> None:
-    app = load("channels/app.py")
+    app = fresh_module("docs/examples/channels/app.py")
     query = (
         "subscription ($rooms: [String!]!, $tag: String) "
         "{ roomActivity(rooms: $rooms, tag: $tag) { id } }"
@@ -206,7 +188,7 @@ async def test_a_channel_function_several_channels_and_declared_filters() -> Non
 
 
 async def test_complete_ends_a_group_and_complete_channel_ends_the_rest() -> None:
-    app = load("channels/app.py")
+    app = fresh_module("docs/examples/channels/app.py")
     query = (
         "subscription ($min: Float) { bidPlaced(auctionId: 7, minAmount: $min) { bidder amount } }"
     )
@@ -238,7 +220,7 @@ async def test_complete_ends_a_group_and_complete_channel_ends_the_rest() -> Non
 
 
 async def test_a_pydantic_result_is_serialized_by_pydantic_as_the_page_shows() -> None:
-    types = load("channels/types.py")
+    types = fresh_module("docs/examples/channels/types.py")
     app = FastAPI(lifespan=types.manager.lifespan)
     app.include_router(SubscriptionRouterFactory.create(types.manager))
     trade = types.Trade(
@@ -269,7 +251,7 @@ async def test_a_pydantic_result_is_serialized_by_pydantic_as_the_page_shows() -
 
 
 async def test_an_async_generator_streams_then_completes_and_its_finally_runs() -> None:
-    app = load("channels/app.py")
+    app = fresh_module("docs/examples/channels/app.py")
     async with running_server(app.app) as address, clients(address, "ann") as (ann,):
         await ann.subscribe("1", "subscription { countdown(from: 3, interval: 0.01) }")
         assert [data(await ann.receive())["countdown"] for _ in range(4)] == [3, 2, 1, 0]
@@ -296,7 +278,7 @@ def calls_on_the_page() -> dict[str, int]:
 
 
 async def test_each_scope_costs_the_calls_per_event_the_page_states() -> None:
-    app = load("scopes/app.py")
+    app = fresh_module("docs/examples/scopes/app.py")
     # ann twice (two connections), bob (acme like ann), carol (globex).
     async with (
         running_server(app.app) as address,
@@ -361,7 +343,7 @@ def sharing_app(scope: str) -> tuple[Any, Any, list[Any]]:
         contexts.append(context)
         return float(event.data[currency])
 
-    app_module = load("scopes/app.py")
+    app_module = fresh_module("docs/examples/scopes/app.py")
     manager = SubscriptionManager(subscriptions=registry.fields)
     app = FastAPI(lifespan=manager.lifespan)
     app.include_router(SubscriptionRouterFactory.create(manager, on_connect=app_module.on_connect))
@@ -408,7 +390,7 @@ def posted(author_id: str, n: int = 1) -> dict[str, Any]:
 
 def error_app(**options: Any) -> tuple[Any, Any]:
     """The errors example's app, or the same with a manager given `options` instead."""
-    example = load("errors/app.py")
+    example = fresh_module("docs/examples/errors/app.py")
     if not options:
         return example, example.manager
     from fraiseql_fastapi import SubscriptionManager

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ast
 import asyncio
-import importlib.util
 import inspect
 import json
 import re
@@ -18,11 +17,11 @@ import socket
 import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
-from helpers import COUNTER, ROOT, counters, running_server, until, ws_client
+from example_modules import fresh_module
+from helpers import COUNTER, ROOT, counters, protocol_app, running_server, until, ws_client
 from prometheus_client import CollectorRegistry
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import serve
@@ -42,7 +41,6 @@ from fraiseql_fastapi.metrics import PrometheusCollector
 
 DOCS = ROOT / "docs"
 REFERENCE = DOCS / "reference"
-CORE_EXAMPLES = DOCS / "examples" / "core"
 RESULTS = ROOT / "benchmarks" / "results"
 REDIS_URL = "redis://127.0.0.1:6379/0"
 POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -143,15 +141,6 @@ def assert_matches_signature(target: str, function: Any, documented: dict[str, s
         )
 
 
-def load(name: str) -> ModuleType:
-    """A fresh module of docs/examples/core/NAME.py, run."""
-    spec = importlib.util.spec_from_file_location(f"docs_core_{name}", CORE_EXAMPLES / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def included(page: Path) -> set[str]:
     """The files the page's `--8<--` lines include."""
     return {m.split(":")[0] for m in re.findall(r'--8<-- "([^"]+)"', page.read_text())}
@@ -229,8 +218,8 @@ def scraped(manager: SubscriptionManager, into: dict[tuple[str, str], set[str]])
 @pytest.mark.anyio
 async def test_metrics_page_lists_every_key_and_prometheus_metric() -> None:
     exposed: dict[tuple[str, str], set[str]] = {}
-    manager = SubscriptionManager(subscriptions=counters.fields)
-    async with running_server(_app(manager)) as address:
+    app, manager = protocol_app(counters.fields, None)
+    async with running_server(app) as address:
         async with ws_client(address) as client:
             assert (await client.init())["type"] == "connection_ack"
             await client.subscribe("1", COUNTER)
@@ -273,14 +262,6 @@ def stub_metrics(*, required_only: bool) -> set[str]:
     }
 
 
-def _app(manager: SubscriptionManager) -> Any:
-    from fastapi import FastAPI
-
-    app = FastAPI(lifespan=manager.lifespan)
-    app.include_router(SubscriptionRouterFactory.create(manager))
-    return app
-
-
 # ----- the Rust core -------------------------------------------------------------------------
 
 
@@ -289,7 +270,7 @@ def test_core_page_includes_its_programs() -> None:
 
 
 def test_first_core_example_produces_its_frame(capsys: pytest.CaptureFixture[str]) -> None:
-    example = load("first")  # it asserts the frame itself
+    example = fresh_module("docs/examples/core/first.py")  # it asserts the frame itself
     assert json.loads(example.frame)["payload"] == {"data": {"users": {"id": "123"}}}
     printed = ast.literal_eval(capsys.readouterr().out.strip())
     assert printed["events_delivered"] == 1 and printed["frames_sent"] == 1
@@ -297,7 +278,7 @@ def test_first_core_example_produces_its_frame(capsys: pytest.CaptureFixture[str
 
 @pytest.mark.anyio
 async def test_drain_example_streams_frames_to_a_websocket() -> None:
-    example = load("drain")
+    example = fresh_module("docs/examples/core/drain.py")
     executor = example.executor
     async with serve(example.handler, "127.0.0.1", 0) as server:
         port = server.sockets[0].getsockname()[1]
@@ -376,7 +357,7 @@ def test_core_limits_on_its_page() -> None:
 
 @pytest.mark.anyio
 async def test_adopt_example_serves_graphql_transport_ws_from_the_core() -> None:
-    example = load("adopt")
+    example = fresh_module("docs/examples/core/adopt.py")
     executor = example.executor
     listener = socket.create_server(("127.0.0.1", 0))
     address = f"127.0.0.1:{listener.getsockname()[1]}"
